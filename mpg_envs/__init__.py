@@ -1,0 +1,37 @@
+"""mpg-envs: Markov potential game and multi-task RL environments with exact tabular models.
+
+Importing the package registers every environment in PettingZoo's registry under the ``mpg``
+namespace::
+
+    >>> import pettingzoo, mpg_envs
+    >>> env = pettingzoo.make("parallel", "mpg/Congestion-v0", n_agents=4)
+    >>> model = env.unwrapped.model()
+    >>> model.n_states
+    34
+"""
+
+from __future__ import annotations
+
+import pettingzoo
+
+from mpg_envs import exact
+from mpg_envs.model import ModelTooLargeError, TabularModel
+
+__version__ = "0.1.0"
+__all__ = ["ENV_IDS", "ModelTooLargeError", "TabularModel", "exact", "__version__"]
+
+#: Registered PettingZoo ids -> versioned module.
+ENV_IDS = {
+    "mpg/Congestion-v0": "mpg_envs.congestion_v0",
+}
+
+
+def _register() -> None:
+    for env_id, module in ENV_IDS.items():
+        if env_id not in pettingzoo.parallel_registry:
+            pettingzoo.register("parallel", env_id, entry_point=f"{module}:parallel_env")
+        if env_id not in pettingzoo.aec_registry:
+            pettingzoo.register("aec", env_id, entry_point=f"{module}:env")
+
+
+_register()

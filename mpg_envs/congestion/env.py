@@ -1,0 +1,219 @@
+"""Stochastic congestion game (``mpg/Congestion-v0``).
+
+Paper 001 (Fox et al., *Independent Natural Policy Gradient Always Converges in Markov Potential
+Games*), Example 1 and §4.2.
+
+**Description.** N agents travel from a source ``s`` to a sink ``t`` through a layered DAG:
+``s -> L layers of w vertices -> t``, fully connected between consecutive layers (default L = 2,
+w = 2: the paper's 6-vertex graph). Every step each agent picks an out-edge of its vertex and
+receives ``f(load)``, where the load is the number of agents that chose the same edge (or, with
+``load="vertex"``, the same next vertex); the default ``f(l) = 1/l`` is the paper's reward
+"inversely proportional to the number of agents who chose this edge". At ``t`` the agents either
+take a constant-reward edge back to ``s`` (``at_sink="restart"``, discounted, the default) or the
+episode ends (``at_sink="terminate"``, finite horizon, ``gamma=1`` allowed). With ``slip > 0``
+each agent's move follows a uniformly random out-edge with probability ``slip`` (its reward still
+follows the chosen edge's load).
+
+**State.** The vertex of every agent. Agents move in lock-step, so the model has
+``2 + L * w**N`` states (all at s; ``w**N`` placements per layer; all at t): 34 for N = 4 and 514
+for N = 8 on the default graph, not ``|V|**N``. The exact model is ``env.unwrapped.model()``.
+
+**Actions.** ``Discrete(w)`` for every agent: action ``a`` at a vertex with ``d`` out-edges takes
+out-edge ``a mod d`` (the last layer and ``t`` have a single out-edge).
+
+**Observations** (``observation=``): ``"state"`` -- the model's state index, ``Discrete(S)``;
+``"vector"`` -- float32 one-hot agent id (N) + one-hot vertex of every agent (N*V);
+``"own"`` -- the agent's own vertex, ``Discrete(V)``. ``state()`` returns the N*V one-hot vector.
+
+**Rewards.** ``f(load)`` of the chosen edge; ``restart_reward`` on the ``t -> s`` edge; 0 in the
+terminal state.
+
+**Infos.** ``{"state": model index, "vertex": own vertex, "load": load of the last chosen
+resource (0 after reset)}`` for every agent.
+
+**Potential certificate (measured, see tests/test_potential.py).** Every state is a congestion
+(stage) game with Rosenthal potential ``phi(s, a) = sum_e sum_{k<=l_e} f(k)`` (``model.phi``).
+For policies that condition on the global state the game is an exact MPG for **N = 2** (both the
+MPG identity with ``phi`` and the 4-cycle test give residuals ~1e-15) but **not for N >= 3**: the
+4-cycle test finds sums of order 1e-2 (N = 3, 4; default graph, gamma = 0.99), so no potential
+function exists for that policy class, although paper 001 states the game is an MPG. For policies
+that see only their own vertex (``observation="own"``; pass
+``env.unwrapped.observation_index("own")`` as ``obs_map``) both residuals are ~1e-15 for every N:
+the other agents' actions then do not depend on the deviator's position, so the deviator's
+dummy term ``sum_e F(l_e^{-i})`` is policy-independent.
+
+**Arguments.** ``n_agents=4, n_layers=2, width=2, reward="inverse" (or callable f(loads), or the
+N values f(1..N)), load="edge"|"vertex", at_sink="restart"|"terminate", restart_reward=0.0,
+slip=0.0, gamma=0.99, observation="state"|"vector"|"own", max_cycles=20 (paper 001's T),
+render_mode=None|"human"|"ansi"|"rgb_array"``.
+
+**Version history.** v0: initial release.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from mpg_envs.congestion.dynamics import CongestionDynamics, RewardSpec
+from mpg_envs.core import MPGParallelEnv
+
+_AGENT_COLORS = [
+    (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
+    (140, 86, 75), (227, 119, 194), (127, 127, 127), (188, 189, 34), (23, 190, 207),
+]  # fmt: skip
+
+
+class CongestionEnv(MPGParallelEnv):
+    """PettingZoo parallel env of the stochastic congestion game (see module docstring)."""
+
+    metadata = {
+        "render_modes": ["human", "ansi", "rgb_array"],
+        "name": "congestion_v0",
+        "is_parallelizable": True,
+        "render_fps": 2,
+    }
+
+    def __init__(
+        self,
+        n_agents: int = 4,
+        n_layers: int = 2,
+        width: int = 2,
+        reward: RewardSpec = "inverse",
+        load: str = "edge",
+        at_sink: str = "restart",
+        restart_reward: float = 0.0,
+        slip: float = 0.0,
+        gamma: float = 0.99,
+        observation: str = "state",
+        max_cycles: int = 20,
+        render_mode: str | None = None,
+    ) -> None:
+        dyn = CongestionDynamics(n_agents, n_layers, width, reward, load, at_sink, restart_reward, slip)
+        if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma <= 1.0):
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        if gamma == 1.0 and at_sink == "restart":
+            raise ValueError(
+                "gamma = 1 with at_sink='restart' gives infinite returns (episodes never end); "
+                "use gamma < 1 or at_sink='terminate'"
+            )
+        self.own_observation_size = dyn.n_vertices
+        super().__init__(
+            dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
+        )
+        self._prev_state: np.ndarray | None = None
+        self._canvas: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- observations and infos
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        dyn = self.dynamics
+        B, N = states.shape
+        out = np.zeros((B, N, dyn.n_vertices), np.float32)
+        out[np.arange(B)[:, None], np.arange(N), states] = 1.0
+        return out.reshape(B, N * dyn.n_vertices)
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        return np.asarray(states, dtype=np.int64)
+
+    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
+        self._prev_state = None
+        return super().reset(seed=seed, options=options)
+
+    def step(self, actions: dict[str, Any]):
+        self._prev_state = self._state
+        return super().step(actions)
+
+    def _last_loads(self) -> np.ndarray:
+        if self._prev_state is None or self._last_actions is None:
+            return np.zeros(self.dynamics.n_agents, np.int64)
+        return self.dynamics.loads(self._prev_state, self._last_actions[None])[0]
+
+    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
+        return {"vertex": self._state[0], "load": self._last_loads()}
+
+    # ---------------------------------------------------------------- rendering
+    def _vertex_name(self, v: int) -> str:
+        dyn = self.dynamics
+        if v == dyn.source:
+            return "s"
+        if v == dyn.sink:
+            return "t"
+        return f"v{dyn.layer_of[v]}.{dyn.slot_of[v]}"
+
+    def render_ansi(self) -> str:
+        dyn = self.dynamics
+        pos = self._state[0]
+        lines = [f"Congestion-v0  step {self.num_steps}/{self.max_cycles}  state {self.state_index()}"]
+        for layer in range(dyn.n_layers + 2):
+            verts = np.flatnonzero(dyn.layer_of == layer)
+            cells = []
+            for v in verts:
+                who = ",".join(str(i) for i in np.flatnonzero(pos == v))
+                cells.append(f"{self._vertex_name(v)}[{who}]")
+            lines.append("  ".join(cells))
+        if self._last_actions is not None:
+            loads = self._last_loads()
+            edges = dyn.chosen_edges(self._prev_state, self._last_actions[None])[0]
+            moves = [
+                f"{i}:{self._vertex_name(dyn.tail[e])}->{self._vertex_name(dyn.head[e])}(load {loads[i]})"
+                for i, e in enumerate(edges)
+            ]
+            lines.append("last choices " + " ".join(moves))
+        return "\n".join(lines)
+
+    def _layout(self, H: int, W: int) -> np.ndarray:
+        """Pixel (x, y) of every vertex, shape (V, 2)."""
+        dyn = self.dynamics
+        cols = dyn.n_layers + 2
+        x = 50 + dyn.layer_of * (W - 100) / (cols - 1)
+        rows = np.where((dyn.layer_of == 0) | (dyn.layer_of == cols - 1), 1, dyn.width)
+        y = 40 + (dyn.slot_of + 0.5) * (H - 80) / rows
+        return np.stack([x, y], axis=1)
+
+    def render_rgb(self) -> np.ndarray:
+        """Picture of the DAG: edges shaded and labelled by last step's load, agents as dots."""
+        from mpg_envs import _raster as rz
+
+        dyn = self.dynamics
+        H, W = 120 + 80 * dyn.width, 160 + 130 * dyn.n_layers
+        img = rz.new_canvas(H, W)
+        xy = self._layout(H, W)
+        edge_load = np.zeros(dyn.n_edges, np.int64)
+        if self._last_actions is not None:
+            chosen = dyn.chosen_edges(self._prev_state, self._last_actions[None])[0]
+            np.add.at(edge_load, chosen, 1)
+        for e in range(dyn.n_edges):
+            u, v = dyn.tail[e], dyn.head[e]
+            if u == v:
+                continue
+            load = edge_load[e]
+            color = (200, 200, 200) if load == 0 else (220, max(40, 200 - 160 * load // dyn.n_agents), 40)
+            (x0, y0), (x1, y1) = xy[u], xy[v]
+            if v == dyn.source:  # restart edge t -> s drawn as an arc along the bottom
+                yb = H - 18
+                for a, b in (((x0, y0), (x0, yb)), ((x0, yb), (x1, yb))):
+                    rz.draw_line(img, *a, *b, color, width=2)
+                rz.draw_arrow(img, x1, yb, x1, y1 + 16, color, width=2)
+                continue
+            rz.draw_arrow(img, x0 + 16, y0, x1 - 18, y1, color, width=1.5 + 1.5 * load)
+            if load:
+                rz.draw_text(img, str(load), (x0 + x1) / 2, (y0 + y1) / 2 - 9, (120, 0, 0), anchor="center")
+        pos = self._state[0]
+        for v in range(dyn.n_vertices):
+            x, y = xy[v]
+            rz.fill_circle(img, x, y, 15, (235, 235, 245))
+            rz.draw_circle(img, x, y, 15, (60, 60, 60), width=2)
+            rz.draw_text(img, self._vertex_name(v), x, y - 25, (0, 0, 0), anchor="center")
+            here = np.flatnonzero(pos == v)
+            for k, i in enumerate(here):
+                ang = 2 * np.pi * k / max(len(here), 1)
+                r = 0 if len(here) == 1 else 8
+                rz.fill_circle(img, x + r * np.cos(ang), y + r * np.sin(ang), 4, _AGENT_COLORS[i % 10])
+        rz.draw_text(img, f"STEP {self.num_steps}", 8, 6, (0, 0, 0))
+        return img
+
+
+def raw_env(**kwargs: Any) -> CongestionEnv:
+    """The unwrapped parallel env (same as :func:`parallel_env`)."""
+    return CongestionEnv(**kwargs)

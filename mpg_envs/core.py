@@ -1,0 +1,521 @@
+"""Shared machinery: vectorised dynamics, the model builder, and the PettingZoo base env.
+
+Every environment family writes its dynamics **once**, as a :class:`Dynamics` subclass whose
+``step`` maps a batch of (state, joint action, noise) to (next state, rewards) deterministically.
+Randomness enters only through independent categorical *noise* variables whose distributions the
+dynamics declare (``noise_probs``). From that single piece of code:
+
+* :func:`build_model` enumerates every (state, joint action, noise outcome) and assembles the exact
+  :class:`~mpg_envs.model.TabularModel`;
+* :func:`sample_step` draws the noise and steps a batch of B states at once (the simulator and the
+  batched samplers of ``baselines`` call it);
+* :class:`MPGParallelEnv` wraps it as a PettingZoo ``ParallelEnv``.
+
+So the simulator and the model cannot disagree; ``tests/test_congestion.py`` checks it anyway.
+"""
+
+from __future__ import annotations
+
+import itertools
+from abc import ABC, abstractmethod
+from math import prod
+from typing import Any, ClassVar
+
+import gymnasium
+import numpy as np
+import scipy.sparse as sp
+from gymnasium.utils import seeding
+from pettingzoo import ParallelEnv
+
+from mpg_envs.model import ModelTooLargeError, TabularModel
+
+__all__ = ["Dynamics", "build_model", "sample_step", "MPGParallelEnv", "DEFAULT_MAX_TRANSITIONS"]
+
+#: Default cap on S * A * (noise outcomes) evaluated when building a model (~0.5 GB worst case).
+DEFAULT_MAX_TRANSITIONS = 20_000_000
+_BYTES_PER_TRANSITION = 24  # float64 prob + int64 row + int64 col while assembling COO
+
+
+class Dynamics(ABC):
+    """Vectorised dynamics of a finite Markov game over integer state descriptors.
+
+    A state is an int64 vector of length ``state_dim``; the dynamics enumerate the states covered
+    by the exact model (:meth:`states`) and map descriptors to indices (:meth:`index`).
+
+    Attributes:
+        n_agents: N.
+        action_sizes: (|A_1|, ..., |A_N|).
+        state_dim: d, length of a state descriptor.
+        noise_probs: Tuple of M probability vectors, one per independent noise variable.
+    """
+
+    n_agents: int
+    action_sizes: tuple[int, ...]
+    state_dim: int
+    noise_probs: tuple[np.ndarray, ...] = ()
+
+    @property
+    @abstractmethod
+    def n_states(self) -> int:
+        """Number of states of the model (computed without enumerating them)."""
+
+    @abstractmethod
+    def states(self) -> np.ndarray:
+        """All model states in index order, shape (S, d) int64."""
+
+    @abstractmethod
+    def index(self, states: np.ndarray) -> np.ndarray:
+        """State descriptors (B, d) -> model indices (B,) int64; -1 for states outside the model."""
+
+    @abstractmethod
+    def initial_distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        """Support of mu: (states (K, d) int64, probabilities (K,))."""
+
+    @abstractmethod
+    def step(
+        self, states: np.ndarray, actions: np.ndarray, noise: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Deterministic transition given the noise.
+
+        Args:
+            states: Shape (B, d) int64.
+            actions: Shape (B, N) int64, each in range.
+            noise: Shape (B, M) int64, outcome index of each noise variable.
+
+        Returns:
+            next_states (B, d) int64 and rewards (B, N) float64.
+        """
+
+    @abstractmethod
+    def terminal(self, states: np.ndarray) -> np.ndarray:
+        """Shape (B, d) -> (B,) bool: absorbing zero-reward states."""
+
+    def decode(self, indices: np.ndarray) -> np.ndarray:
+        """Model indices (B,) -> state descriptors (B, d). Default: rows of :meth:`states`."""
+        return self.states()[np.asarray(indices, dtype=np.int64)]
+
+    def potential(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray | None:
+        """One-step potential phi(s, a) for (B, d), (B, N) -> (B,), or None if none is known."""
+        return None
+
+    # ---------------------------------------------------------------- shared helpers
+    @property
+    def n_noise_outcomes(self) -> int:
+        """Number of joint noise outcomes with positive probability."""
+        return prod(int(np.count_nonzero(p)) for p in self.noise_probs)
+
+    def noise_outcomes(self) -> tuple[np.ndarray, np.ndarray]:
+        """Every joint noise outcome with positive probability: (outcomes (C, M), probs (C,))."""
+        supports = [np.flatnonzero(p) for p in self.noise_probs]
+        if not supports:
+            return np.zeros((1, 0), np.int64), np.ones(1)
+        grid = np.array(list(itertools.product(*supports)), dtype=np.int64).reshape(-1, len(supports))
+        probs = np.prod([self.noise_probs[m][grid[:, m]] for m in range(len(supports))], axis=0)
+        return grid, probs
+
+
+def check_model_size(dyn: Dynamics, max_transitions: int = DEFAULT_MAX_TRANSITIONS) -> int:
+    """Raise :class:`ModelTooLargeError` if building the model would exceed ``max_transitions``.
+
+    Returns:
+        The number of (state, joint action, noise outcome) evaluations the build needs.
+    """
+    S, A, C = dyn.n_states, prod(dyn.action_sizes), dyn.n_noise_outcomes
+    total = S * A * C
+    if total > max_transitions:
+        raise ModelTooLargeError(
+            f"the exact model has S={S:,} states x A={A:,} joint actions x {C:,} noise outcomes "
+            f"= {total:,} transitions (~{total * _BYTES_PER_TRANSITION / 2**30:.1f} GiB to build), "
+            f"over the limit max_transitions={max_transitions:,}; use fewer agents/actions or "
+            "raise max_transitions"
+        )
+    return total
+
+
+def build_model(
+    dyn: Dynamics,
+    gamma: float,
+    *,
+    max_transitions: int = DEFAULT_MAX_TRANSITIONS,
+    name: str = "",
+    chunk: int = 1 << 20,
+) -> TabularModel:
+    """Enumerate the dynamics into an exact :class:`TabularModel`.
+
+    Every (state, joint action) pair is stepped once per noise outcome; probabilities of outcomes
+    that lead to the same next state are summed and rewards are averaged over the noise.
+
+    Args:
+        dyn: The environment's dynamics.
+        gamma: Discount factor in (0, 1].
+        max_transitions: Size limit checked before anything is allocated.
+        name: Label stored in the model.
+        chunk: Max (state, joint action) rows processed at once (bounds peak memory).
+
+    Returns:
+        The validated model.
+
+    Raises:
+        ModelTooLargeError: If S * A * noise outcomes exceeds ``max_transitions``.
+        RuntimeError: If the dynamics step outside their own state enumeration.
+    """
+    check_model_size(dyn, max_transitions)
+    states = dyn.states()
+    S, N = len(states), dyn.n_agents
+    A = prod(dyn.action_sizes)
+    joint = np.stack(np.unravel_index(np.arange(A), dyn.action_sizes), axis=1).astype(np.int64)
+    outcomes, oprobs = dyn.noise_outcomes()
+    rows_per_chunk = max(A, chunk // A * A)
+    R = np.zeros((N, S * A))
+    phi = None
+    coo_r, coo_c, coo_p = [], [], []
+    for lo in range(0, S * A, rows_per_chunk):
+        hi = min(S * A, lo + rows_per_chunk)
+        flat = np.arange(lo, hi)
+        st, ac = states[flat // A], joint[flat % A]
+        for noise, p in zip(outcomes, oprobs):
+            nxt, rew = dyn.step(st, ac, np.broadcast_to(noise, (hi - lo, len(noise))))
+            idx = dyn.index(nxt)
+            if np.any(idx < 0):
+                bad = int(np.flatnonzero(idx < 0)[0])
+                raise RuntimeError(
+                    f"dynamics left their state enumeration: state {st[bad].tolist()} with actions "
+                    f"{ac[bad].tolist()} led to {nxt[bad].tolist()}"
+                )
+            coo_r.append(flat)
+            coo_c.append(idx)
+            coo_p.append(np.full(hi - lo, p))
+            R[:, lo:hi] += p * rew.T
+        ph = dyn.potential(st, ac)
+        if ph is not None:
+            if phi is None:
+                phi = np.zeros(S * A)
+            phi[lo:hi] = ph
+    P = sp.csr_matrix(
+        (np.concatenate(coo_p), (np.concatenate(coo_r), np.concatenate(coo_c))), shape=(S * A, S)
+    )
+    mu = np.zeros(S)
+    init_states, init_p = dyn.initial_distribution()
+    np.add.at(mu, dyn.index(init_states), init_p)
+    return TabularModel(
+        n_agents=N,
+        action_sizes=tuple(dyn.action_sizes),
+        P=P,
+        R=R.reshape(N, S, A),
+        mu=mu,
+        gamma=gamma,
+        terminal=dyn.terminal(states),
+        phi=None if phi is None else phi.reshape(S, A),
+        states=states,
+        name=name,
+    )
+
+
+def sample_noise(dyn: Dynamics, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw n joint noise outcomes, shape (n, M) int64, with one uniform draw per variable."""
+    if not dyn.noise_probs:
+        return np.zeros((n, 0), np.int64)
+    cdf = _noise_cdf(dyn)
+    u = rng.random((n, len(dyn.noise_probs), 1))
+    return (u >= cdf[None]).sum(axis=2).astype(np.int64)
+
+
+def _noise_cdf(dyn: Dynamics) -> np.ndarray:
+    cached = getattr(dyn, "_cdf_cache", None)
+    if cached is None:
+        K = max(len(p) for p in dyn.noise_probs)
+        cached = np.ones((len(dyn.noise_probs), K))
+        for m, p in enumerate(dyn.noise_probs):
+            cached[m, : len(p)] = np.cumsum(p)
+            cached[m, len(p) - 1 :] = np.inf  # guard against round-off: last outcome catches u
+        dyn._cdf_cache = cached
+    return cached
+
+
+def sample_step(
+    dyn: Dynamics, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one transition for a batch: (B, d), (B, N) -> next states (B, d), rewards (B, N)."""
+    return dyn.step(states, actions, sample_noise(dyn, len(states), rng))
+
+
+def sample_initial(dyn: Dynamics, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Draw n initial states from mu, shape (n, d)."""
+    st, p = dyn.initial_distribution()
+    if len(st) == 1:
+        return np.repeat(st, n, axis=0)
+    return st[rng.choice(len(st), size=n, p=p)]
+
+
+OBS_MODES = ("state", "vector", "own")
+
+
+class MPGParallelEnv(ParallelEnv):
+    """PettingZoo ``ParallelEnv`` driven by a :class:`Dynamics` (base of every env here).
+
+    Subclasses set ``metadata`` and build their dynamics, then call ``super().__init__``. They
+    may override :meth:`state_features` (global float vector), :meth:`own_observation`
+    (``"own"`` observation mode), :meth:`_extra_infos`, and the renderers.
+
+    Observation modes:
+        ``"state"``: the model's global state index, ``Discrete(S)`` (tabular learners).
+        ``"vector"``: float32 one-hot agent id (N) followed by :meth:`state_features` (neural nets,
+        SB3 with parameter sharing).
+        ``"own"``: the agent's own local observation only, ``Discrete(K)`` (env specific).
+    """
+
+    metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi", "rgb_array"], "name": "mpg_base"}
+    own_observation_size: int | None = None
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        *,
+        gamma: float,
+        max_cycles: int,
+        observation: str = "state",
+        render_mode: str | None = None,
+    ) -> None:
+        if observation not in OBS_MODES or (observation == "own" and self.own_observation_size is None):
+            allowed = [m for m in OBS_MODES if m != "own" or self.own_observation_size is not None]
+            raise ValueError(f"observation must be one of {allowed}, got {observation!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
+        if not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1:
+            raise ValueError(f"max_cycles must be a positive integer, got {max_cycles!r}")
+        self.dynamics = dynamics
+        self.gamma = float(gamma)
+        self.max_cycles = int(max_cycles)
+        self.observation_mode = observation
+        self.render_mode = render_mode
+        n = dynamics.n_agents
+        self.possible_agents = [f"agent_{i}" for i in range(n)]
+        self._agent_ids = {a: i for i, a in enumerate(self.possible_agents)}
+        self.agents: list[str] = []
+        self._sizes = np.asarray(dynamics.action_sizes, dtype=np.int64)
+        self._action_spaces = {
+            a: gymnasium.spaces.Discrete(int(k)) for a, k in zip(self.possible_agents, dynamics.action_sizes)
+        }
+        n_feat = len(self.state_features(dynamics.initial_distribution()[0][:1])[0])
+        if observation == "state":
+            space_fn = lambda: gymnasium.spaces.Discrete(dynamics.n_states)  # noqa: E731
+        elif observation == "vector":
+            space_fn = lambda: gymnasium.spaces.Box(0.0, 1.0, (n + n_feat,), np.float32)  # noqa: E731
+        else:
+            space_fn = lambda: gymnasium.spaces.Discrete(self.own_observation_size)  # noqa: E731
+        self._observation_spaces = {a: space_fn() for a in self.possible_agents}
+        self.state_space = gymnasium.spaces.Box(0.0, 1.0, (n_feat,), np.float32)
+        self._eye = np.eye(n, dtype=np.float32)
+        self._state: np.ndarray | None = None
+        self._model: TabularModel | None = None
+        self.np_random, self.np_random_seed = seeding.np_random(None)
+        self.num_steps = 0
+        self._last_actions: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- spaces
+    def observation_space(self, agent: str) -> gymnasium.spaces.Space:
+        return self._observation_spaces[agent]
+
+    def action_space(self, agent: str) -> gymnasium.spaces.Space:
+        return self._action_spaces[agent]
+
+    # ---------------------------------------------------------------- exact model
+    def model(self, *, max_transitions: int = DEFAULT_MAX_TRANSITIONS) -> TabularModel:
+        """The exact :class:`TabularModel`, built (once) from the same dynamics as ``step``.
+
+        Raises:
+            ModelTooLargeError: If it would exceed ``max_transitions`` (checked before allocating).
+        """
+        if self._model is None:
+            self._model = build_model(
+                self.dynamics, self.gamma, max_transitions=max_transitions, name=self.metadata["name"]
+            )
+        return self._model
+
+    def observation_index(self, mode: str | None = None) -> np.ndarray:
+        """Which observation each agent sees in each model state, shape (N, S) int64.
+
+        A policy that reads observation mode ``mode`` ("state" or "own") is a table over these
+        indices; pass the result as ``obs_map`` to :func:`mpg_envs.exact.cycle_residual` to check
+        the potential certificate for that policy class.
+        """
+        mode = self.observation_mode if mode is None else mode
+        S, n = self.dynamics.n_states, self.dynamics.n_agents
+        if mode == "state":
+            return np.broadcast_to(np.arange(S), (n, S)).copy()
+        if mode == "own" and self.own_observation_size is not None:
+            return self.own_observation(self.dynamics.states()).T.copy()
+        raise ValueError(f"observation_index supports 'state' and 'own' modes, got {mode!r}")
+
+    # ---------------------------------------------------------------- hooks for subclasses
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        """Global state as float32 features in [0, 1], shape (B, F). Default: one-hot of the index."""
+        out = np.zeros((len(states), self.dynamics.n_states), np.float32)
+        out[np.arange(len(states)), self.dynamics.index(states)] = 1.0
+        return out
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        """Per-agent local observation indices, shape (B, N) int64 (``"own"`` mode)."""
+        raise NotImplementedError
+
+    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-agent numeric infos beyond ``state``: name -> array of shape (N,)."""
+        return {}
+
+    def render_ansi(self) -> str:
+        return f"step {self.num_steps}: state {self.state_index()}"
+
+    def render_rgb(self) -> np.ndarray:
+        raise NotImplementedError
+
+    # ---------------------------------------------------------------- API
+    def state(self) -> np.ndarray:
+        """Global state features, shape (F,) float32 (see :attr:`state_space`)."""
+        self._require_reset()
+        return self.state_features(self._state)[0]
+
+    def state_index(self) -> int:
+        """The model's index of the current state."""
+        self._require_reset()
+        return int(self.dynamics.index(self._state)[0])
+
+    def reset(
+        self, seed: int | None = None, options: dict[str, Any] | None = None
+    ) -> tuple[dict[str, Any], dict[str, dict[str, Any]]]:
+        """Start an episode.
+
+        Args:
+            seed: Seeds the env's generator (``np_random``).
+            options: ``{"state": s}`` starts from model state index ``s`` (or a state descriptor
+                of shape (d,)) instead of sampling from mu. Other keys are ignored.
+        """
+        if seed is not None:
+            self.np_random, self.np_random_seed = seeding.np_random(seed)
+        start = None if options is None else options.get("state")
+        if start is None:
+            self._state = sample_initial(self.dynamics, 1, self.np_random)
+        else:
+            self._state = self._parse_start(start)
+        self.agents = self.possible_agents[:]
+        self.num_steps = 0
+        self._last_actions = None
+        obs = self._observe()
+        infos = self._infos(np.zeros(self.dynamics.n_agents))
+        if self.render_mode == "human":
+            self.render()
+        return obs, infos
+
+    def _parse_start(self, start: Any) -> np.ndarray:
+        S = self.dynamics.n_states
+        if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
+            if not 0 <= int(start) < S:
+                raise ValueError(f"options['state'] must be a state index in [0, {S}), got {start}")
+            return self.dynamics.decode(np.array([int(start)]))
+        desc = np.asarray(start)
+        if desc.shape != (self.dynamics.state_dim,) or not np.issubdtype(desc.dtype, np.integer):
+            raise ValueError(
+                f"options['state'] must be an int index in [0, {S}) or an integer state descriptor "
+                f"of shape ({self.dynamics.state_dim},), got {start!r}"
+            )
+        desc = desc.astype(np.int64)[None]
+        if self.dynamics.index(desc)[0] < 0:
+            raise ValueError(f"options['state'] = {start!r} is not a state of this environment")
+        return desc
+
+    def step(self, actions: dict[str, Any]):
+        """Step every live agent.
+
+        Args:
+            actions: ``{agent: int action}`` for exactly the agents in ``self.agents``.
+
+        Raises:
+            RuntimeError: If called before ``reset`` or after the episode ended.
+            ValueError / TypeError: Missing or unknown agents, non-integer or out-of-range actions.
+        """
+        if self._state is None or not self.agents:
+            raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
+        act = self._parse_actions(actions)
+        nxt, rew = sample_step(self.dynamics, self._state, act[None], self.np_random)
+        self._state = nxt
+        self._last_actions = act
+        self.num_steps += 1
+        r = rew[0]
+        term = bool(self.dynamics.terminal(nxt)[0])
+        trunc = self.num_steps >= self.max_cycles and not term
+        agents = self.agents
+        obs = self._observe()
+        rewards = {a: float(r[i]) for i, a in enumerate(agents)}
+        terminations = dict.fromkeys(agents, term)
+        truncations = dict.fromkeys(agents, trunc)
+        infos = self._infos(r)
+        if term or trunc:
+            self.agents = []
+        if self.render_mode == "human":
+            self.render()
+        return obs, rewards, terminations, truncations, infos
+
+    def _parse_actions(self, actions: dict[str, Any]) -> np.ndarray:
+        if not isinstance(actions, dict):
+            raise TypeError(f"actions must be a dict {{agent: action}}, got {type(actions).__name__}")
+        if len(actions) != len(self.agents) or set(actions) != set(self.agents):
+            missing = sorted(set(self.agents) - set(actions))
+            unknown = sorted(set(actions) - set(self.agents), key=str)
+            raise ValueError(
+                f"actions must have exactly one entry per live agent; missing {missing}, unknown {unknown}"
+            )
+        out = np.empty(len(self.agents), np.int64)
+        for agent, a in actions.items():
+            i = self._agent_ids[agent]
+            if isinstance(a, np.ndarray) and a.size == 1:
+                a = a.reshape(())[()]
+            if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
+                raise TypeError(
+                    f"action for {agent} must be an integer in [0, {self._sizes[i]}), got {a!r} "
+                    f"({type(a).__name__})"
+                )
+            if not 0 <= a < self._sizes[i]:
+                raise ValueError(f"action for {agent} must be in [0, {self._sizes[i]}), got {a}")
+            out[i] = a
+        return out
+
+    def _observe(self) -> dict[str, Any]:
+        st = self._state
+        if self.observation_mode == "state":
+            idx = np.int64(self.dynamics.index(st)[0])
+            return dict.fromkeys(self.agents, idx)
+        if self.observation_mode == "own":
+            own = self.own_observation(st)[0]
+            return {a: np.int64(own[self._agent_ids[a]]) for a in self.agents}
+        feat = self.state_features(st)[0]
+        return {a: np.concatenate([self._eye[self._agent_ids[a]], feat]) for a in self.agents}
+
+    def _infos(self, rewards: np.ndarray) -> dict[str, dict[str, Any]]:
+        s = int(self.dynamics.index(self._state)[0])
+        extra = self._extra_infos(rewards)
+        return {
+            a: {"state": s, **{k: v[self._agent_ids[a]].item() for k, v in extra.items()}}
+            for a in self.agents
+        }
+
+    def _require_reset(self) -> None:
+        if self._state is None:
+            raise RuntimeError("call reset() first")
+
+    def render(self) -> str | np.ndarray | None:
+        """Render per ``render_mode``: "ansi" -> str, "rgb_array" -> (H, W, 3) uint8, "human" prints."""
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode; pass render_mode=... to the env")
+            return None
+        self._require_reset()
+        if self.render_mode == "rgb_array":
+            return self.render_rgb()
+        text = self.render_ansi()
+        if self.render_mode == "human":
+            print(text)
+            return None
+        return text
+
+    def close(self) -> None:
+        pass

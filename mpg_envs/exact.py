@@ -1,0 +1,617 @@
+"""Exact analysis of a :class:`~mpg_envs.model.TabularModel`: pure functions of (model, policy).
+
+A *policy* is a sequence of N row-stochastic arrays, ``policies[i]`` of shape (S, |A_i|).
+Everything is vectorised over states and joint actions (sparse products, ``einsum``); the only
+Python loops run over agents, policy-iteration rounds or sampled certificate checks.
+
+Notation (papers 001 and 003): ``V_i(s)`` values, ``Q_i(s, a_i)`` marginal Q (expectation over
+the other agents' actions), ``A_i = Q_i - V_i`` advantages, ``d_mu(s)`` discounted visitation,
+``Phi(s) = E[sum_t gamma^t phi(s_t, a_t)]`` the potential value of the model's stage potential.
+
+With ``gamma == 1`` values are expected totals until a terminal state; the model guarantees every
+policy terminates.
+
+Example::
+
+    >>> import numpy as np, mpg_envs
+    >>> from mpg_envs import exact
+    >>> from mpg_envs.congestion_v0 import parallel_env
+    >>> model = parallel_env(n_agents=2).model()
+    >>> uniform = exact.uniform_policy(model)
+    >>> exact.evaluate(model, uniform).shape
+    (2, 10)
+    >>> bool(exact.nash_gap(model, uniform).gap >= 0)
+    True
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.linalg
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+from mpg_envs.model import TabularModel
+
+__all__ = [
+    "Policy",
+    "BestResponse",
+    "NashGap",
+    "SocialOptimum",
+    "Certificate",
+    "check_policy",
+    "uniform_policy",
+    "random_policy",
+    "softmax_policy",
+    "joint_policy",
+    "transition_matrix",
+    "evaluate",
+    "joint_q",
+    "marginal_q",
+    "advantages",
+    "occupancy",
+    "visitation",
+    "potential_value",
+    "best_response",
+    "nash_gap",
+    "social_optimum",
+    "price_of_anarchy",
+    "policy_gradient",
+    "l1_distance",
+    "potential_residual",
+    "cycle_residual",
+]
+
+Policy = Sequence[np.ndarray]
+_STOCH_TOL = 1e-8
+_DENSE_MAX = 3000  # solve densely up to this many states
+
+
+# ---------------------------------------------------------------------------- policies
+def check_policy(model: TabularModel, policies: Policy) -> list[np.ndarray]:
+    """Validate a product policy and return it as float64 arrays.
+
+    Raises:
+        ValueError: Wrong number of agents, wrong shapes, non-finite or negative entries, rows not
+            summing to 1 (within 1e-8).
+    """
+    N, S = model.n_agents, model.n_states
+    if isinstance(policies, np.ndarray) and policies.dtype != object and policies.ndim != 3:
+        raise ValueError(f"policies must be a sequence of {N} arrays of shape (S, |A_i|)")
+    if len(policies) != N:
+        raise ValueError(f"expected one policy per agent ({N}), got {len(policies)}")
+    out = []
+    for i, (p, k) in enumerate(zip(policies, model.action_sizes)):
+        p = np.asarray(p, dtype=np.float64)
+        if p.shape != (S, k):
+            raise ValueError(f"policy of agent {i} must have shape (S, |A_i|) = {(S, k)}, got {p.shape}")
+        if not np.all(np.isfinite(p)):
+            raise ValueError(f"policy of agent {i} has NaN or infinite entries")
+        if p.min() < 0:
+            raise ValueError(f"policy of agent {i} has negative probabilities (min {p.min():.3g})")
+        dev = np.abs(p.sum(axis=1) - 1.0)
+        if dev.max() > _STOCH_TOL:
+            s = int(dev.argmax())
+            raise ValueError(f"policy of agent {i} is not row-stochastic: row {s} sums to {p[s].sum()!r}")
+        out.append(p)
+    return out
+
+
+def uniform_policy(model: TabularModel) -> list[np.ndarray]:
+    """Every agent uniform in every state."""
+    return [np.full((model.n_states, k), 1.0 / k) for k in model.action_sizes]
+
+
+def softmax_policy(logits: Sequence[np.ndarray]) -> list[np.ndarray]:
+    """Tabular softmax: logits[i] (S, |A_i|) -> policies[i] (S, |A_i|)."""
+    out = []
+    for th in logits:
+        z = np.exp(th - th.max(axis=1, keepdims=True))
+        out.append(z / z.sum(axis=1, keepdims=True))
+    return out
+
+
+def random_policy(
+    model: TabularModel,
+    rng: np.random.Generator,
+    *,
+    deterministic: bool = False,
+    obs_map: np.ndarray | None = None,
+    agents: Sequence[int] | None = None,
+) -> list[np.ndarray]:
+    """A random product policy, optionally restricted to a policy class.
+
+    Args:
+        model: The model.
+        rng: Generator.
+        deterministic: One-hot rows (a pure policy) instead of Dirichlet(1) rows.
+        obs_map: Shape (N, S) ints: agent i's policy is a table over observations
+            ``obs_map[i, s]`` (e.g. own position only), lifted to states; None = global state.
+        agents: Draw only these agents (others get None in the returned list).
+
+    Returns:
+        List of N arrays (S, |A_i|) (None for agents not drawn).
+    """
+    S = model.n_states
+    obs_map = _check_obs_map(model, obs_map)
+    out: list[np.ndarray] = [None] * model.n_agents  # type: ignore[list-item]
+    for i in range(model.n_agents) if agents is None else agents:
+        k = model.action_sizes[i]
+        n_obs = S if obs_map is None else int(obs_map[i].max()) + 1
+        if deterministic:
+            table = np.eye(k)[rng.integers(k, size=n_obs)]
+        else:
+            table = rng.dirichlet(np.ones(k), size=n_obs)
+        out[i] = table if obs_map is None else table[obs_map[i]]
+    return out
+
+
+def _check_obs_map(model: TabularModel, obs_map: np.ndarray | None) -> np.ndarray | None:
+    if obs_map is None:
+        return None
+    om = np.asarray(obs_map)
+    if (
+        om.shape != (model.n_agents, model.n_states)
+        or not np.issubdtype(om.dtype, np.integer)
+        or om.min() < 0
+    ):
+        raise ValueError(
+            f"obs_map must be non-negative ints of shape (N, S) = {(model.n_agents, model.n_states)}"
+        )
+    return om
+
+
+def joint_policy(model: TabularModel, policies: Policy) -> np.ndarray:
+    """Product distribution over joint actions, shape (S, A) (agent 0 most significant)."""
+    pol = check_policy(model, policies)
+    return _joint(pol)
+
+
+def _joint(pol: Sequence[np.ndarray]) -> np.ndarray:
+    S = pol[0].shape[0]
+    out = pol[0]
+    for p in pol[1:]:
+        out = (out[:, :, None] * p[:, None, :]).reshape(S, -1)
+    return out
+
+
+def _others_weight(pol: Sequence[np.ndarray], i: int) -> np.ndarray:
+    """prod_{j != i} pi_j(a_j | s) as an (S, A) array (independent of a_i)."""
+    ones = [np.ones_like(p) if j == i else p for j, p in enumerate(pol)]
+    return _joint(ones)
+
+
+def _marginalize(model: TabularModel, X: np.ndarray, pol: Sequence[np.ndarray], i: int) -> np.ndarray:
+    """sum_{a_-i} pi_-i(a_-i|s) X[..., s, a] -> (..., S, |A_i|) for X of shape (..., S, A)."""
+    lead = X.shape[:-2]
+    S = model.n_states
+    Y = X.reshape(*lead, S, *model.action_sizes)
+    nlead = len(lead)
+    # contract the other agents one by one, from the last axis down
+    for j in range(model.n_agents - 1, -1, -1):
+        if j == i:
+            continue
+        axis = nlead + 1 + j
+        shape = [1] * Y.ndim
+        shape[nlead] = S
+        shape[axis] = model.action_sizes[j]
+        Y = (Y * pol[j].reshape(shape)).sum(axis=axis)
+    return Y
+
+
+# ---------------------------------------------------------------------------- linear algebra
+def transition_matrix(model: TabularModel, policies: Policy) -> sp.csr_matrix:
+    """State-to-state transition matrix under the policy, P_pi (S, S) sparse."""
+    return _p_pi(model, _joint(check_policy(model, policies)))
+
+
+def _p_pi(model: TabularModel, pi_joint: np.ndarray) -> sp.csr_matrix:
+    """P_pi = M_pi @ P with M_pi[s, s*A + a] = pi(a|s)."""
+    S, A = pi_joint.shape
+    M = sp.csr_matrix((pi_joint.ravel(), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
+    return (M @ model.P).tocsr()
+
+
+def _solve(model: TabularModel, P_pi: sp.spmatrix, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """Solve (I - gamma P_pi) x = rhs (or its transpose) with terminal states' values fixed at 0.
+
+    For gamma < 1 the full system is solved (terminal rows give x = 0 automatically). For
+    gamma = 1 only the non-terminal block is solved and terminal entries are 0.
+
+    Args:
+        rhs: Shape (S,) or (S, k).
+    """
+    g = model.gamma
+    x = np.zeros(rhs.shape)
+    if g < 1.0:
+        keep, Pk = slice(None), P_pi
+    else:
+        keep = np.flatnonzero(~model.terminal)
+        if keep.size == 0:
+            return x
+        Pk = P_pi[keep][:, keep]
+    if transpose:
+        Pk = Pk.T
+    b = rhs[keep]
+    n = Pk.shape[0]
+    if n <= _DENSE_MAX:
+        M = np.eye(n) - g * Pk.toarray()
+        x[keep] = scipy.linalg.solve(M, b, check_finite=False)
+    else:
+        M = (sp.identity(n, format="csc") - g * Pk.tocsc()).tocsc()
+        x[keep] = spla.splu(M).solve(np.ascontiguousarray(b))
+    return x
+
+
+def evaluate(model: TabularModel, policies: Policy) -> np.ndarray:
+    """Values V_i(s) of every agent, shape (N, S)."""
+    pol = check_policy(model, policies)
+    return _evaluate(model, pol)
+
+
+def _evaluate(model: TabularModel, pol: Sequence[np.ndarray], extra: np.ndarray | None = None) -> np.ndarray:
+    """V for each reward in R (and each extra (k, S, A) reward): shape (N [+k], S)."""
+    pij = _joint(pol)
+    rewards = model.R if extra is None else np.concatenate([model.R, extra])
+    r_pi = np.einsum("nsa,sa->sn", rewards, pij)
+    return _solve(model, _p_pi(model, pij), r_pi).T
+
+
+def joint_q(model: TabularModel, V: np.ndarray) -> np.ndarray:
+    """Q_i(s, a) = r_i(s, a) + gamma * sum_s' P(s'|s,a) V_i(s') for values V (N, S): (N, S, A)."""
+    S, A = model.n_states, model.n_joint_actions
+    PV = (model.P @ V.T).T.reshape(-1, S, A)
+    return model.R + model.gamma * PV
+
+
+def marginal_q(model: TabularModel, policies: Policy) -> list[np.ndarray]:
+    """Marginal Q_i(s, a_i) = E_{a_-i ~ pi_-i}[Q_i(s, a_i, a_-i)], list of (S, |A_i|)."""
+    pol = check_policy(model, policies)
+    Q = joint_q(model, _evaluate(model, pol))
+    return [_marginalize(model, Q[i], pol, i) for i in range(model.n_agents)]
+
+
+def advantages(model: TabularModel, policies: Policy) -> list[np.ndarray]:
+    """A_i(s, a_i) = Q_i(s, a_i) - V_i(s), list of (S, |A_i|) (the INPG update direction)."""
+    pol = check_policy(model, policies)
+    V = _evaluate(model, pol)
+    Q = joint_q(model, V)
+    return [_marginalize(model, Q[i], pol, i) - V[i][:, None] for i in range(model.n_agents)]
+
+
+def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
+    """Expected discounted visits sum_t gamma^t Pr(s_t = s), shape (S,).
+
+    For gamma = 1, terminal states get 0 (they would be visited infinitely often).
+    """
+    pol = check_policy(model, policies)
+    mu = model.mu if mu is None else np.asarray(mu, dtype=np.float64)
+    return _solve(model, _p_pi(model, _joint(pol)), mu, transpose=True)
+
+
+def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
+    """Discounted state visitation d_mu^pi(s) = (1 - gamma) * occupancy, shape (S,), sums to 1.
+
+    For gamma = 1 it is the occupancy normalised over non-terminal states.
+    """
+    occ = occupancy(model, policies, mu)
+    if model.gamma < 1.0:
+        return (1.0 - model.gamma) * occ
+    return occ / occ.sum()
+
+
+def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
+    """Phi^pi(s) = E[sum_t gamma^t phi(s_t, a_t) | s_0 = s], shape (S,).
+
+    Raises:
+        ValueError: If the model has no stage potential ``phi``.
+    """
+    if model.phi is None:
+        raise ValueError("this model has no stage potential phi")
+    pol = check_policy(model, policies)
+    return _evaluate(model, pol, extra=model.phi[None])[-1]
+
+
+def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
+    """Exact gradient of V_i(mu) w.r.t. agent i's tabular softmax logits theta_i (S, |A_i|).
+
+    dV_i(mu)/dtheta_i[s, a] = occupancy(s) * pi_i(a|s) * A_i(s, a)  (paper 001 §3, eq. in
+    Lemma 3.4, with occupancy = d_mu / (1 - gamma)).
+
+    Returns:
+        List of N arrays (S, |A_i|).
+    """
+    pol = check_policy(model, policies)
+    pij = _joint(pol)
+    P_pi = _p_pi(model, pij)
+    V = _solve(model, P_pi, np.einsum("nsa,sa->sn", model.R, pij)).T
+    occ = _solve(model, P_pi, model.mu, transpose=True)
+    Q = joint_q(model, V)
+    return [
+        occ[:, None] * pol[i] * (_marginalize(model, Q[i], pol, i) - V[i][:, None])
+        for i in range(model.n_agents)
+    ]
+
+
+def l1_distance(a: Policy, b: Policy) -> float:
+    """Paper 001's L1-accuracy: (1/N) sum_i sum_s sum_a |pi_i(a|s) - pi'_i(a|s)|."""
+    if len(a) != len(b):
+        raise ValueError(f"policies have different numbers of agents: {len(a)} vs {len(b)}")
+    total = 0.0
+    for i, (p, q) in enumerate(zip(a, b)):
+        p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+        if p.shape != q.shape:
+            raise ValueError(f"agent {i}: shapes differ, {p.shape} vs {q.shape}")
+        total += float(np.abs(p - q).sum())
+    return total / len(a)
+
+
+# ---------------------------------------------------------------------------- best responses
+@dataclass(frozen=True)
+class BestResponse:
+    """A deterministic best response of one agent.
+
+    Attributes:
+        agent: i.
+        policy: One-hot policy, shape (S, |A_i|).
+        value: Its value V_i(s) against the others' policies, shape (S,) (optimal in every state).
+        iterations: Policy-iteration rounds.
+    """
+
+    agent: int
+    policy: np.ndarray
+    value: np.ndarray
+    iterations: int
+
+
+def _policy_iteration(
+    model: TabularModel, P_sa: sp.csr_matrix, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Policy iteration on a single-agent MDP with K actions.
+
+    Args:
+        P_sa: (S*K, S) transitions; r_sa: (S, K) rewards; start: (S,) initial actions.
+
+    Returns:
+        (actions (S,), values (S,), iterations).
+    """
+    S, K = r_sa.shape
+    act = start.astype(np.int64)
+    rows = np.arange(S) * K
+    for it in range(1, max_iter + 1):
+        P_det = P_sa[rows + act]
+        V = _solve(model, P_det, r_sa[np.arange(S), act])
+        Q = r_sa + model.gamma * (P_sa @ V).reshape(S, K)
+        cur = Q[np.arange(S), act]
+        best = Q.argmax(axis=1)
+        gain = Q[np.arange(S), best] - cur
+        tol = 1e-12 * max(1.0, float(np.abs(Q).max()))
+        improve = gain > tol
+        if model.gamma == 1.0:
+            improve &= ~model.terminal
+        if not improve.any():
+            return act, V, it
+        act = np.where(improve, best, act)
+    raise RuntimeError(f"policy iteration did not converge in {max_iter} rounds")
+
+
+def _induced_mdp(model: TabularModel, pol: Sequence[np.ndarray], i: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Agent i's MDP when the others play pol: transitions (S*|A_i|, S), rewards (S, |A_i|)."""
+    S, A, k = model.n_states, model.n_joint_actions, model.action_sizes[i]
+    w = _others_weight(pol, i)  # (S, A)
+    a_i = model.joint_actions[:, i]  # (A,)
+    rows = (np.arange(S)[:, None] * k + a_i[None, :]).ravel()
+    W = sp.csr_matrix((w.ravel(), (rows, np.arange(S * A))), shape=(S * k, S * A))
+    return (W @ model.P).tocsr(), _marginalize(model, model.R[i], pol, i)
+
+
+def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResponse:
+    """Exact best response of ``agent`` to the others' policies (policy iteration).
+
+    The returned deterministic policy is optimal from every state simultaneously.
+    """
+    pol = check_policy(model, policies)
+    if not 0 <= agent < model.n_agents:
+        raise ValueError(f"agent must be in [0, {model.n_agents}), got {agent}")
+    P_i, r_i = _induced_mdp(model, pol, agent)
+    act, V, it = _policy_iteration(model, P_i, r_i, pol[agent].argmax(axis=1))
+    return BestResponse(agent, np.eye(model.action_sizes[agent])[act], V, it)
+
+
+@dataclass(frozen=True)
+class NashGap:
+    """Per-agent best-response improvements.
+
+    Attributes:
+        per_state: V_i^{BR_i, pi_-i}(s) - V_i^pi(s), shape (N, S).
+        at_mu: mu-weighted improvement per agent, shape (N,).
+        worst_state: max over states per agent, shape (N,).
+        best_responses: The N best responses.
+    """
+
+    per_state: np.ndarray
+    at_mu: np.ndarray
+    worst_state: np.ndarray
+    best_responses: tuple[BestResponse, ...]
+
+    @property
+    def gap(self) -> float:
+        """max_i [V_i^{BR}(mu) - V_i(mu)], the papers' Nash gap."""
+        return float(self.at_mu.max())
+
+    @property
+    def worst(self) -> float:
+        """max_i max_s improvement: the policy is an eps-Nash equilibrium (Def. 1) for eps >= this."""
+        return float(self.worst_state.max())
+
+
+def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
+    """How much each agent gains by best-responding, at mu and in the worst state."""
+    pol = check_policy(model, policies)
+    V = _evaluate(model, pol)
+    brs = tuple(best_response(model, pol, i) for i in range(model.n_agents))
+    per_state = np.stack([br.value for br in brs]) - V
+    return NashGap(per_state, per_state @ model.mu, per_state.max(axis=1), brs)
+
+
+@dataclass(frozen=True)
+class SocialOptimum:
+    """Best product policy for the sum of values.
+
+    Attributes:
+        policies: Deterministic per-agent policies, list of (S, |A_i|).
+        values: max_pi sum_i V_i(s), shape (S,).
+        welfare: values @ mu.
+    """
+
+    policies: list[np.ndarray]
+    values: np.ndarray
+    welfare: float
+
+
+def social_optimum(model: TabularModel) -> SocialOptimum:
+    """max over product policies of sum_i V_i, by policy iteration on the team MDP.
+
+    The team MDP's optimum is attained by a deterministic joint policy, which is a product policy.
+    """
+    S = model.n_states
+    r = model.R.sum(axis=0)
+    act, V, _ = _policy_iteration(model, model.P, r, r.argmax(axis=1))
+    per_agent = model.joint_actions[act]  # (S, N)
+    pols = [np.eye(k)[per_agent[:, i]] for i, k in enumerate(model.action_sizes)]
+    assert V.shape == (S,)
+    return SocialOptimum(pols, V, float(V @ model.mu))
+
+
+def price_of_anarchy(model: TabularModel, policies: Policy, optimum: SocialOptimum | None = None) -> float:
+    """Paper 003 Def. 4.1: sum_i V_i^pi(mu) / max_pi' sum_i V_i^pi'(mu) (1 = socially optimal).
+
+    Args:
+        optimum: Precomputed :func:`social_optimum` (reuse it across many policies).
+
+    Raises:
+        ValueError: If the optimal welfare is not positive (the ratio is then meaningless).
+    """
+    opt = social_optimum(model) if optimum is None else optimum
+    if opt.welfare <= 0:
+        raise ValueError(f"price of anarchy needs a positive optimal welfare, got {opt.welfare!r}")
+    V = evaluate(model, policies)
+    return float((V @ model.mu).sum() / opt.welfare)
+
+
+# ---------------------------------------------------------------------------- potential certificate
+@dataclass(frozen=True)
+class Certificate:
+    """Result of a potential check.
+
+    Attributes:
+        max_residual: Largest |residual| over samples and states.
+        residuals: Per-sample max over states, shape (n,).
+        scale: max |V| seen, for judging the residual (relative = max_residual / scale).
+        worst: Description of the worst sample (agents involved, state).
+    """
+
+    max_residual: float
+    residuals: np.ndarray
+    scale: float
+    worst: dict
+
+    @property
+    def relative(self) -> float:
+        return self.max_residual / max(self.scale, 1e-300)
+
+
+def _sample_pair(model, rng, obs_map, agents, pure):
+    """Base policy and an alternative for the given agents."""
+    base = random_policy(model, rng, deterministic=pure, obs_map=obs_map)
+    alt = random_policy(model, rng, deterministic=pure, obs_map=obs_map, agents=agents)
+    return base, alt
+
+
+def potential_residual(
+    model: TabularModel,
+    rng: np.random.Generator,
+    *,
+    n_samples: int = 32,
+    obs_map: np.ndarray | None = None,
+) -> Certificate:
+    """Residual of the MPG identity with the model's stage potential phi.
+
+    For random policies pi and unilateral deviations pi_i -> pi'_i (half pure, half Dirichlet;
+    restricted to the class given by ``obs_map``), measures
+    ``max_s |[V_i(pi'_i, pi_-i) - V_i(pi)](s) - [Phi(pi'_i, pi_-i) - Phi(pi)](s)|`` with
+    ``Phi = potential_value``. Zero for all deviations means Phi is an MPG potential.
+    """
+    if model.phi is None:
+        raise ValueError("this model has no stage potential phi; use cycle_residual")
+    if n_samples < 1:
+        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    obs_map = _check_obs_map(model, obs_map)
+    res, scale, worst = np.zeros(n_samples), 0.0, {}
+    for k in range(n_samples):
+        i = int(rng.integers(model.n_agents))
+        base, alt = _sample_pair(model, rng, obs_map, [i], pure=k % 2 == 0)
+        dev = list(base)
+        dev[i] = alt[i]
+        Vb = _evaluate(model, base, extra=model.phi[None])
+        Vd = _evaluate(model, dev, extra=model.phi[None])
+        r = (Vd[i] - Vb[i]) - (Vd[-1] - Vb[-1])
+        s = int(np.abs(r).argmax())
+        res[k] = abs(r[s])
+        scale = max(scale, float(np.abs(Vb[:-1]).max()), float(np.abs(Vd[:-1]).max()))
+        if res[k] >= res.max():
+            worst = {"agent": i, "state": s, "pure": k % 2 == 0}
+    return Certificate(float(res.max()), res, scale, worst)
+
+
+def cycle_residual(
+    model: TabularModel,
+    rng: np.random.Generator,
+    *,
+    n_cycles: int = 32,
+    obs_map: np.ndarray | None = None,
+) -> Certificate:
+    """Potential-free MPG test: sums of value changes around 4-cycles of unilateral deviations.
+
+    For agents i != j, base policy pi and alternatives pi'_i, pi'_j, the cycle
+    (pi_i, pi_j) -> (pi'_i, pi_j) -> (pi'_i, pi'_j) -> (pi_i, pi'_j) -> (pi_i, pi_j), each step
+    scored by the deviating agent's value change, sums to zero in every state of an MPG (the
+    potential differences telescope). A non-zero sum proves that **no** potential function
+    exists for that policy class (Monderer & Shapley's 4-cycle condition).
+
+    Args:
+        n_cycles: Number of random cycles (half with pure policies, half Dirichlet).
+        obs_map: Restrict policies to a class (see :func:`random_policy`).
+
+    Raises:
+        ValueError: For a single-agent model.
+    """
+    if model.n_agents < 2:
+        raise ValueError("cycle_residual needs at least 2 agents")
+    if n_cycles < 1:
+        raise ValueError(f"n_cycles must be >= 1, got {n_cycles}")
+    obs_map = _check_obs_map(model, obs_map)
+    res, scale, worst = np.zeros(n_cycles), 0.0, {}
+    for k in range(n_cycles):
+        i, j = (int(x) for x in rng.choice(model.n_agents, size=2, replace=False))
+        base, alt = _sample_pair(model, rng, obs_map, [i, j], pure=k % 2 == 0)
+
+        profiles = []
+        for di, dj in ((False, False), (True, False), (True, True), (False, True)):
+            p = list(base)
+            if di:
+                p[i] = alt[i]
+            if dj:
+                p[j] = alt[j]
+            profiles.append(_evaluate(model, p))
+        V00, V10, V11, V01 = profiles
+        cyc = (V10[i] - V00[i]) + (V11[j] - V10[j]) + (V01[i] - V11[i]) + (V00[j] - V01[j])
+        s = int(np.abs(cyc).argmax())
+        res[k] = abs(cyc[s])
+        scale = max(scale, *(float(np.abs(V).max()) for V in (V00, V10, V11, V01)))
+        if res[k] >= res.max():
+            worst = {"agents": (i, j), "state": s, "pure": k % 2 == 0}
+    return Certificate(float(res.max()), res, scale, worst)

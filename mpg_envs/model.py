@@ -1,0 +1,263 @@
+"""The exact tabular model shared by every environment.
+
+A :class:`TabularModel` is a frozen, validated bundle of arrays describing a finite Markov game
+(notation of the papers, see DESIGN §3)::
+
+    n_agents, action_sizes       N and (|A_1|, ..., |A_N|)
+    P        scipy.sparse CSR (S*A, S)   row s*A + a is P(. | s, a), a = joint action index
+    R        (N, S, A)                   r_i(s, a)
+    mu       (S,)                        initial-state distribution
+    gamma    float in (0, 1]             discount; 1 only if every policy reaches `terminal`
+    terminal (S,) bool                   absorbing zero-reward states
+    phi      (S, A) or None              one-step (stage-game) potential
+
+Joint actions are indexed with ``np.ravel_multi_index(actions, action_sizes)`` (agent 0 is the most
+significant digit).  Every array is made read-only on construction.
+
+Models are built from an environment's vectorised dynamics by :func:`mpg_envs.core.build_model`;
+they can also be written by hand, e.g. for a small identical-interest game::
+
+    >>> import numpy as np, scipy.sparse as sp
+    >>> from mpg_envs.model import TabularModel
+    >>> P = sp.csr_matrix(np.full((4, 1), 1.0))          # one state, 2x2 joint actions
+    >>> R = np.array([[[1.0, 0.0, 0.0, 2.0]]] * 2)       # shared reward, shape (2, 1, 4)
+    >>> m = TabularModel(n_agents=2, action_sizes=(2, 2), P=P, R=R, mu=np.ones(1), gamma=0.9)
+    >>> m.n_states, m.n_joint_actions
+    (1, 4)
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from math import prod
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+
+__all__ = ["TabularModel", "ModelTooLargeError"]
+
+_ATOL = 1e-9
+
+
+class ModelTooLargeError(ValueError):
+    """Raised before allocating a model whose transition table would exceed the size limit."""
+
+
+def _readonly(a: np.ndarray) -> np.ndarray:
+    a = np.ascontiguousarray(a)
+    a.setflags(write=False)
+    return a
+
+
+@dataclass(frozen=True, eq=False)
+class TabularModel:
+    """Exact model of a finite N-agent Markov game.
+
+    Args:
+        n_agents: Number of agents N >= 1.
+        action_sizes: Per-agent action counts (|A_1|, ..., |A_N|).
+        P: Transition matrix, shape (S*A, S), any scipy sparse format or dense array.
+        R: Rewards r_i(s, a), shape (N, S, A).
+        mu: Initial-state distribution, shape (S,).
+        gamma: Discount factor in (0, 1].
+        terminal: Absorbing zero-reward states, shape (S,) bool; default none.
+        phi: One-step potential phi(s, a), shape (S, A), or None.
+        states: Optional table of the environment's state descriptors, shape (S, d) int, so that
+            :meth:`state_index` / :meth:`state_of` convert between model indices and env states.
+        name: Free-form label (the env id that built the model).
+
+    Raises:
+        ValueError: On any inconsistency (shapes, negative or non-normalised probabilities,
+            non-absorbing terminal states, ``gamma == 1`` with a policy that never terminates).
+    """
+
+    n_agents: int
+    action_sizes: tuple[int, ...]
+    P: sp.csr_matrix
+    R: np.ndarray
+    mu: np.ndarray
+    gamma: float
+    terminal: np.ndarray | None = None
+    phi: np.ndarray | None = None
+    states: np.ndarray | None = None
+    name: str = ""
+    n_states: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        set_ = object.__setattr__
+        n = self.n_agents
+        if not isinstance(n, (int, np.integer)) or n < 1:
+            raise ValueError(f"n_agents must be a positive integer, got {n!r}")
+        sizes = tuple(int(k) for k in self.action_sizes)
+        if len(sizes) != n or min(sizes) < 1:
+            raise ValueError(
+                f"action_sizes must hold {n} positive integers (one per agent), got {self.action_sizes!r}"
+            )
+        set_(self, "n_agents", int(n))
+        set_(self, "action_sizes", sizes)
+        A = prod(sizes)
+
+        P = sp.csr_matrix(self.P, dtype=np.float64, copy=True)
+        if P.shape[0] % A != 0 or P.shape[0] // A != P.shape[1]:
+            raise ValueError(f"P must have shape (S*A, S) with A={A} joint actions, got {P.shape}")
+        S = P.shape[1]
+        P.sum_duplicates()
+        P.eliminate_zeros()
+        if P.nnz and (not np.all(np.isfinite(P.data)) or P.data.min() < 0):
+            raise ValueError("P has negative or non-finite entries")
+        row_sums = np.asarray(P.sum(axis=1)).ravel()
+        bad = np.flatnonzero(np.abs(row_sums - 1.0) > _ATOL)
+        if bad.size:
+            s, a = divmod(int(bad[0]), A)
+            raise ValueError(
+                f"P rows must sum to 1; {bad.size} rows do not, e.g. state {s}, joint action {a}: "
+                f"sum = {row_sums[bad[0]]!r}"
+            )
+        for arr in (P.data, P.indices, P.indptr):
+            arr.setflags(write=False)
+        set_(self, "P", P)
+        set_(self, "n_states", S)
+
+        R = np.asarray(self.R, dtype=np.float64)
+        if R.shape != (n, S, A):
+            raise ValueError(f"R must have shape (N, S, A) = {(n, S, A)}, got {R.shape}")
+        if not np.all(np.isfinite(R)):
+            raise ValueError("R has non-finite entries")
+        set_(self, "R", _readonly(R))
+
+        mu = np.asarray(self.mu, dtype=np.float64)
+        if mu.shape != (S,) or not np.all(np.isfinite(mu)) or mu.min() < 0:
+            raise ValueError(f"mu must be a non-negative vector of shape ({S},), got {mu.shape}")
+        if abs(mu.sum() - 1.0) > _ATOL:
+            raise ValueError(f"mu must sum to 1, sums to {mu.sum()!r}")
+        set_(self, "mu", _readonly(mu))
+
+        gamma = float(self.gamma)
+        if not 0.0 < gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {self.gamma!r}")
+        set_(self, "gamma", gamma)
+
+        term = np.zeros(S, bool) if self.terminal is None else np.asarray(self.terminal)
+        if term.shape != (S,) or term.dtype != bool:
+            raise ValueError(f"terminal must be a bool array of shape ({S},)")
+        set_(self, "terminal", _readonly(term))
+        ts = np.flatnonzero(term)
+        if ts.size:
+            rows = (ts[:, None] * A + np.arange(A)).ravel()
+            stay = np.asarray(P[rows, np.repeat(ts, A)]).ravel()
+            if np.any(np.abs(stay - 1.0) > _ATOL):
+                raise ValueError("terminal states must be absorbing: P(s | s, a) = 1 for every a")
+            if np.any(R[:, ts, :] != 0):
+                raise ValueError("terminal states must have zero reward for every agent and action")
+
+        if self.phi is not None:
+            phi = np.asarray(self.phi, dtype=np.float64)
+            if phi.shape != (S, A) or not np.all(np.isfinite(phi)):
+                raise ValueError(f"phi must be a finite array of shape (S, A) = {(S, A)}")
+            set_(self, "phi", _readonly(phi))
+        if self.states is not None:
+            st = np.asarray(self.states)
+            if st.ndim != 2 or st.shape[0] != S:
+                raise ValueError(f"states must have shape (S, d) with S={S}, got {st.shape}")
+            set_(self, "states", _readonly(st))
+
+        if gamma == 1.0:
+            trap = self._non_terminating_set()
+            if trap.size:
+                raise ValueError(
+                    "gamma = 1 needs every policy to reach a terminal state, but some policy can "
+                    f"stay forever among {trap.size} non-terminal states (e.g. state {int(trap[0])}); "
+                    "use gamma < 1"
+                )
+
+    # ------------------------------------------------------------------ sizes and conversions
+    @property
+    def n_joint_actions(self) -> int:
+        """A = prod(action_sizes)."""
+        return prod(self.action_sizes)
+
+    @cached_property
+    def joint_actions(self) -> np.ndarray:
+        """All joint actions as per-agent actions, shape (A, N), row a = unravel(a)."""
+        grid = np.unravel_index(np.arange(self.n_joint_actions), self.action_sizes)
+        return _readonly(np.stack(grid, axis=1).astype(np.int64))
+
+    def joint_index(self, actions: Any) -> np.ndarray | int:
+        """Per-agent actions -> joint action index.
+
+        Args:
+            actions: Shape (N,) or (B, N) integer actions.
+
+        Returns:
+            An int for a single joint action, else shape (B,) int64.
+        """
+        a = np.asarray(actions)
+        if a.shape[-1:] != (self.n_agents,):
+            raise ValueError(f"actions must have trailing dimension N={self.n_agents}, got {a.shape}")
+        if not np.issubdtype(a.dtype, np.integer):
+            raise TypeError(f"actions must be integers, got dtype {a.dtype}")
+        sizes = np.asarray(self.action_sizes)
+        if np.any(a < 0) or np.any(a >= sizes):
+            raise ValueError(f"actions out of range for action_sizes {self.action_sizes}: {a}")
+        idx = np.ravel_multi_index(tuple(np.moveaxis(a, -1, 0)), self.action_sizes)
+        return int(idx) if a.ndim == 1 else idx.astype(np.int64)
+
+    def agent_actions(self, joint: Any) -> np.ndarray:
+        """Joint action index (int or (B,)) -> per-agent actions, shape (N,) or (B, N)."""
+        j = np.asarray(joint)
+        if not np.issubdtype(j.dtype, np.integer) or np.any(j < 0) or np.any(j >= self.n_joint_actions):
+            raise ValueError(f"joint action indices must be integers in [0, {self.n_joint_actions})")
+        return self.joint_actions[j]
+
+    @cached_property
+    def _state_lookup(self) -> dict[tuple[int, ...], int]:
+        if self.states is None:
+            raise ValueError("this model has no state table (built without `states`)")
+        return {tuple(row.tolist()): i for i, row in enumerate(self.states)}
+
+    def state_index(self, state: Any) -> int:
+        """The env's state descriptor (shape (d,)) -> model state index."""
+        key = tuple(np.asarray(state).ravel().tolist())
+        try:
+            return self._state_lookup[key]
+        except KeyError:
+            raise ValueError(f"state {key} is not a state of this model") from None
+
+    def state_of(self, index: int) -> np.ndarray:
+        """Model state index -> the env's state descriptor, shape (d,)."""
+        if self.states is None:
+            raise ValueError("this model has no state table (built without `states`)")
+        if not 0 <= int(index) < self.n_states:
+            raise ValueError(f"state index must be in [0, {self.n_states}), got {index}")
+        return self.states[int(index)]
+
+    # ------------------------------------------------------------------ derived structure
+    def _non_terminating_set(self) -> np.ndarray:
+        """Largest set C of non-terminal states from which some joint action stays inside C.
+
+        A stationary policy avoids termination forever with positive probability iff this set is
+        non-empty (a closed recurrent class avoiding `terminal` picks, in each of its states, an
+        action whose successors stay inside the class).
+
+        Returns:
+            Indices of C, shape (|C|,).
+        """
+        A, S = self.n_joint_actions, self.n_states
+        inside = ~self.terminal
+        for _ in range(S + 1):
+            leak = self.P @ (~inside).astype(np.float64)  # (S*A,) mass leaving C
+            keep = np.any(leak.reshape(S, A) <= _ATOL, axis=1) & inside
+            if np.array_equal(keep, inside):
+                break
+            inside = keep
+        return np.flatnonzero(inside)
+
+    def __repr__(self) -> str:
+        return (
+            f"TabularModel({self.name or 'unnamed'}: N={self.n_agents}, S={self.n_states}, "
+            f"A={self.n_joint_actions} {self.action_sizes}, gamma={self.gamma}, "
+            f"nnz(P)={self.P.nnz}, terminal={int(self.terminal.sum())}, "
+            f"phi={'yes' if self.phi is not None else 'no'})"
+        )

@@ -1,0 +1,81 @@
+"""Independent oracles shared by the tests: Monte Carlo rollouts and tiny hand-made games."""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.sparse as sp
+
+from mpg_envs.core import Dynamics, sample_initial, sample_step
+from mpg_envs.model import TabularModel
+
+
+def sample_actions(policies: list[np.ndarray], idx: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw a_i ~ pi_i(.|s) for a batch of model state indices (B,) -> (B, N)."""
+    out = np.empty((len(idx), len(policies)), np.int64)
+    for i, p in enumerate(policies):
+        cdf = np.cumsum(p[idx], axis=1)
+        out[:, i] = np.minimum((rng.random((len(idx), 1)) > cdf).sum(axis=1), p.shape[1] - 1)
+    return out
+
+
+def mc_returns(
+    dyn: Dynamics,
+    policies: list[np.ndarray],
+    gamma: float,
+    n_episodes: int,
+    horizon: int,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """Discounted returns of n_episodes batched rollouts from mu, shape (n_episodes, N)."""
+    st = sample_initial(dyn, n_episodes, rng)
+    G = np.zeros((n_episodes, dyn.n_agents))
+    disc = 1.0
+    alive = np.ones(n_episodes, bool)
+    for _ in range(horizon):
+        alive &= ~dyn.terminal(st)
+        if not alive.any():
+            break
+        act = sample_actions(policies, dyn.index(st), rng)
+        st, r = sample_step(dyn, st, act, rng)
+        G += disc * r * alive[:, None]
+        disc *= gamma
+    return G
+
+
+def random_game(
+    rng: np.random.Generator,
+    n_states: int = 4,
+    action_sizes: tuple[int, ...] = (2, 3),
+    gamma: float = 0.9,
+    identical: bool = False,
+) -> TabularModel:
+    """A random dense Markov game; with identical=True all agents share one reward (phi = it)."""
+    N, A = len(action_sizes), int(np.prod(action_sizes))
+    P = rng.dirichlet(np.ones(n_states) * 0.5, size=n_states * A)
+    R = rng.normal(size=(N, n_states, A))
+    if identical:
+        R[:] = R[0]
+    return TabularModel(
+        n_agents=N,
+        action_sizes=action_sizes,
+        P=sp.csr_matrix(P),
+        R=R,
+        mu=rng.dirichlet(np.ones(n_states)),
+        gamma=gamma,
+        phi=R[0].copy() if identical else None,
+    )
+
+
+def value_by_iteration(model: TabularModel, policies: list[np.ndarray], sweeps: int = 5000) -> np.ndarray:
+    """Plain iterative policy evaluation with explicit loops over agents' joint actions, (N, S)."""
+    S, A = model.n_states, model.n_joint_actions
+    pi = np.ones((S, A))
+    for a in range(A):
+        acts = model.joint_actions[a]
+        for i, p in enumerate(policies):
+            pi[:, a] *= p[:, acts[i]]
+    P = model.P.toarray().reshape(S, A, S)
+    V = np.zeros((model.n_agents, S))
+    for _ in range(sweeps):
+        V = np.einsum("sa,nsa->ns", pi, model.R + model.gamma * np.einsum("sat,nt->nsa", P, V))
+    return V
