@@ -28,6 +28,8 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import lru_cache
+from math import prod
 
 import numpy as np
 import scipy.linalg
@@ -67,7 +69,8 @@ __all__ = [
 
 Policy = Sequence[np.ndarray]
 _STOCH_TOL = 1e-8
-_DENSE_MAX = 3000  # solve densely up to this many states
+_DENSE_MAX = 3000  # never factor densely above this many states
+_SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2
 
 
 # ---------------------------------------------------------------------------- policies
@@ -178,28 +181,51 @@ def _joint(pol: Sequence[np.ndarray]) -> np.ndarray:
     return out
 
 
-def _others_weight(pol: Sequence[np.ndarray], i: int) -> np.ndarray:
-    """prod_{j != i} pi_j(a_j | s) as an (S, A) array (independent of a_i)."""
-    ones = [np.ones_like(p) if j == i else p for j, p in enumerate(pol)]
-    return _joint(ones)
+def _split(model: TabularModel, i: int) -> tuple[int, int, int]:
+    """Joint-action layout around agent i: (prod of sizes before i, |A_i|, prod after i)."""
+    sizes = model.action_sizes
+    return prod(sizes[:i]), sizes[i], prod(sizes[i + 1 :])
 
 
-def _marginalize(model: TabularModel, X: np.ndarray, pol: Sequence[np.ndarray], i: int) -> np.ndarray:
-    """sum_{a_-i} pi_-i(a_-i|s) X[..., s, a] -> (..., S, |A_i|) for X of shape (..., S, A)."""
-    lead = X.shape[:-2]
+def _others_weight(model: TabularModel, pol: Sequence[np.ndarray], i: int) -> np.ndarray:
+    """prod_{j != i} pi_j(a_j | s) as an (S, A) array (constant in a_i)."""
     S = model.n_states
-    Y = X.reshape(*lead, S, *model.action_sizes)
-    nlead = len(lead)
-    # contract the other agents one by one, from the last axis down
-    for j in range(model.n_agents - 1, -1, -1):
-        if j == i:
-            continue
-        axis = nlead + 1 + j
-        shape = [1] * Y.ndim
-        shape[nlead] = S
-        shape[axis] = model.action_sizes[j]
-        Y = (Y * pol[j].reshape(shape)).sum(axis=axis)
-    return Y
+    pre = _joint(pol[:i]) if i > 0 else np.ones((S, 1))
+    suf = _joint(pol[i + 1 :]) if i < model.n_agents - 1 else np.ones((S, 1))
+    w = pre[:, :, None, None] * suf[:, None, None, :]
+    return np.broadcast_to(w, (S, pre.shape[1], model.action_sizes[i], suf.shape[1])).reshape(S, -1)
+
+
+def _marginalize(model: TabularModel, X: np.ndarray, w: np.ndarray, i: int) -> np.ndarray:
+    """sum_{a_-i} w(s, a) X[..., s, a] -> (..., S, |A_i|) for X (..., S, A), w = others' weight."""
+    pre, k, suf = _split(model, i)
+    Y = (X * w).reshape(*X.shape[:-1], pre, k, suf)
+    return Y.sum(axis=(-3, -1))
+
+
+@lru_cache(maxsize=64)
+def _w_structure(S: int, sizes: tuple[int, ...], i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """CSR structure of W_i (S*|A_i|, S*A): row (s, a_i) holds the joint actions extending a_i.
+
+    Returns:
+        (order (S*A,) positions of w's entries in CSR data order, indices (S*A,), indptr).
+    """
+    A = prod(sizes)
+    pre, k, suf = prod(sizes[:i]), sizes[i], prod(sizes[i + 1 :])
+    order = np.arange(S * A).reshape(S, pre, k, suf).transpose(0, 2, 1, 3).ravel()
+    return order, order.copy(), np.arange(0, S * A + 1, A // k)
+
+
+def _induced_mdp(model: TabularModel, w: np.ndarray, i: int) -> tuple[sp.csr_matrix, np.ndarray]:
+    """Agent i's MDP when the others play with weights w (S, A).
+
+    Returns:
+        Transitions (S*|A_i|, S) sparse and rewards (S, |A_i|).
+    """
+    S, A, k = model.n_states, model.n_joint_actions, model.action_sizes[i]
+    order, indices, indptr = _w_structure(S, model.action_sizes, i)
+    W = sp.csr_matrix((w.ravel()[order], indices, indptr), shape=(S * k, S * A))
+    return (W @ model.P).tocsr(), _marginalize(model, model.R[i], w, i)
 
 
 # ---------------------------------------------------------------------------- linear algebra
@@ -215,35 +241,51 @@ def _p_pi(model: TabularModel, pi_joint: np.ndarray) -> sp.csr_matrix:
     return (M @ model.P).tocsr()
 
 
-def _solve(model: TabularModel, P_pi: sp.spmatrix, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
-    """Solve (I - gamma P_pi) x = rhs (or its transpose) with terminal states' values fixed at 0.
+class _Solver:
+    """Factorisation of (I - gamma P_pi) restricted to the states whose value is unknown.
 
-    For gamma < 1 the full system is solved (terminal rows give x = 0 automatically). For
-    gamma = 1 only the non-terminal block is solved and terminal entries are 0.
-
-    Args:
-        rhs: Shape (S,) or (S, k).
+    For gamma < 1 the full system is factored (terminal rows give x = 0 automatically). For
+    gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0. Sparse LU
+    (SuperLU, COLAMD) when P_pi is sparse or large, dense LU otherwise.
     """
-    g = model.gamma
-    x = np.zeros(rhs.shape)
-    if g < 1.0:
-        keep, Pk = slice(None), P_pi
-    else:
-        keep = np.flatnonzero(~model.terminal)
-        if keep.size == 0:
+
+    def __init__(self, model: TabularModel, P_pi: sp.spmatrix) -> None:
+        g = model.gamma
+        self.S = model.n_states
+        if g < 1.0:
+            self.keep: slice | np.ndarray = slice(None)
+            Pk = P_pi
+        else:
+            self.keep = np.flatnonzero(~model.terminal)
+            Pk = P_pi[self.keep][:, self.keep]
+        n = Pk.shape[0]
+        self.empty = n == 0
+        self.sparse = n > _DENSE_MAX or Pk.nnz <= _SPARSE_DENSITY * n * n
+        if self.empty:
+            return
+        if self.sparse:
+            M = (sp.identity(n, format="csc") - g * Pk).tocsc()
+            self.lu = spla.splu(M)
+        else:
+            M = np.eye(n) - g * Pk.toarray()
+            self.lu = scipy.linalg.lu_factor(M, check_finite=False)
+
+    def solve(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """x with (I - gamma P_pi) x = rhs (transpose: x^T (I - gamma P_pi) = rhs^T); rhs (S,) or (S, k)."""
+        x = np.zeros(rhs.shape)
+        if self.empty:
             return x
-        Pk = P_pi[keep][:, keep]
-    if transpose:
-        Pk = Pk.T
-    b = rhs[keep]
-    n = Pk.shape[0]
-    if n <= _DENSE_MAX:
-        M = np.eye(n) - g * Pk.toarray()
-        x[keep] = scipy.linalg.solve(M, b, check_finite=False)
-    else:
-        M = (sp.identity(n, format="csc") - g * Pk.tocsc()).tocsc()
-        x[keep] = spla.splu(M).solve(np.ascontiguousarray(b))
-    return x
+        b = np.ascontiguousarray(rhs[self.keep])
+        if self.sparse:
+            x[self.keep] = self.lu.solve(b, trans="T" if transpose else "N")
+        else:
+            x[self.keep] = scipy.linalg.lu_solve(self.lu, b, trans=1 if transpose else 0, check_finite=False)
+        return x
+
+
+def _solve(model: TabularModel, P_pi: sp.spmatrix, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+    """Solve (I - gamma P_pi) x = rhs (or the transposed system); see :class:`_Solver`."""
+    return _Solver(model, P_pi).solve(rhs, transpose)
 
 
 def evaluate(model: TabularModel, policies: Policy) -> np.ndarray:
@@ -271,7 +313,7 @@ def marginal_q(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Marginal Q_i(s, a_i) = E_{a_-i ~ pi_-i}[Q_i(s, a_i, a_-i)], list of (S, |A_i|)."""
     pol = check_policy(model, policies)
     Q = joint_q(model, _evaluate(model, pol))
-    return [_marginalize(model, Q[i], pol, i) for i in range(model.n_agents)]
+    return [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
 
 
 def advantages(model: TabularModel, policies: Policy) -> list[np.ndarray]:
@@ -279,7 +321,10 @@ def advantages(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     pol = check_policy(model, policies)
     V = _evaluate(model, pol)
     Q = joint_q(model, V)
-    return [_marginalize(model, Q[i], pol, i) - V[i][:, None] for i in range(model.n_agents)]
+    return [
+        _marginalize(model, Q[i], _others_weight(model, pol, i), i) - V[i][:, None]
+        for i in range(model.n_agents)
+    ]
 
 
 def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
@@ -327,11 +372,12 @@ def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     pol = check_policy(model, policies)
     pij = _joint(pol)
     P_pi = _p_pi(model, pij)
-    V = _solve(model, P_pi, np.einsum("nsa,sa->sn", model.R, pij)).T
-    occ = _solve(model, P_pi, model.mu, transpose=True)
+    solver = _Solver(model, P_pi)
+    V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
+    occ = solver.solve(model.mu, transpose=True)
     Q = joint_q(model, V)
     return [
-        occ[:, None] * pol[i] * (_marginalize(model, Q[i], pol, i) - V[i][:, None])
+        occ[:, None] * pol[i] * (_marginalize(model, Q[i], _others_weight(model, pol, i), i) - V[i][:, None])
         for i in range(model.n_agents)
     ]
 
@@ -398,27 +444,29 @@ def _policy_iteration(
     raise RuntimeError(f"policy iteration did not converge in {max_iter} rounds")
 
 
-def _induced_mdp(model: TabularModel, pol: Sequence[np.ndarray], i: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Agent i's MDP when the others play pol: transitions (S*|A_i|, S), rewards (S, |A_i|)."""
-    S, A, k = model.n_states, model.n_joint_actions, model.action_sizes[i]
-    w = _others_weight(pol, i)  # (S, A)
-    a_i = model.joint_actions[:, i]  # (A,)
-    rows = (np.arange(S)[:, None] * k + a_i[None, :]).ravel()
-    W = sp.csr_matrix((w.ravel(), (rows, np.arange(S * A))), shape=(S * k, S * A))
-    return (W @ model.P).tocsr(), _marginalize(model, model.R[i], pol, i)
-
-
 def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResponse:
     """Exact best response of ``agent`` to the others' policies (policy iteration).
 
     The returned deterministic policy is optimal from every state simultaneously.
     """
     pol = check_policy(model, policies)
-    if not 0 <= agent < model.n_agents:
-        raise ValueError(f"agent must be in [0, {model.n_agents}), got {agent}")
-    P_i, r_i = _induced_mdp(model, pol, agent)
-    act, V, it = _policy_iteration(model, P_i, r_i, pol[agent].argmax(axis=1))
-    return BestResponse(agent, np.eye(model.action_sizes[agent])[act], V, it)
+    if not isinstance(agent, (int, np.integer)) or not 0 <= agent < model.n_agents:
+        raise ValueError(f"agent must be in [0, {model.n_agents}), got {agent!r}")
+    return _best_response(model, pol, int(agent))
+
+
+def _best_response(
+    model: TabularModel, pol: Sequence[np.ndarray], i: int, v_i: np.ndarray | None = None
+) -> BestResponse:
+    """Policy iteration in agent i's induced MDP, started greedy w.r.t. v_i (S,) if given."""
+    S, k = model.n_states, model.action_sizes[i]
+    P_i, r_i = _induced_mdp(model, _others_weight(model, pol, i), i)
+    if v_i is None:
+        start = pol[i].argmax(axis=1)
+    else:
+        start = (r_i + model.gamma * (P_i @ v_i).reshape(S, k)).argmax(axis=1)
+    act, V, it = _policy_iteration(model, P_i, r_i, start)
+    return BestResponse(i, np.eye(k)[act], V, it)
 
 
 @dataclass(frozen=True)
@@ -452,7 +500,7 @@ def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
     """How much each agent gains by best-responding, at mu and in the worst state."""
     pol = check_policy(model, policies)
     V = _evaluate(model, pol)
-    brs = tuple(best_response(model, pol, i) for i in range(model.n_agents))
+    brs = tuple(_best_response(model, pol, i, V[i]) for i in range(model.n_agents))
     per_state = np.stack([br.value for br in brs]) - V
     return NashGap(per_state, per_state @ model.mu, per_state.max(axis=1), brs)
 
