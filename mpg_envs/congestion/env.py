@@ -31,16 +31,17 @@ terminal state.
 **Infos.** ``{"state": model index, "vertex": own vertex, "load": load of the last chosen
 resource (0 after reset)}`` for every agent.
 
-**Potential certificate (measured, see tests/test_potential.py).** Every state is a congestion
-(stage) game with Rosenthal potential ``phi(s, a) = sum_e sum_{k<=l_e} f(k)`` (``model.phi``).
-For policies that condition on the global state the game is an exact MPG for **N = 2** (both the
-MPG identity with ``phi`` and the 4-cycle test give residuals ~1e-15) but **not for N >= 3**: the
-4-cycle test finds sums of order 1e-2 (N = 3, 4; default graph, gamma = 0.99), so no potential
-function exists for that policy class, although paper 001 states the game is an MPG. For policies
-that see only their own vertex (``observation="own"``; pass
-``env.unwrapped.observation_index("own")`` as ``obs_map``) both residuals are ~1e-15 for every N:
-the other agents' actions then do not depend on the deviator's position, so the deviator's
-dummy term ``sum_e F(l_e^{-i})`` is policy-independent.
+**Potential certificate (measured, pinned in tests/test_potential.py).** Every state is a
+congestion (stage) game with Rosenthal potential ``phi(s, a) = sum_e sum_{k<=l_e} f(k)``
+(``model.phi``). For policies that condition on the global state the game is an exact MPG for
+**N = 2** (MPG identity with ``phi`` and 4-cycle test both ~1e-12) but **not for N >= 3**: sampled
+4-cycles of unilateral deviations sum to 50.0, 49.9 and 56.3 (N = 3, 4, 5; gamma = 0.99, values of
+order 75), and to exactly 2 in the finite-horizon game (N = 3, ``at_sink="terminate"``, gamma = 1),
+so no potential function exists for that policy class, although paper 001 calls the game an MPG.
+For policies that see only their own vertex (``observation="own"``; pass
+``env.unwrapped.observation_index("own")`` as ``obs_map``) both residuals are ~1e-13 for every N
+tested: the other agents' actions then do not depend on the deviator, so its dummy term
+``sum_e F(l_e^{-i})`` has a policy-independent expectation.
 
 **Arguments.** ``n_agents=4, n_layers=2, width=2, reward="inverse" (or callable f(loads), or the
 N values f(1..N)), load="edge"|"vertex", at_sink="restart"|"terminate", restart_reward=0.0,
@@ -198,7 +199,8 @@ class CongestionEnv(MPGParallelEnv):
                 continue
             rz.draw_arrow(img, x0 + 16, y0, x1 - 18, y1, color, width=1.5 + 1.5 * load)
             if load:
-                rz.draw_text(img, str(load), (x0 + x1) / 2, (y0 + y1) / 2 - 9, (120, 0, 0), anchor="center")
+                lx, ly = x0 + 0.3 * (x1 - x0), y0 + 0.3 * (y1 - y0) - 9  # off the crossing point
+                rz.draw_text(img, str(load), lx, ly, (120, 0, 0), anchor="center")
         pos = self._state[0]
         for v in range(dyn.n_vertices):
             x, y = xy[v]
