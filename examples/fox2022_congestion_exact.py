@@ -40,7 +40,7 @@ def run(model, algo: str, logits0: list[np.ndarray], eta: float, iters: int, gap
     for it in range(iters + 1):
         pol = exact.softmax_policy(th)
         policies.append(pol)
-        if it % gap_every == 0 or it == iters:
+        if it % gap_every == 0 or it == iters or (it < 200 and it % 5 == 0):
             gaps.append((it, exact.nash_gap(model, pol).gap))
         if it == iters:
             break
@@ -69,7 +69,10 @@ def main() -> None:
     ap.add_argument("--tol", type=float, default=1e-3, help="L1-accuracy defining convergence")
     ap.add_argument("--gap-tol", type=float, default=1e-3, help="Nash gap defining convergence")
     ap.add_argument(
-        "--gap-every", type=int, default=25, help="evaluate the exact Nash gap every k iterations"
+        "--gap-every",
+        type=int,
+        default=25,
+        help="evaluate the exact Nash gap every k iterations (every 5 before 200)",
     )
     ap.add_argument("--out", type=Path, default=Path("results/fox2022_congestion_exact"))
     ap.add_argument("--quick", action="store_true", help="3 seeds, 600 / 60 iterations (smoke test)")

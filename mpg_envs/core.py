@@ -309,6 +309,7 @@ class MPGParallelEnv(ParallelEnv):
         self.state_space = gymnasium.spaces.Box(0.0, 1.0, (n_feat,), np.float32)
         self._eye = np.eye(n, dtype=np.float32)
         self._state: np.ndarray | None = None
+        self._index = -1
         self._model: TabularModel | None = None
         self.np_random, self.np_random_seed = seeding.np_random(None)
         self.num_steps = 0
@@ -379,7 +380,7 @@ class MPGParallelEnv(ParallelEnv):
     def state_index(self) -> int:
         """The model's index of the current state."""
         self._require_reset()
-        return int(self.dynamics.index(self._state)[0])
+        return self._index
 
     def reset(
         self, seed: int | None = None, options: dict[str, Any] | None = None
@@ -398,6 +399,7 @@ class MPGParallelEnv(ParallelEnv):
             self._state = sample_initial(self.dynamics, 1, self.np_random)
         else:
             self._state = self._parse_start(start)
+        self._index = int(self.dynamics.index(self._state)[0])
         self.agents = self.possible_agents[:]
         self.num_steps = 0
         self._last_actions = None
@@ -439,6 +441,7 @@ class MPGParallelEnv(ParallelEnv):
         act = self._parse_actions(actions)
         nxt, rew = sample_step(self.dynamics, self._state, act[None], self.np_random)
         self._state = nxt
+        self._index = int(self.dynamics.index(nxt)[0])
         self._last_actions = act
         self.num_steps += 1
         r = rew[0]
@@ -483,8 +486,7 @@ class MPGParallelEnv(ParallelEnv):
     def _observe(self) -> dict[str, Any]:
         st = self._state
         if self.observation_mode == "state":
-            idx = np.int64(self.dynamics.index(st)[0])
-            return dict.fromkeys(self.agents, idx)
+            return dict.fromkeys(self.agents, np.int64(self._index))
         if self.observation_mode == "own":
             own = self.own_observation(st)[0]
             return {a: np.int64(own[self._agent_ids[a]]) for a in self.agents}
@@ -492,7 +494,7 @@ class MPGParallelEnv(ParallelEnv):
         return {a: np.concatenate([self._eye[self._agent_ids[a]], feat]) for a in self.agents}
 
     def _infos(self, rewards: np.ndarray) -> dict[str, dict[str, Any]]:
-        s = int(self.dynamics.index(self._state)[0])
+        s = self._index
         extra = self._extra_infos(rewards)
         return {
             a: {"state": s, **{k: v[self._agent_ids[a]].item() for k, v in extra.items()}}
