@@ -277,3 +277,19 @@ def test_bad_agent_and_certificate_args(small):
         exact.potential_value(nophi, [np.ones((1, 1))])
     with pytest.raises(ValueError, match="positive optimal welfare"):
         exact.price_of_anarchy(nophi, [np.ones((1, 1))])
+
+
+def test_potential_value_closed_form():
+    """All three agents on the same edges: phi = F(3) = 1 + 1/2 + 1/3 on each DAG step, 0 at t."""
+    g = 0.9
+    _, m = _congestion(n_agents=3, gamma=g)
+    same = [np.eye(2)[np.zeros(m.n_states, int)]] * 3
+    F3 = 1 + 1 / 2 + 1 / 3
+    assert exact.potential_value(m, same)[0] == pytest.approx(F3 * (1 + g + g**2) / (1 - g**4), rel=1e-12)
+    # spread over two edges at s (agents 0, 1 on edge 0; agent 2 on edge 1): F(2) + F(1) at s
+    split = [np.eye(2)[np.zeros(m.n_states, int)]] * 2 + [np.eye(2)[np.ones(m.n_states, int)]]
+    phi_s = m.phi[0, m.joint_index([0, 0, 1])]
+    assert phi_s == pytest.approx((1 + 1 / 2) + 1)
+    V_phi = exact.potential_value(m, split)
+    nxt = m.state_index([1, 1, 2])
+    assert V_phi[0] == pytest.approx(phi_s + g * V_phi[nxt], rel=1e-12)
