@@ -293,3 +293,23 @@ def test_potential_value_closed_form():
     V_phi = exact.potential_value(m, split)
     nxt = m.state_index([1, 1, 2])
     assert V_phi[0] == pytest.approx(phi_s + g * V_phi[nxt], rel=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw", [{"n_agents": 3, "slip": 0.3}, {"n_agents": 3, "at_sink": "terminate", "gamma": 1.0}]
+)
+def test_dense_and_sparse_solvers_agree(monkeypatch, kw):
+    """Both factorisation paths (dense LU, SuperLU incl. transposed solves) give the same numbers."""
+    _, m = _congestion(**kw)
+    pol = exact.random_policy(m, np.random.default_rng(12))
+    out = {}
+    for name, density in (("dense", -1.0), ("sparse", 2.0)):
+        monkeypatch.setattr(exact, "_SPARSE_DENSITY", density)
+        out[name] = (
+            exact.evaluate(m, pol),
+            exact.occupancy(m, pol),
+            exact.nash_gap(m, pol).per_state,
+            np.concatenate(exact.policy_gradient(m, pol)),
+        )
+    for a, b in zip(out["dense"], out["sparse"]):
+        np.testing.assert_allclose(a, b, atol=1e-10)
