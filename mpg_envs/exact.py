@@ -525,12 +525,10 @@ def social_optimum(model: TabularModel) -> SocialOptimum:
 
     The team MDP's optimum is attained by a deterministic joint policy, which is a product policy.
     """
-    S = model.n_states
     r = model.R.sum(axis=0)
     act, V, _ = _policy_iteration(model, model.P, r, r.argmax(axis=1))
     per_agent = model.joint_actions[act]  # (S, N)
     pols = [np.eye(k)[per_agent[:, i]] for i, k in enumerate(model.action_sizes)]
-    assert V.shape == (S,)
     return SocialOptimum(pols, V, float(V @ model.mu))
 
 
