@@ -98,6 +98,16 @@ class Dynamics(ABC):
         """One-step potential phi(s, a) for (B, d), (B, N) -> (B,), or None if none is known."""
         return None
 
+    def exact_model(
+        self, gamma: float, *, max_transitions: int = DEFAULT_MAX_TRANSITIONS, name: str = ""
+    ) -> TabularModel:
+        """The exact model. Default: :func:`build_model` enumerates :meth:`step`.
+
+        Override only to exploit structure (e.g. a product of per-agent transitions); the override
+        must agree with :func:`build_model` (test it on small instances).
+        """
+        return build_model(self, gamma, max_transitions=max_transitions, name=name)
+
     # ---------------------------------------------------------------- shared helpers
     @property
     def n_noise_outcomes(self) -> int:
@@ -330,8 +340,8 @@ class MPGParallelEnv(ParallelEnv):
             ModelTooLargeError: If it would exceed ``max_transitions`` (checked before allocating).
         """
         if self._model is None:
-            self._model = build_model(
-                self.dynamics, self.gamma, max_transitions=max_transitions, name=self.metadata["name"]
+            self._model = self.dynamics.exact_model(
+                self.gamma, max_transitions=max_transitions, name=self.metadata["name"]
             )
         return self._model
 
