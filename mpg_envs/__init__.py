@@ -12,17 +12,23 @@ namespace::
 
 from __future__ import annotations
 
+import gymnasium
 import pettingzoo
 
 from mpg_envs import exact
 from mpg_envs.model import ModelTooLargeError, TabularModel
 
 __version__ = "0.1.0"
-__all__ = ["ENV_IDS", "ModelTooLargeError", "TabularModel", "exact", "__version__"]
+__all__ = ["ENV_IDS", "GYM_IDS", "ModelTooLargeError", "TabularModel", "exact", "__version__"]
 
 #: Registered PettingZoo ids -> versioned module.
 ENV_IDS = {
     "mpg/Congestion-v0": "mpg_envs.congestion_v0",
+    "mpg/MultiTaskGridWorld-v0": "mpg_envs.multitask_gridworld_v0",
+}
+#: Registered Gymnasium (single-agent) ids -> entry point.
+GYM_IDS = {
+    "mpg/GridWorldTask-v0": "mpg_envs.gridworld.env:GridWorldTaskEnv",
 }
 
 
@@ -32,6 +38,9 @@ def _register() -> None:
             pettingzoo.register("parallel", env_id, entry_point=f"{module}:parallel_env")
         if env_id not in pettingzoo.aec_registry:
             pettingzoo.register("aec", env_id, entry_point=f"{module}:env")
+    for env_id, entry in GYM_IDS.items():
+        if env_id not in gymnasium.registry:
+            gymnasium.register(env_id, entry_point=entry)
 
 
 _register()

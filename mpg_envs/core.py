@@ -90,6 +90,21 @@ class Dynamics(ABC):
     def terminal(self, states: np.ndarray) -> np.ndarray:
         """Shape (B, d) -> (B,) bool: absorbing zero-reward states."""
 
+    def agent_terminal(self, states: np.ndarray) -> np.ndarray:
+        """Per-agent episode end, (B, d) -> (B, N) bool. Default: every agent ends with the state.
+
+        Override for games whose agents finish separately (e.g. independent tasks); the state is
+        then terminal when every agent is done, and a done agent's actions must not matter.
+        """
+        return np.repeat(self.terminal(states)[:, None], self.n_agents, axis=1)
+
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Draw n initial states from mu, shape (n, d). Override when mu's support is huge."""
+        st, p = self.initial_distribution()
+        if len(st) == 1:
+            return np.repeat(st, n, axis=0)
+        return st[rng.choice(len(st), size=n, p=p)]
+
     def decode(self, indices: np.ndarray) -> np.ndarray:
         """Model indices (B,) -> state descriptors (B, d). Default: rows of :meth:`states`."""
         return self.states()[np.asarray(indices, dtype=np.int64)]
@@ -250,11 +265,8 @@ def sample_step(
 
 
 def sample_initial(dyn: Dynamics, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw n initial states from mu, shape (n, d)."""
-    st, p = dyn.initial_distribution()
-    if len(st) == 1:
-        return np.repeat(st, n, axis=0)
-    return st[rng.choice(len(st), size=n, p=p)]
+    """Draw n initial states from mu, shape (n, d) (see :meth:`Dynamics.sample_initial`)."""
+    return dyn.sample_initial(n, rng)
 
 
 OBS_MODES = ("state", "vector", "own")
@@ -308,7 +320,7 @@ class MPGParallelEnv(ParallelEnv):
         self._action_spaces = {
             a: gymnasium.spaces.Discrete(int(k)) for a, k in zip(self.possible_agents, dynamics.action_sizes)
         }
-        n_feat = len(self.state_features(dynamics.initial_distribution()[0][:1])[0])
+        n_feat = len(self.state_features(dynamics.decode(np.zeros(1, np.int64)))[0])
         if observation == "state":
             space_fn = lambda: gymnasium.spaces.Discrete(dynamics.n_states)  # noqa: E731
         elif observation == "vector":
@@ -413,8 +425,8 @@ class MPGParallelEnv(ParallelEnv):
         self.agents = self.possible_agents[:]
         self.num_steps = 0
         self._last_actions = None
-        obs = self._observe()
-        infos = self._infos(np.zeros(self.dynamics.n_agents))
+        obs = self._observe(self.agents)
+        infos = self._infos(self.agents, np.zeros(self.dynamics.n_agents))
         if self.render_mode == "human":
             self.render()
         return obs, infos
@@ -455,16 +467,16 @@ class MPGParallelEnv(ParallelEnv):
         self._last_actions = act
         self.num_steps += 1
         r = rew[0]
-        term = bool(self.dynamics.terminal(nxt)[0])
-        trunc = self.num_steps >= self.max_cycles and not term
-        agents = self.agents
-        obs = self._observe()
-        rewards = {a: float(r[i]) for i, a in enumerate(agents)}
-        terminations = dict.fromkeys(agents, term)
-        truncations = dict.fromkeys(agents, trunc)
-        infos = self._infos(r)
-        if term or trunc:
-            self.agents = []
+        done = self.dynamics.agent_terminal(nxt)[0]
+        trunc = self.num_steps >= self.max_cycles
+        live = self.agents
+        ids = self._agent_ids
+        obs = self._observe(live)
+        rewards = {a: float(r[ids[a]]) for a in live}
+        terminations = {a: bool(done[ids[a]]) for a in live}
+        truncations = {a: trunc and not done[ids[a]] for a in live}
+        infos = self._infos(live, r)
+        self.agents = [] if trunc else [a for a in live if not done[ids[a]]]
         if self.render_mode == "human":
             self.render()
         return obs, rewards, terminations, truncations, infos
@@ -478,7 +490,7 @@ class MPGParallelEnv(ParallelEnv):
             raise ValueError(
                 f"actions must have exactly one entry per live agent; missing {missing}, unknown {unknown}"
             )
-        out = np.empty(len(self.agents), np.int64)
+        out = np.zeros(self.dynamics.n_agents, np.int64)  # finished agents act 0 (ignored)
         for agent, a in actions.items():
             i = self._agent_ids[agent]
             if isinstance(a, np.ndarray) and a.size == 1:
@@ -493,22 +505,21 @@ class MPGParallelEnv(ParallelEnv):
             out[i] = a
         return out
 
-    def _observe(self) -> dict[str, Any]:
+    def _observe(self, agents: list[str]) -> dict[str, Any]:
         st = self._state
         if self.observation_mode == "state":
-            return dict.fromkeys(self.agents, np.int64(self._index))
+            return dict.fromkeys(agents, np.int64(self._index))
         if self.observation_mode == "own":
             own = self.own_observation(st)[0]
-            return {a: np.int64(own[self._agent_ids[a]]) for a in self.agents}
+            return {a: np.int64(own[self._agent_ids[a]]) for a in agents}
         feat = self.state_features(st)[0]
-        return {a: np.concatenate([self._eye[self._agent_ids[a]], feat]) for a in self.agents}
+        return {a: np.concatenate([self._eye[self._agent_ids[a]], feat]) for a in agents}
 
-    def _infos(self, rewards: np.ndarray) -> dict[str, dict[str, Any]]:
+    def _infos(self, agents: list[str], rewards: np.ndarray) -> dict[str, dict[str, Any]]:
         s = self._index
         extra = self._extra_infos(rewards)
         return {
-            a: {"state": s, **{k: v[self._agent_ids[a]].item() for k, v in extra.items()}}
-            for a in self.agents
+            a: {"state": s, **{k: v[self._agent_ids[a]].item() for k, v in extra.items()}} for a in agents
         }
 
     def _require_reset(self) -> None:

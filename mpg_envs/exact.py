@@ -63,6 +63,8 @@ __all__ = [
     "price_of_anarchy",
     "policy_gradient",
     "l1_distance",
+    "multitask_value",
+    "multitask_gradient",
     "potential_residual",
     "cycle_residual",
 ]
@@ -393,6 +395,37 @@ def l1_distance(a: Policy, b: Policy) -> float:
             raise ValueError(f"agent {i}: shapes differ, {p.shape} vs {q.shape}")
         total += float(np.abs(p - q).sum())
     return total / len(a)
+
+
+# ---------------------------------------------------------------------------- multi-task
+def _check_tasks(models: Sequence[TabularModel], policy: np.ndarray) -> np.ndarray:
+    if len(models) == 0:
+        raise ValueError("need at least one task model")
+    for m in models:
+        if m.n_agents != 1 or (m.n_states, m.action_sizes) != (models[0].n_states, models[0].action_sizes):
+            raise ValueError("multi-task models must be single-agent with one common state and action space")
+    return check_policy(models[0], [policy])[0]
+
+
+def multitask_value(models: Sequence[TabularModel], policy: np.ndarray) -> float:
+    """Paper 004's objective for one shared policy: sum_i V_i^pi(rho_i), rho_i = model i's mu.
+
+    Args:
+        models: One single-agent model per task (common S and A).
+        policy: Shared policy, shape (S, A).
+    """
+    pol = _check_tasks(models, policy)
+    return float(sum(_evaluate(m, [pol])[0] @ m.mu for m in models))
+
+
+def multitask_gradient(models: Sequence[TabularModel], policy: np.ndarray) -> np.ndarray:
+    """Gradient of :func:`multitask_value` w.r.t. the shared softmax logits, shape (S, A).
+
+    The sum of each task's exact softmax policy gradient (paper 004 eq. 8 without the
+    regulariser).
+    """
+    pol = _check_tasks(models, policy)
+    return sum(policy_gradient(m, [pol])[0] for m in models)
 
 
 # ---------------------------------------------------------------------------- best responses

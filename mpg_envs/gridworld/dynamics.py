@@ -1,0 +1,121 @@
+"""Vectorised dynamics of N independent tasks stepped in parallel (one agent per task).
+
+A state is the cell of every agent, shape (N,); the joint index is
+``np.ravel_multi_index(cells, (S,) * N)``. Each agent's move depends only on its own cell, action
+and noise (its task's compiled next-cell table, see :meth:`Task.compiled`); it is paid its task's
+arrival reward and is done when it reaches one of its task's terminal cells. The joint state is
+terminal when every agent is done.
+
+The same class with a single task is the dynamics of one task: :meth:`task_dynamics` builds it,
+so the per-task exact models come from this code too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from mpg_envs.core import Dynamics
+from mpg_envs.gridworld.tasks import Task
+
+_MAX_INDEX = 1 << 62
+
+
+class MultiTaskDynamics(Dynamics):
+    """N tasks with a common cell and action space, stepped in lock-step.
+
+    Args:
+        tasks: The tasks (same number of cells and actions).
+    """
+
+    def __init__(self, tasks: Sequence[Task]) -> None:
+        tasks = list(tasks)
+        if not tasks:
+            raise ValueError("need at least one task")
+        S, A = tasks[0].n_cells, tasks[0].n_actions
+        if any(t.n_cells != S or t.n_actions != A for t in tasks):
+            raise ValueError("all tasks must share the number of cells and of actions")
+        N = len(tasks)
+        if S**N >= _MAX_INDEX:
+            raise ValueError(f"{N} tasks of {S} cells give {S**N:.3e} joint states, too many to index")
+        self.tasks = tasks
+        self.n_agents, self.n_cells = N, S
+        self.action_sizes = (A,) * N
+        self.state_dim = N
+        compiled = [t.compiled() for t in tasks]
+        K = max(len(p) for _, p in compiled)
+        self.next_cell = np.stack(
+            [
+                np.concatenate([nx, np.repeat(nx[..., -1:], K - nx.shape[2], axis=2)], axis=2)
+                for nx, _ in compiled
+            ]
+        )  # (N, S, A, K)
+        self.noise_probs = tuple(p for _, p in compiled)
+        self.cell_terminal = np.stack([t.terminal for t in tasks])  # (N, S)
+        self.arrival = np.stack([t.reward for t in tasks])  # (N, S)
+        probs = np.zeros((N, K))
+        for i, (_, p) in enumerate(compiled):
+            probs[i, : len(p)] = p
+        # expected arrival reward of (cell, action), 0 in terminal cells: (N, S, A)
+        exp_r = np.einsum(
+            "nk,nsak->nsa",
+            probs,
+            np.take_along_axis(
+                np.broadcast_to(self.arrival[:, None, None, :], (N, S, A, S)), self.next_cell, axis=3
+            ),
+        )
+        self.expected_reward = np.where(self.cell_terminal[:, :, None], 0.0, exp_r)
+        self._agents = np.arange(N)
+
+    def task_dynamics(self, i: int) -> MultiTaskDynamics:
+        """The dynamics of task i alone (a single-agent game)."""
+        return MultiTaskDynamics([self.tasks[i]])
+
+    # ------------------------------------------------------------------ enumeration
+    @property
+    def n_states(self) -> int:
+        return self.n_cells**self.n_agents
+
+    def index(self, states: np.ndarray) -> np.ndarray:
+        st = np.asarray(states, dtype=np.int64)
+        ok = np.all((st >= 0) & (st < self.n_cells), axis=1)
+        idx = np.ravel_multi_index(tuple(np.where(ok[:, None], st, 0).T), (self.n_cells,) * self.n_agents)
+        return np.where(ok, idx, -1)
+
+    def decode(self, indices: np.ndarray) -> np.ndarray:
+        idx = np.asarray(indices, dtype=np.int64)
+        return np.stack(np.unravel_index(idx, (self.n_cells,) * self.n_agents), axis=1).astype(np.int64)
+
+    def states(self) -> np.ndarray:
+        return self.decode(np.arange(self.n_states))
+
+    def initial_distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        supports = [np.flatnonzero(t.start) for t in self.tasks]
+        grids = np.meshgrid(*supports, indexing="ij")
+        st = np.stack([g.ravel() for g in grids], axis=1).astype(np.int64)
+        p = np.prod([self.tasks[i].start[st[:, i]] for i in range(self.n_agents)], axis=0)
+        return st, p
+
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """Each task's start cell drawn independently, shape (n, N)."""
+        return np.stack([rng.choice(self.n_cells, size=n, p=t.start) for t in self.tasks], axis=1)
+
+    def agent_terminal(self, states: np.ndarray) -> np.ndarray:
+        return self.cell_terminal[self._agents, states]
+
+    def terminal(self, states: np.ndarray) -> np.ndarray:
+        return np.all(self.agent_terminal(states), axis=1)
+
+    # ------------------------------------------------------------------ dynamics
+    def step(
+        self, states: np.ndarray, actions: np.ndarray, noise: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        nxt = self.next_cell[self._agents, states, actions, noise]
+        done = self.cell_terminal[self._agents, states]
+        rewards = np.where(done, 0.0, self.arrival[self._agents, nxt])
+        return nxt, rewards
+
+    def potential(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
+        """Sum of the tasks' expected rewards: the tasks do not interact, so Phi = sum_i V_i."""
+        return self.expected_reward[self._agents, states, actions].sum(axis=1)

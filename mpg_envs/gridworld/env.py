@@ -1,0 +1,374 @@
+"""Multi-task GridWorld (``mpg/MultiTaskGridWorld-v0``) and its single tasks (``mpg/GridWorldTask-v0``).
+
+Paper 004 (Zeng et al., *A Decentralized Policy Gradient Approach to Multi-Task RL*), §2.2,
+§5.1 and Fig. 2.
+
+**Description.** N tasks, one agent per task; each agent lives in its own copy of a grid with
+its own goals (+1, terminal) and obstacles (-1, terminal); rewards are paid on arrival, other
+moves pay 0, terminal cells are absorbing. The PettingZoo env steps all tasks in parallel; an
+agent is terminated when it reaches one of its task's terminal cells, the others go on. The
+multi-task problem seeks **one shared policy** ``pi(a | cell)`` maximising
+``sum_i V_i^pi(rho_i)`` (:func:`mpg_envs.exact.multitask_value`); agents that each learn their
+own policy just solve their own task.
+
+**Layouts** (``layout=``): named ones (``mpg_envs.gridworld.LAYOUTS``) -- ``"no_conflict"``,
+``"resolvable_conflict"``, ``"unresolvable_conflict"`` (4 tasks), ``"start_top_left"`` and
+``"start_top_right"`` (6 tasks; the start-state pair of Fig. 2 d/e) on 10x10 grids -- our
+reconstruction of Fig. 2, whose picture is not in the paper's text; ``"chain_reversed"`` and
+``"chain_slip"`` (the two 5-state, 2-task chains of §2.2; ``chain_p`` sets the second one's
+p); or custom grids, one text string per task (``"S..#..G"``; ``.`` empty, ``S`` start, ``G``
+goal, ``#`` obstacle, ``W`` wall; rows separated by newlines or ``/``).
+
+**State.** The cell of every agent; model index ``ravel_multi_index(cells, (S,) * N)``. The joint
+model ``env.unwrapped.model()`` exists for small layouts (the chains: 25 states); for 10x10 grids
+it has ``100**N`` states and is refused with a clear error -- use the per-task models
+``env.unwrapped.task_models()`` (one single-agent :class:`TabularModel` each, built from the same
+dynamics) and :func:`mpg_envs.exact.multitask_value` / ``multitask_gradient``.
+
+**Actions.** Grids: ``Discrete(4)``, 0 up, 1 down, 2 left, 3 right (off-grid or into a wall: stay);
+chains: ``Discrete(2)``, 0 = L, 1 = R. With ``slip > 0`` a uniformly random action replaces the
+chosen one with probability ``slip``.
+
+**Observations.** ``"own"`` (default) -- the agent's own cell, ``Discrete(S)``: what a shared
+policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -- one-hot agent id
++ one-hot cell of every agent. ``state()`` is the one-hot cells of all agents.
+
+**Infos.** ``{"state": joint index, "cell": own cell}``.
+
+**Potential certificate (measured, tests/test_gridworld.py).** With policies on the agent's own
+cell (``observation="own"``) the tasks do not interact and the game is an exact MPG with potential
+``sum_i V_i`` (``phi`` = sum of the tasks' expected rewards): both residuals ~1e-15 on the chain
+layouts. With policies on the global state it is **not** an MPG: an agent's moves then depend on
+where the other agents are, which couples the tasks; on ``chain_slip`` (p = 0.7, gamma = 0.9)
+4-cycles sum to 1.59 on a value scale of 0.92 (3.42 on ``chain_reversed``).
+
+**Closed forms (paper 004 App. A, pinned in tests).** First chain: the best shared policy takes L
+in S_2, S_4 and L/R with probability 1/2 in S_3, worth ``2 gamma / (2 - gamma^2)``; both
+deterministic choices in S_3 are worth ``gamma``. Second chain: always-L and always-R in S_3 are
+worth ``gamma (-2 gamma^2 p + gamma^2 + 2p - 1) / (gamma^4 p^2 - gamma^4 p + gamma^2 - 1)`` and
+the uniform choice ``gamma (2 - 4p) / (2 - gamma^2)``, all three stationary points of the softmax
+objective (exact gradient 0). The paper's specialisations to gamma = sqrt(0.5),
+``(2p - 1) / (8 sqrt(2) (p - 2)(p + 1))`` and ``(4 - 8p) / 3``, are wrong: substituting gamma^2 =
+1/2 into its own general formulas gives ``sqrt(2) (2p - 1) / ((p - 2)(p + 1))`` and
+``sqrt(2) (2 - 4p) / 3``, which the exact model reproduces (the paper's ordering conclusion still
+holds).
+
+**Arguments.** ``layout="no_conflict"``, ``slip=0.0``, ``chain_p=0.75``, ``gamma=0.95``,
+``observation="own"|"state"|"vector"``, ``max_cycles=100``,
+``render_mode=None|"human"|"ansi"|"rgb_array"``. ``env.unwrapped.render_rgb(policy)`` draws a
+shared policy's most likely path in every task (the paper's Fig. 2 as a picture).
+
+**Version history.** v0: initial release.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+
+from mpg_envs.core import DEFAULT_MAX_TRANSITIONS, MPGParallelEnv, build_model, sample_step
+from mpg_envs.gridworld.dynamics import MultiTaskDynamics
+from mpg_envs.gridworld.tasks import Task, layout_tasks
+from mpg_envs.model import TabularModel
+
+_COLORS = {
+    "bg": (255, 255, 255),
+    "grid": (200, 200, 200),
+    "wall": (70, 70, 70),
+    "goal": (250, 210, 40),
+    "obstacle": (220, 50, 50),
+    "start": (190, 220, 250),
+    "path": (150, 230, 150),
+    "agent": (30, 60, 200),
+}
+
+
+def _check_gamma(gamma: float) -> float:
+    if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma < 1.0):
+        raise ValueError(f"gamma must be in (0, 1) (tasks may never terminate), got {gamma!r}")
+    return float(gamma)
+
+
+def most_likely_path(task: Task, policy: np.ndarray | None, max_len: int | None = None) -> list[int]:
+    """Cells visited from the likeliest start when taking the likeliest action and next cell.
+
+    Args:
+        task: The task.
+        policy: Shared policy (S, A); None gives just the start cell.
+        max_len: Stop after this many cells (default S); a repeated cell also stops the path.
+    """
+    cell = int(task.start.argmax())
+    path = [cell]
+    if policy is None:
+        return path
+    for _ in range(max_len or task.n_cells):
+        if task.terminal[cell]:
+            break
+        cell = int(task.P[cell, int(np.argmax(policy[cell]))].argmax())
+        if cell in path:
+            path.append(cell)
+            break
+        path.append(cell)
+    return path
+
+
+def draw_tasks(
+    tasks: Sequence[Task],
+    cells: Sequence[int] | None = None,
+    policy: np.ndarray | None = None,
+    cell_px: int = 26,
+) -> np.ndarray:
+    """Picture of the tasks side by side: walls, goals, obstacles, start, agents, policy paths.
+
+    Args:
+        tasks: Tasks to draw (same grid shape).
+        cells: Current cell of each task's agent, or None.
+        policy: Shared policy (S, A) whose most likely path is drawn in every task, or None.
+        cell_px: Pixel size of a cell.
+
+    Returns:
+        RGB image (H, W, 3) uint8.
+    """
+    from mpg_envs import _raster as rz
+
+    H, W = tasks[0].shape
+    pad, title = 12, 18
+    tw, th = W * cell_px, H * cell_px
+    img = rz.new_canvas(th + 2 * pad + title, len(tasks) * (tw + pad) + pad)
+    for k, task in enumerate(tasks):
+        x0, y0 = pad + k * (tw + pad), pad + title
+        rz.draw_text(img, f"TASK {k + 1}", x0, 4, (0, 0, 0))
+        path = set(most_likely_path(task, policy)) if policy is not None else set()
+        for s in range(task.n_cells):
+            r, c = divmod(s, W)
+            cx, cy = x0 + c * cell_px, y0 + r * cell_px
+            if task.walls[s]:
+                color = _COLORS["wall"]
+            elif s in task.goals:
+                color = _COLORS["goal"]
+            elif s in task.obstacles:
+                color = _COLORS["obstacle"]
+            elif s in path:
+                color = _COLORS["path"]
+            elif task.start[s] > 0:
+                color = _COLORS["start"]
+            else:
+                color = _COLORS["bg"]
+            rz.fill_rect(img, cx, cy, cx + cell_px, cy + cell_px, color)
+            if s in path and (s in task.goals or s in task.obstacles):
+                rz.draw_circle(img, cx + cell_px / 2, cy + cell_px / 2, cell_px / 3, _COLORS["path"], width=3)
+        for i in range(H + 1):
+            rz.draw_line(img, x0, y0 + i * cell_px, x0 + tw, y0 + i * cell_px, _COLORS["grid"])
+        for j in range(W + 1):
+            rz.draw_line(img, x0 + j * cell_px, y0, x0 + j * cell_px, y0 + th, _COLORS["grid"])
+        if cells is not None:
+            r, c = divmod(int(cells[k]), W)
+            rz.fill_circle(
+                img, x0 + (c + 0.5) * cell_px, y0 + (r + 0.5) * cell_px, cell_px / 4, _COLORS["agent"]
+            )
+    return img
+
+
+def _text_grid(task: Task, cell: int | None) -> str:
+    H, W = task.shape
+    chars = np.full(task.n_cells, ".")
+    chars[task.start > 0] = "S"
+    chars[task.walls] = "W"
+    chars[task.goals] = "G"
+    chars[task.obstacles] = "#"
+    if cell is not None:
+        chars[cell] = "A"
+    return "\n".join("".join(chars[r * W : (r + 1) * W]) for r in range(H))
+
+
+class MultiTaskGridWorldEnv(MPGParallelEnv):
+    """PettingZoo parallel env of the multi-task GridWorld (see module docstring)."""
+
+    metadata = {
+        "render_modes": ["human", "ansi", "rgb_array"],
+        "name": "multitask_gridworld_v0",
+        "is_parallelizable": True,
+        "render_fps": 4,
+    }
+
+    def __init__(
+        self,
+        layout: str | Sequence[str] = "no_conflict",
+        slip: float = 0.0,
+        chain_p: float = 0.75,
+        gamma: float = 0.95,
+        observation: str = "own",
+        max_cycles: int = 100,
+        render_mode: str | None = None,
+    ) -> None:
+        if not (isinstance(slip, (int, float, np.floating)) and 0.0 <= slip <= 1.0):
+            raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
+        self.tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
+        self.layout = layout
+        dyn = MultiTaskDynamics(self.tasks)
+        self.own_observation_size = dyn.n_cells
+        super().__init__(
+            dyn,
+            gamma=_check_gamma(gamma),
+            max_cycles=max_cycles,
+            observation=observation,
+            render_mode=render_mode,
+        )
+        self._task_models: list[TabularModel] | None = None
+
+    def task_models(self) -> list[TabularModel]:
+        """One single-agent exact model per task (S cells, A actions), from the same dynamics."""
+        if self._task_models is None:
+            self._task_models = [
+                build_model(
+                    self.dynamics.task_dynamics(i), self.gamma, name=f"{self.metadata['name']}/task{i + 1}"
+                )
+                for i in range(self.dynamics.n_agents)
+            ]
+        return self._task_models
+
+    def model(self, *, max_transitions: int = DEFAULT_MAX_TRANSITIONS) -> TabularModel:
+        """The joint exact model (small layouts only; see :meth:`task_models` for grids)."""
+        return super().model(max_transitions=max_transitions)
+
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        B, N = states.shape
+        S = self.dynamics.n_cells
+        out = np.zeros((B, N, S), np.float32)
+        out[np.arange(B)[:, None], np.arange(N), states] = 1.0
+        return out.reshape(B, N * S)
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        return np.asarray(states, dtype=np.int64)
+
+    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
+        return {"cell": self._state[0]}
+
+    def render_ansi(self) -> str:
+        cells = self._state[0]
+        blocks = [
+            f"task {i + 1}{' (done)' if t.terminal[cells[i]] else ''}\n{_text_grid(t, cells[i])}"
+            for i, t in enumerate(self.tasks)
+        ]
+        return f"MultiTaskGridWorld-v0  step {self.num_steps}/{self.max_cycles}\n" + "\n\n".join(blocks)
+
+    def render_rgb(self, policy: np.ndarray | None = None) -> np.ndarray:
+        """Tasks side by side with agents; with ``policy`` (S, A), its most likely path per task."""
+        cells = None if self._state is None else self._state[0]
+        if policy is not None:
+            policy = np.asarray(policy, dtype=np.float64)
+            shape = (self.dynamics.n_cells, self.dynamics.action_sizes[0])
+            if policy.shape != shape:
+                raise ValueError(f"policy must have shape (S, A) = {shape}, got {policy.shape}")
+        return draw_tasks(self.tasks, cells, policy)
+
+
+def raw_env(**kwargs: Any) -> MultiTaskGridWorldEnv:
+    """The unwrapped parallel env (same as ``parallel_env``)."""
+    return MultiTaskGridWorldEnv(**kwargs)
+
+
+class GridWorldTaskEnv(gymnasium.Env):
+    """One task of a layout as a Gymnasium env (``mpg/GridWorldTask-v0``).
+
+    Observation ``Discrete(S)`` (the cell), action ``Discrete(A)``; terminated on reaching a
+    terminal cell, truncated after ``max_steps``. ``model()`` is the task's exact model.
+
+    Args:
+        layout: As for :class:`MultiTaskGridWorldEnv`.
+        task: Which task (0-based).
+        slip, chain_p, gamma: As for :class:`MultiTaskGridWorldEnv`.
+        max_steps: Truncation horizon.
+        render_mode: None, "ansi" or "rgb_array".
+    """
+
+    metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
+
+    def __init__(
+        self,
+        layout: str | Sequence[str] = "no_conflict",
+        task: int = 0,
+        slip: float = 0.0,
+        chain_p: float = 0.75,
+        gamma: float = 0.95,
+        max_steps: int = 100,
+        render_mode: str | None = None,
+    ) -> None:
+        tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
+        if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < len(tasks):
+            raise ValueError(f"task must be an index in [0, {len(tasks)}), got {task!r}")
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(
+                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
+            )
+        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
+            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        self.task = tasks[task]
+        self.task_id = int(task)
+        self.dynamics = MultiTaskDynamics([self.task])
+        self.gamma = _check_gamma(gamma)
+        self.max_steps = int(max_steps)
+        self.render_mode = render_mode
+        self.observation_space = gymnasium.spaces.Discrete(self.task.n_cells)
+        self.action_space = gymnasium.spaces.Discrete(self.task.n_actions)
+        self._cell: np.ndarray | None = None
+        self._t = 0
+        self._model: TabularModel | None = None
+
+    def model(self) -> TabularModel:
+        """The task's exact single-agent model (same dynamics as ``step``)."""
+        if self._model is None:
+            self._model = build_model(self.dynamics, self.gamma, name=f"gridworld_task_v0/{self.task.name}")
+        return self._model
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        super().reset(seed=seed)
+        start = None if options is None else options.get("state")
+        if start is None:
+            self._cell = self.dynamics.sample_initial(1, self.np_random)
+        else:
+            if (
+                isinstance(start, bool)
+                or not isinstance(start, (int, np.integer))
+                or not 0 <= start < self.task.n_cells
+            ):
+                raise ValueError(
+                    f"options['state'] must be a cell in [0, {self.task.n_cells}), got {start!r}"
+                )
+            self._cell = np.array([[int(start)]])
+        self._t = 0
+        return int(self._cell[0, 0]), {"cell": int(self._cell[0, 0])}
+
+    def step(self, action: Any):
+        if self._cell is None:
+            raise RuntimeError("call reset() before step()")
+        if isinstance(action, np.ndarray) and action.size == 1:
+            action = action.reshape(())[()]
+        if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
+            raise TypeError(f"action must be an integer in [0, {self.task.n_actions}), got {action!r}")
+        if not 0 <= action < self.task.n_actions:
+            raise ValueError(f"action must be in [0, {self.task.n_actions}), got {action}")
+        if self.task.terminal[self._cell[0, 0]]:
+            raise RuntimeError("step() called after the episode terminated; call reset()")
+        nxt, rew = sample_step(self.dynamics, self._cell, np.array([[action]]), self.np_random)
+        self._cell = nxt
+        self._t += 1
+        cell = int(nxt[0, 0])
+        terminated = bool(self.task.terminal[cell])
+        truncated = self._t >= self.max_steps and not terminated
+        return cell, float(rew[0, 0]), terminated, truncated, {"cell": cell}
+
+    def render(self):
+        if self.render_mode is None:
+            gymnasium.logger.warn("render() called without a render_mode")
+            return None
+        cell = None if self._cell is None else int(self._cell[0, 0])
+        if self.render_mode == "ansi":
+            return _text_grid(self.task, cell)
+        return draw_tasks([self.task], None if cell is None else [cell])
+
+
+__all__ = ["MultiTaskGridWorldEnv", "GridWorldTaskEnv", "raw_env", "draw_tasks", "most_likely_path"]
