@@ -1,0 +1,187 @@
+"""The same battery for every registered environment (a new env in ``mpg_envs.ENV_IDS`` gets it
+for free): PettingZoo API, AEC, max_cycles, render, multi-step determinism, simulator vs model,
+exact vs Monte Carlo, gradient vs finite differences, Nash gap at a verified equilibrium, bad input.
+
+``SMALL`` gives each env a configuration small enough for brute-force checks; an env missing from
+it is tested with its defaults.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+import numpy as np
+import pettingzoo
+import pytest
+from helpers import mc_returns
+from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
+
+import mpg_envs
+from mpg_envs import exact
+from mpg_envs.core import sample_step
+
+SMALL = {
+    "mpg/Congestion-v0": {"n_agents": 3, "slip": 0.3, "gamma": 0.9},
+    "mpg/MultiTaskGridWorld-v0": {
+        "layout": "chain_slip",
+        "chain_p": 0.7,
+        "gamma": 0.9,
+        "observation": "state",
+    },
+    "mpg/Distancing-v0": {"n_agents": 3, "gamma": 0.9},
+    "mpg/Coordination-v0": {"n_agents": 3, "gamma": 0.9},
+}
+IDS = sorted(mpg_envs.ENV_IDS)
+
+
+def make(env_id: str, **kw):
+    return pettingzoo.make("parallel", env_id, **{**SMALL.get(env_id, {}), **kw})
+
+
+def module(env_id: str):
+    return importlib.import_module(mpg_envs.ENV_IDS[env_id])
+
+
+@pytest.fixture(scope="module", params=IDS)
+def env_id(request):
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def model(env_id):
+    return make(env_id).unwrapped.model()
+
+
+def test_pettingzoo_api(env_id):
+    parallel_api_test(make(env_id), num_cycles=150)
+    api_test(pettingzoo.make("aec", env_id, **SMALL.get(env_id, {})), num_cycles=150)
+    parallel_api_test(make(env_id, observation="vector"), num_cycles=50)
+
+
+def test_max_cycles_and_render(env_id):
+    max_cycles_test(module(env_id))
+    render_test(module(env_id).env)
+    env = make(env_id, render_mode="rgb_array")
+    env.reset(seed=0)
+    img = env.render()
+    assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3 and img.std() > 0
+    env = make(env_id, render_mode="ansi")
+    env.reset(seed=0)
+    assert isinstance(env.render(), str) and env.render()
+
+
+def _trace(env_id: str, seed: int, steps: int = 250) -> list:
+    env = make(env_id, max_cycles=40)
+    obs, _ = env.reset(seed=seed)
+    for i, a in enumerate(env.possible_agents):
+        env.action_space(a).seed(seed * 100 + i)
+    out = [obs]
+    for _ in range(steps):
+        if not env.agents:
+            out.append(env.reset()[0])
+        act = {a: env.action_space(a).sample() for a in env.agents}
+        out.append((act, *env.step(act)))
+    return out
+
+
+def _same(x, y) -> bool:
+    if isinstance(x, dict):
+        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
+    if isinstance(x, (tuple, list)):
+        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
+    return bool(np.array_equal(x, y))
+
+
+def test_determinism(env_id):
+    """Same seeds, same 250-step trajectory (PettingZoo's own seed test checks only one step)."""
+    first = _trace(env_id, 3)
+    assert _same(first, _trace(env_id, 3))
+    assert not _same(first, _trace(env_id, 4))
+
+
+def test_simulator_matches_model(env_id, model):
+    env = make(env_id)
+    dyn = env.unwrapped.dynamics
+    S, A, n = model.n_states, model.n_joint_actions, 2000
+    rows = np.random.default_rng(0).choice(S * A, size=min(S * A, 300), replace=False)
+    st = np.repeat(model.states[rows // A], n, axis=0)
+    ac = np.repeat(model.joint_actions[rows % A], n, axis=0)
+    nxt, rew = sample_step(dyn, st, ac, np.random.default_rng(1))
+    freq = np.zeros((len(rows), S))
+    np.add.at(freq, (np.repeat(np.arange(len(rows)), n), dyn.index(nxt)), 1.0 / n)
+    P = model.P[rows].toarray()
+    assert np.all(np.abs(freq - P) <= 5 * np.sqrt(P * (1 - P) / n) + 1e-12)
+    R = model.R[:, rows // A, rows % A].T  # (rows, N)
+    r = rew.reshape(len(rows), n, -1)
+    assert np.all(np.abs(r.mean(axis=1) - R) <= 5 * r.std(axis=1) / np.sqrt(n) + 1e-9)
+
+
+def test_exact_values_match_monte_carlo(env_id, model):
+    dyn = make(env_id).unwrapped.dynamics
+    rng = np.random.default_rng(2)
+    pol = exact.random_policy(model, rng)
+    horizon = int(np.ceil(np.log(1e-6) / np.log(model.gamma))) if model.gamma < 1 else 500
+    G = mc_returns(dyn, pol, model.gamma, n_episodes=10_000, horizon=horizon, rng=rng)
+    V = exact.evaluate(model, pol) @ model.mu
+    scale = np.abs(model.R).max() / (1 - model.gamma) if model.gamma < 1 else 0.0
+    assert np.all(np.abs(G.mean(axis=0) - V) <= 4.5 * G.std(axis=0) / np.sqrt(len(G)) + 1e-6 * scale + 1e-12)
+
+
+def test_policy_gradient_matches_finite_differences(model):
+    rng = np.random.default_rng(3)
+    logits = [rng.normal(size=(model.n_states, k)) for k in model.action_sizes]
+    grads = exact.policy_gradient(model, exact.softmax_policy(logits))
+    h = 1e-6
+    for i in range(model.n_agents):
+        idx = [tuple(x) for x in rng.integers(0, [model.n_states, model.action_sizes[i]], size=(12, 2))]
+        for s, a in idx:
+            vals = []
+            for sgn in (1, -1):
+                th = [t.copy() for t in logits]
+                th[i][s, a] += sgn * h
+                vals.append(exact.evaluate(model, exact.softmax_policy(th))[i] @ model.mu)
+            assert grads[i][s, a] == pytest.approx((vals[0] - vals[1]) / (2 * h), abs=2e-7)
+
+
+def test_nash_gap_zero_at_best_response_equilibrium(model):
+    rng = np.random.default_rng(4)
+    pol = exact.random_policy(model, rng, deterministic=True)
+    for _ in range(100):
+        moved = False
+        for i in range(model.n_agents):
+            br = exact.best_response(model, pol, i)
+            if np.any(br.value - exact.evaluate(model, pol)[i] > 1e-10):
+                pol[i], moved = br.policy, True
+        if not moved:
+            break
+    else:
+        pytest.fail("best-response dynamics did not converge in 100 rounds")
+    gap = exact.nash_gap(model, pol)
+    assert gap.worst <= 1e-9 and np.all(gap.per_state >= -1e-9)
+    assert exact.nash_gap(model, exact.random_policy(model, rng)).worst > 1e-6
+
+
+def test_bad_input(env_id):
+    env = make(env_id, max_cycles=2)
+    with pytest.raises(RuntimeError, match="reset"):
+        env.step({a: 0 for a in env.possible_agents})
+    env.reset(seed=0)
+    agents = list(env.agents)
+    with pytest.raises(ValueError, match="missing"):
+        env.step({a: 0 for a in agents[1:]})
+    with pytest.raises(ValueError, match="unknown"):
+        env.step({**{a: 0 for a in agents}, "intruder": 0})
+    with pytest.raises(ValueError, match="must be in"):
+        env.step({**{a: 0 for a in agents}, agents[0]: 99})
+    with pytest.raises(TypeError, match="integer"):
+        env.step({**{a: 0 for a in agents}, agents[0]: float("nan")})
+    with pytest.raises(ValueError, match="observation must be one of"):
+        make(env_id, observation="pixels")
+    with pytest.raises(ValueError, match="render_mode"):
+        make(env_id, render_mode="video")
+    for _ in range(2):
+        if env.agents:
+            env.step({a: 0 for a in env.agents})
+    assert env.agents == []
+    with pytest.raises(RuntimeError, match="episode ended"):
+        env.step({a: 0 for a in agents})
