@@ -275,7 +275,7 @@ def test_multitask_value_matches_monte_carlo_and_gradient_matches_fd():
 def test_gym_task_env_matches_task_model():
     task = gymnasium.make("mpg/GridWorldTask-v0", layout=["S..#/.W.G/...."], slip=0.3).unwrapped
     m = task.model()
-    rng = np.random.default_rng(2)
+    task.reset(seed=2)
     for s in (0, 1, 4, 8):
         for a in range(4):
             counts = np.zeros(m.n_states)
@@ -286,13 +286,13 @@ def test_gym_task_env_matches_task_model():
                 assert r == pytest.approx({7: 1.0, 3: -1.0}.get(cell, 0.0))
             p = m.P[s * 4 + a].toarray().ravel()
             assert np.all(np.abs(counts / 400 - p) <= 5 * np.sqrt(p * (1 - p) / 400) + 1e-12)
-    del rng
     with pytest.raises(ValueError, match="action must be in"):
         task.step(7)
-    task.reset(options={"state": 2})
-    task.step(3)  # onto the obstacle
+    det = gymnasium.make("mpg/GridWorldTask-v0", layout=["S..#/.W.G/...."]).unwrapped  # no slip
+    det.reset(options={"state": 2})
+    assert det.step(3)[1:3] == (-1.0, True)  # onto the obstacle
     with pytest.raises(RuntimeError, match="terminated"):
-        task.step(0)
+        det.step(0)
 
 
 def test_render_policy_path():
