@@ -25,6 +25,7 @@ __all__ = ["ENV_IDS", "GYM_IDS", "ModelTooLargeError", "TabularModel", "exact", 
 ENV_IDS = {
     "mpg/Congestion-v0": "mpg_envs.congestion_v0",
     "mpg/Coordination-v0": "mpg_envs.coordination_v0",
+    "mpg/Distancing-v0": "mpg_envs.distancing_v0",
     "mpg/MultiTaskGridWorld-v0": "mpg_envs.multitask_gridworld_v0",
 }
 #: Registered Gymnasium (single-agent) ids -> entry point.

@@ -1,0 +1,27 @@
+"""``mpg/Distancing-v0``: versioned entry points (``parallel_env``, ``env``, ``raw_env``).
+
+See :mod:`mpg_envs.distancing.env` for the full documentation.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pettingzoo import AECEnv
+from pettingzoo.utils.conversions import parallel_to_aec
+
+from mpg_envs.distancing import env as _impl
+from mpg_envs.distancing.env import DistancingEnv, raw_env
+
+__doc__ = _impl.__doc__
+__all__ = ["parallel_env", "env", "raw_env", "DistancingEnv"]
+
+
+def parallel_env(**kwargs: Any) -> DistancingEnv:
+    """The PettingZoo parallel env; keyword arguments as in :class:`DistancingEnv`."""
+    return raw_env(**kwargs)
+
+
+def env(**kwargs: Any) -> AECEnv:
+    """The AEC version (``parallel_to_aec`` of :func:`parallel_env`, order enforced)."""
+    return parallel_to_aec(parallel_env(**kwargs))
