@@ -331,6 +331,7 @@ class MPGParallelEnv(ParallelEnv):
         self.state_space = gymnasium.spaces.Box(0.0, 1.0, (n_feat,), np.float32)
         self._eye = np.eye(n, dtype=np.float32)
         self._state: np.ndarray | None = None
+        self._prev_state: np.ndarray | None = None  # state before the last step (for infos/render)
         self._index = -1
         self._model: TabularModel | None = None
         self.np_random, self.np_random_seed = seeding.np_random(None)
@@ -422,6 +423,7 @@ class MPGParallelEnv(ParallelEnv):
         else:
             self._state = self._parse_start(start)
         self._index = int(self.dynamics.index(self._state)[0])
+        self._prev_state = None
         self.agents = self.possible_agents[:]
         self.num_steps = 0
         self._last_actions = None
@@ -462,6 +464,7 @@ class MPGParallelEnv(ParallelEnv):
             raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
         act = self._parse_actions(actions)
         nxt, rew = sample_step(self.dynamics, self._state, act[None], self.np_random)
+        self._prev_state = self._state
         self._state = nxt
         self._index = int(self.dynamics.index(nxt)[0])
         self._last_actions = act

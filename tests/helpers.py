@@ -79,3 +79,33 @@ def value_by_iteration(model: TabularModel, policies: list[np.ndarray], sweeps: 
     for _ in range(sweeps):
         V = np.einsum("sa,nsa->ns", pi, model.R + model.gamma * np.einsum("sat,nt->nsa", P, V))
     return V
+
+
+def rollout_trace(env, seed: int, steps: int) -> list:
+    """Everything a seeded PettingZoo parallel env returns over ``steps`` random steps."""
+    obs, _ = env.reset(seed=seed)
+    for i, a in enumerate(env.possible_agents):
+        env.action_space(a).seed(seed * 1000 + i)
+    trace = [obs]
+    for _ in range(steps):
+        if not env.agents:
+            trace.append(env.reset()[0])
+        act = {a: env.action_space(a).sample() for a in env.agents}
+        trace.append((act, *env.step(act)))
+    return trace
+
+
+def same_trace(x, y) -> bool:
+    """Deep equality of nested dicts/tuples/lists of arrays and numbers."""
+    if isinstance(x, dict):
+        return isinstance(y, dict) and x.keys() == y.keys() and all(same_trace(x[k], y[k]) for k in x)
+    if isinstance(x, (tuple, list)):
+        return len(x) == len(y) and all(same_trace(a, b) for a, b in zip(x, y))
+    return bool(np.array_equal(x, y))
+
+
+def assert_deterministic(make_env, steps: int = 300) -> None:
+    """Same seed, same trajectory over many steps (PettingZoo's seed test checks one step)."""
+    first = rollout_trace(make_env(), 7, steps)
+    assert same_trace(first, rollout_trace(make_env(), 7, steps))
+    assert not same_trace(first, rollout_trace(make_env(), 8, steps))

@@ -13,7 +13,7 @@ import importlib
 import numpy as np
 import pettingzoo
 import pytest
-from helpers import mc_returns
+from helpers import assert_deterministic, mc_returns
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 
 import mpg_envs
@@ -70,33 +70,9 @@ def test_max_cycles_and_render(env_id):
     assert isinstance(env.render(), str) and env.render()
 
 
-def _trace(env_id: str, seed: int, steps: int = 250) -> list:
-    env = make(env_id, max_cycles=40)
-    obs, _ = env.reset(seed=seed)
-    for i, a in enumerate(env.possible_agents):
-        env.action_space(a).seed(seed * 100 + i)
-    out = [obs]
-    for _ in range(steps):
-        if not env.agents:
-            out.append(env.reset()[0])
-        act = {a: env.action_space(a).sample() for a in env.agents}
-        out.append((act, *env.step(act)))
-    return out
-
-
-def _same(x, y) -> bool:
-    if isinstance(x, dict):
-        return x.keys() == y.keys() and all(_same(x[k], y[k]) for k in x)
-    if isinstance(x, (tuple, list)):
-        return len(x) == len(y) and all(_same(a, b) for a, b in zip(x, y))
-    return bool(np.array_equal(x, y))
-
-
 def test_determinism(env_id):
     """Same seeds, same 250-step trajectory (PettingZoo's own seed test checks only one step)."""
-    first = _trace(env_id, 3)
-    assert _same(first, _trace(env_id, 3))
-    assert not _same(first, _trace(env_id, 4))
+    assert_deterministic(lambda: make(env_id, max_cycles=40), steps=250)
 
 
 def test_simulator_matches_model(env_id, model):

@@ -103,7 +103,6 @@ class CongestionEnv(MPGParallelEnv):
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
-        self._prev_state: np.ndarray | None = None
         self._canvas: np.ndarray | None = None
 
     # ---------------------------------------------------------------- observations and infos
@@ -117,13 +116,7 @@ class CongestionEnv(MPGParallelEnv):
     def own_observation(self, states: np.ndarray) -> np.ndarray:
         return np.asarray(states, dtype=np.int64)
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._prev_state = None
-        return super().reset(seed=seed, options=options)
 
-    def step(self, actions: dict[str, Any]):
-        self._prev_state = self._state
-        return super().step(actions)
 
     def _last_loads(self) -> np.ndarray:
         if self._prev_state is None or self._last_actions is None:

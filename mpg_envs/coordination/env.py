@@ -119,7 +119,6 @@ class CoordinationEnv(MPGParallelEnv):
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
-        self._prev_state: np.ndarray | None = None
 
     # ---------------------------------------------------------------- observations and infos
     def state_features(self, states: np.ndarray) -> np.ndarray:
@@ -130,13 +129,7 @@ class CoordinationEnv(MPGParallelEnv):
         """Each agent's own local state, shape (B, N) int64."""
         return np.asarray(states, dtype=np.int64)
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._prev_state = None
-        return super().reset(seed=seed, options=options)
 
-    def step(self, actions: dict[str, Any]):
-        self._prev_state = self._state
-        return super().step(actions)
 
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         st = self._state[0]

@@ -147,7 +147,6 @@ class DistancingEnv(MPGParallelEnv):
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
-        self._prev_state: np.ndarray | None = None
 
     # ---------------------------------------------------------------- observations and infos
     def state_features(self, states: np.ndarray) -> np.ndarray:
@@ -156,13 +155,7 @@ class DistancingEnv(MPGParallelEnv):
         out[np.arange(len(states)), np.asarray(states, dtype=np.int64)[:, 0]] = 1.0
         return out
 
-    def reset(self, seed: int | None = None, options: dict[str, Any] | None = None):
-        self._prev_state = None
-        return super().reset(seed=seed, options=options)
 
-    def step(self, actions: dict[str, Any]):
-        self._prev_state = self._state
-        return super().step(actions)
 
     def last_counts(self) -> np.ndarray:
         """Agents per facility in the last step, shape (K,) int64 (zeros after reset)."""
