@@ -109,3 +109,28 @@ def assert_deterministic(make_env, steps: int = 300) -> None:
     first = rollout_trace(make_env(), 7, steps)
     assert same_trace(first, rollout_trace(make_env(), 7, steps))
     assert not same_trace(first, rollout_trace(make_env(), 8, steps))
+
+
+def assert_simulator_matches_model(
+    dyn: Dynamics, model: TabularModel, rows: np.ndarray | None = None, n: int = 2000, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample ``n`` steps of the simulator's ``sample_step`` from each (state, joint action) row
+    (default: all S*A) and check next-state frequencies against P (5 sigma) and mean rewards
+    against R (5 standard errors).
+
+    Returns:
+        (empirical frequencies (rows, S), model probabilities (rows, S)).
+    """
+    S, A = model.n_states, model.n_joint_actions
+    rows = np.arange(S * A) if rows is None else np.asarray(rows)
+    st = np.repeat(model.states[rows // A], n, axis=0)
+    ac = np.repeat(model.joint_actions[rows % A], n, axis=0)
+    nxt, rew = sample_step(dyn, st, ac, np.random.default_rng(seed))
+    freq = np.zeros((len(rows), S))
+    np.add.at(freq, (np.repeat(np.arange(len(rows)), n), dyn.index(nxt)), 1.0 / n)
+    P = model.P[rows].toarray()
+    assert np.all(np.abs(freq - P) <= 5 * np.sqrt(P * (1 - P) / n) + 1e-12)
+    r = rew.reshape(len(rows), n, -1)
+    R = model.R[:, rows // A, rows % A].T  # (rows, N)
+    assert np.all(np.abs(r.mean(axis=1) - R) <= 5 * r.std(axis=1) / np.sqrt(n) + 1e-12)
+    return freq, P

@@ -13,12 +13,11 @@ import importlib
 import numpy as np
 import pettingzoo
 import pytest
-from helpers import assert_deterministic, mc_returns
+from helpers import assert_deterministic, assert_simulator_matches_model, mc_returns
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 
 import mpg_envs
 from mpg_envs import exact
-from mpg_envs.core import sample_step
 
 SMALL = {
     "mpg/Congestion-v0": {"n_agents": 3, "slip": 0.3, "gamma": 0.9},
@@ -76,20 +75,8 @@ def test_determinism(env_id):
 
 
 def test_simulator_matches_model(env_id, model):
-    env = make(env_id)
-    dyn = env.unwrapped.dynamics
-    S, A, n = model.n_states, model.n_joint_actions, 2000
-    rows = np.random.default_rng(0).choice(S * A, size=min(S * A, 300), replace=False)
-    st = np.repeat(model.states[rows // A], n, axis=0)
-    ac = np.repeat(model.joint_actions[rows % A], n, axis=0)
-    nxt, rew = sample_step(dyn, st, ac, np.random.default_rng(1))
-    freq = np.zeros((len(rows), S))
-    np.add.at(freq, (np.repeat(np.arange(len(rows)), n), dyn.index(nxt)), 1.0 / n)
-    P = model.P[rows].toarray()
-    assert np.all(np.abs(freq - P) <= 5 * np.sqrt(P * (1 - P) / n) + 1e-12)
-    R = model.R[:, rows // A, rows % A].T  # (rows, N)
-    r = rew.reshape(len(rows), n, -1)
-    assert np.all(np.abs(r.mean(axis=1) - R) <= 5 * r.std(axis=1) / np.sqrt(n) + 1e-9)
+    rows = np.random.default_rng(0).choice(model.P.shape[0], size=min(model.P.shape[0], 300), replace=False)
+    assert_simulator_matches_model(make(env_id).unwrapped.dynamics, model, rows=rows, seed=1)
 
 
 def test_exact_values_match_monte_carlo(env_id, model):

@@ -5,12 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pettingzoo
 import pytest
-from helpers import assert_deterministic
+from helpers import assert_deterministic, assert_simulator_matches_model
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 
 import mpg_envs
 from mpg_envs import congestion_v0
-from mpg_envs.core import sample_step
 from mpg_envs.model import ModelTooLargeError
 
 CONFIGS = [
@@ -81,23 +80,8 @@ def test_state_count_and_indexing():
 def test_model_matches_sampled_dynamics():
     """Empirical next-state frequencies and rewards of the simulator's step vs P and R, all (s, a)."""
     env = congestion_v0.parallel_env(n_agents=3, slip=0.35, load="vertex")
-    model = env.model()
-    dyn = env.dynamics
-    rng = np.random.default_rng(0)
-    S, A, n = model.n_states, model.n_joint_actions, 4000
-    s_idx = np.repeat(np.arange(S), A)
-    a_idx = np.tile(np.arange(A), S)
-    states = np.repeat(dyn.states()[s_idx], n, axis=0)
-    actions = np.repeat(model.joint_actions[a_idx], n, axis=0)
-    nxt, rew = sample_step(dyn, states, actions, rng)
-    rows = np.repeat(np.arange(S * A), n)
-    freq = np.zeros((S * A, S))
-    np.add.at(freq, (rows, dyn.index(nxt)), 1.0 / n)
-    P = model.P.toarray()
-    sigma = np.sqrt(P * (1 - P) / n)
-    assert np.all(np.abs(freq - P) <= 5 * sigma + 1e-12)
+    _, P = assert_simulator_matches_model(env.dynamics, env.model(), n=4000)
     assert (P > 0).sum(axis=1).max() == 8  # slip really makes it stochastic (2^3 outcomes)
-    np.testing.assert_allclose(rew.reshape(S * A, n, 3).mean(axis=1).T, model.R.reshape(3, -1), atol=1e-12)
 
 
 def test_model_matches_public_step():

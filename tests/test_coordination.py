@@ -7,12 +7,12 @@ from math import comb
 
 import numpy as np
 import pytest
-from helpers import assert_deterministic, mc_returns, value_by_iteration
+from helpers import assert_deterministic, assert_simulator_matches_model, mc_returns, value_by_iteration
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 
 from mpg_envs import coordination_v0, exact
 from mpg_envs.coordination.dynamics import reward_table
-from mpg_envs.core import build_model, sample_step
+from mpg_envs.core import build_model
 from mpg_envs.model import ModelTooLargeError
 
 # Algorithm 1 of paper 003 (App. G.1), worked out by hand for every count c0 of agents in local
@@ -178,23 +178,10 @@ def test_reward_table_pinned_by_hand(n_agents):
 def test_model_matches_sampled_dynamics():
     """Every (state, joint action) for N = 3: empirical next-state frequencies vs P, rewards vs R."""
     env = coordination_v0.parallel_env(n_agents=3, eps=0.25)
-    model = env.model()
-    dyn = env.dynamics
-    rng = np.random.default_rng(0)
-    S, A, n = model.n_states, model.n_joint_actions, 4000
-    s_idx = np.repeat(np.arange(S), A)
-    a_idx = np.tile(np.arange(A), S)
-    states = np.repeat(dyn.states()[s_idx], n, axis=0)
-    actions = np.repeat(model.joint_actions[a_idx], n, axis=0)
-    nxt, rew = sample_step(dyn, states, actions, rng)
-    rows = np.repeat(np.arange(S * A), n)
-    freq = np.zeros((S * A, S))
-    np.add.at(freq, (rows, dyn.index(nxt)), 1.0 / n)
-    P = model.P.toarray()
-    sigma = np.sqrt(P * (1 - P) / n)
-    assert np.all(np.abs(freq - P) <= 5 * sigma + 1e-12)
+    model, dyn = env.model(), env.dynamics
+    S, A = model.n_states, model.n_joint_actions
+    _, P = assert_simulator_matches_model(dyn, model, n=4000)
     assert (P > 0).sum(axis=1).min() == 8  # every next state reachable
-    np.testing.assert_array_equal(rew.reshape(S * A, n, 3).mean(axis=1).T, model.R.reshape(3, -1))
     # closed form: P(s' | s, a) = prod_i (1 - eps if s'_i == a_i else eps), the same for every s
     ja, ns = model.joint_actions, dyn.states()
     closed = np.prod(np.where(ja[:, None, :] == ns[None, :, :], 0.75, 0.25), axis=2)  # (A, S)

@@ -8,11 +8,10 @@ import numpy as np
 import pettingzoo
 import pytest
 from gymnasium.utils.env_checker import check_env
-from helpers import mc_returns
+from helpers import assert_simulator_matches_model, mc_returns
 
 import mpg_envs  # noqa: F401
 from mpg_envs import exact, multitask_gridworld_v0
-from mpg_envs.core import sample_step
 from mpg_envs.gridworld import LAYOUTS, GridSpec, chain_tasks, grid_task, layout_tasks, layout_text
 from mpg_envs.model import ModelTooLargeError
 
@@ -212,18 +211,8 @@ def test_per_agent_termination():
 def test_joint_chain_model_matches_simulator_and_is_an_mpg():
     env = multitask_gridworld_v0.parallel_env(layout="chain_slip", chain_p=0.7, gamma=0.9)
     m = env.model()
-    dyn = env.dynamics
     rng = np.random.default_rng(0)
-    S, A, n = m.n_states, m.n_joint_actions, 3000
-    st = np.repeat(dyn.states(), A * n, axis=0)
-    ac = np.tile(np.repeat(m.joint_actions, n, axis=0), (S, 1))
-    nxt, rew = sample_step(dyn, st, ac, rng)
-    freq = np.zeros((S * A, S))
-    np.add.at(freq, (np.repeat(np.arange(S * A), n), dyn.index(nxt)), 1.0 / n)
-    P = m.P.toarray()
-    assert np.all(np.abs(freq - P) <= 5 * np.sqrt(P * (1 - P) / n) + 1e-12)
-    mean_r = rew.reshape(S * A, n, 2).mean(axis=1).T
-    assert np.all(np.abs(mean_r - m.R.reshape(2, -1)) <= 5 * np.sqrt(1.0 / n))
+    assert_simulator_matches_model(env.dynamics, m, n=3000)
     own = env.observation_index("own")
     c = exact.cycle_residual(m, np.random.default_rng(0), obs_map=own)
     p = exact.potential_residual(m, np.random.default_rng(0), obs_map=own)
