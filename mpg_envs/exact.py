@@ -56,6 +56,7 @@ __all__ = [
     "marginal_q",
     "advantages",
     "occupancy",
+    "values_q_occupancy",
     "visitation",
     "potential_value",
     "best_response",
@@ -389,6 +390,23 @@ def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     return _evaluate(model, pol, extra=model.phi[None])[-1]
 
 
+def values_q_occupancy(
+    model: TabularModel, policies: Policy
+) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
+    """V (N, S), marginal Q_i (list of (S, |A_i|)) and occupancy (S,) with one factorisation.
+
+    Everything a policy-gradient step needs (advantages, softmax and direct gradients).
+    """
+    pol = check_policy(model, policies)
+    pij = _joint(pol)
+    solver = _Solver(model, _p_pi(model, pij))
+    V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
+    occ = solver.solve(model.mu, transpose=True)
+    Q = joint_q(model, V)
+    q = [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
+    return V, q, occ
+
+
 def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Exact gradient of V_i(mu) w.r.t. agent i's tabular softmax logits theta_i (S, |A_i|).
 
@@ -399,16 +417,8 @@ def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
         List of N arrays (S, |A_i|).
     """
     pol = check_policy(model, policies)
-    pij = _joint(pol)
-    P_pi = _p_pi(model, pij)
-    solver = _Solver(model, P_pi)
-    V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
-    occ = solver.solve(model.mu, transpose=True)
-    Q = joint_q(model, V)
-    return [
-        occ[:, None] * pol[i] * (_marginalize(model, Q[i], _others_weight(model, pol, i), i) - V[i][:, None])
-        for i in range(model.n_agents)
-    ]
+    V, q, occ = values_q_occupancy(model, pol)
+    return [occ[:, None] * pol[i] * (q[i] - V[i][:, None]) for i in range(model.n_agents)]
 
 
 def l1_distance(a: Policy, b: Policy) -> float:

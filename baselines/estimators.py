@@ -1,0 +1,82 @@
+"""Estimators of the quantities policy-gradient methods need, behind one interface.
+
+An :class:`Estimate` holds, for the current product policy, every agent's state values, marginal
+Q-values and the discounted state occupancy from mu. From these every update direction follows:
+
+* advantages ``A_i = Q_i - V_i`` (INPG, NPG-BR: theta_i += eta / (1 - gamma) * A_i),
+* softmax policy gradients ``dV_i(mu)/dtheta_i[s, a] = occ(s) * pi_i(a|s) * A_i(s, a)`` (IPG),
+* direct-parameter gradients ``dV_i(mu)/dpi_i(a|s) = occ(s) * Q_i(s, a)`` (projected PG).
+
+:class:`ExactEstimator` computes them from the model; :class:`~baselines.sampler.SampledEstimator`
+estimates them by Monte Carlo from batched rollouts of the env's own dynamics.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from mpg_envs import exact
+from mpg_envs.model import TabularModel
+
+__all__ = ["Estimate", "Estimator", "ExactEstimator"]
+
+
+@dataclass(frozen=True)
+class Estimate:
+    """Per-agent value information for one product policy.
+
+    Attributes:
+        v: V_i(s), shape (N, S).
+        q: Marginal Q_i(s, a_i), list of N arrays (S, |A_i|).
+        occupancy: Expected discounted visits sum_t gamma^t Pr(s_t = s) from mu, shape (S,).
+        mu_values: V_i(mu), shape (N,).
+    """
+
+    v: np.ndarray
+    q: list[np.ndarray]
+    occupancy: np.ndarray
+    mu_values: np.ndarray
+
+    def advantages(self) -> list[np.ndarray]:
+        """A_i(s, a_i) = Q_i - V_i, list of (S, |A_i|)."""
+        return [q - self.v[i][:, None] for i, q in enumerate(self.q)]
+
+    def softmax_gradients(self, policies: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """dV_i(mu)/dtheta_i for tabular softmax logits, list of (S, |A_i|)."""
+        return [self.occupancy[:, None] * p * a for p, a in zip(policies, self.advantages())]
+
+    def direct_gradients(self) -> list[np.ndarray]:
+        """dV_i(mu)/dpi_i(a|s) for direct parameters, list of (S, |A_i|)."""
+        return [self.occupancy[:, None] * q for q in self.q]
+
+
+class Estimator(Protocol):
+    """Anything that turns a product policy into an :class:`Estimate`."""
+
+    gamma: float
+
+    def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
+        """Estimate for ``policies`` (list of N arrays (S, |A_i|))."""
+        ...
+
+
+class ExactEstimator:
+    """Exact quantities from the model (one linear solve per call).
+
+    Args:
+        model: The env's :class:`TabularModel`.
+    """
+
+    def __init__(self, model: TabularModel) -> None:
+        self.model = model
+        self.gamma = model.gamma
+
+    def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
+        m = self.model
+        pol = exact.check_policy(m, policies)
+        v, q, occ = exact.values_q_occupancy(m, pol)
+        return Estimate(v=v, q=q, occupancy=occ, mu_values=v @ m.mu)
