@@ -209,7 +209,9 @@ def train(
         prev_params = [ck[f"prev_{i}"] for i in range(model.n_agents)]
         with open(run_dir / "metrics.csv", newline="") as f:
             rows = [
-                {k: float(v) for k, v in r.items()} for r in csv.DictReader(f) if int(r["iteration"]) < start
+                {k: int(v) if k == "iteration" else float(v) for k, v in r.items()}
+                for r in csv.DictReader(f)
+                if int(r["iteration"]) < start
             ]
         with open(run_dir / "metrics.csv", "w", newline="") as f:  # drop rows after the checkpoint
             w = csv.DictWriter(f, fieldnames=METRIC_FIELDS + [f"value_{i}" for i in range(model.n_agents)])
