@@ -1,0 +1,166 @@
+"""baselines: algorithms against hand-computed updates, convergence with exact advantages, resumable
+runs, the CLI, and bad configurations failing before any work."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+
+from baselines.algorithms import INPG, IPG, NPGBestResponse, ProjectedPG, make_algorithm, project_simplex
+from baselines.cli import main
+from baselines.estimators import ExactEstimator
+from baselines.train import TrainConfig, train
+from mpg_envs import congestion_v0, coordination_v0, exact
+from mpg_envs.model import TabularModel
+
+
+def _bandit() -> TabularModel:
+    """One state, two agents with two actions; the state never changes: V = r_pi / (1 - gamma)."""
+    R = np.array([[[1.0, 0.0, 0.0, 2.0]], [[0.5, 0.0, 1.0, 0.0]]])  # (N, S, A)
+    return TabularModel(2, (2, 2), sp.csr_matrix(np.ones((4, 1))), R, [1.0], gamma=0.5)
+
+
+def test_updates_equal_hand_computation():
+    """On a repeated 2x2 game every quantity has a closed form."""
+    m, g = _bandit(), 0.5
+    est = ExactEstimator(m)
+    theta = [np.array([[0.3, -0.2]]), np.array([[0.0, 0.4]])]
+    p = [np.exp(t) / np.exp(t).sum() for t in theta]
+    a0, a1 = p[0][0], p[1][0]
+    # marginal rewards r_i(a_i) = sum_j pi_j(a_j) R_i(a_i, a_j); Q_i = r_i + g V_i; V_i = pi_i.r_i / (1 - g)
+    r0 = np.array([a1 @ [1.0, 0.0], a1 @ [0.0, 2.0]])
+    r1 = np.array([a0 @ [0.5, 1.0], a0 @ [0.0, 0.0]])
+    V = np.array([a0 @ r0, a1 @ r1]) / (1 - g)
+    Q = [r0 + g * V[0], r1 + g * V[1]]
+    A = [Q[0] - V[0], Q[1] - V[1]]
+    occ = 1 / (1 - g)
+    new, e = INPG(eta=0.2).update(theta, est)
+    for i in range(2):
+        np.testing.assert_allclose(new[i][0], theta[i][0] + 0.2 / (1 - g) * A[i], atol=1e-12)
+    np.testing.assert_allclose(e.mu_values, V, atol=1e-12)
+    new, _ = IPG(eta=0.2).update(theta, est)
+    for i in range(2):
+        np.testing.assert_allclose(new[i][0], theta[i][0] + 0.2 * occ * p[i][0] * A[i], atol=1e-12)
+    lam = 0.3
+    new, _ = IPG(eta=0.2, log_barrier=lam).update(theta, est)
+    for i in range(2):
+        barrier = lam / 2 * (1 - 2 * p[i][0])  # lambda / (|S||A|) * (1 - |A| pi)
+        np.testing.assert_allclose(
+            new[i][0], theta[i][0] + 0.2 * (occ * p[i][0] * A[i] + barrier), atol=1e-12
+        )
+    new, _ = ProjectedPG(eta=0.2).update(p, est)
+    for i in range(2):
+        np.testing.assert_allclose(
+            new[i][0], project_simplex((p[i][0] + 0.2 * occ * Q[i])[None])[0], atol=1e-12
+        )
+
+
+def test_npg_best_response_moves_only_the_max_gain_agent():
+    m = _bandit()
+    est = ExactEstimator(m)
+    theta = [np.array([[0.3, -0.2]]), np.array([[0.0, 0.4]])]
+    new, _ = NPGBestResponse(eta=0.2, inner_steps=3).update(theta, est)
+    moved = [not np.array_equal(a, b) for a, b in zip(new, theta)]
+    assert sum(moved) == 1
+    gains = []
+    for i in range(2):  # replay each agent's K inner steps by hand
+        th = [t.copy() for t in theta]
+        for _ in range(3):
+            th[i] = th[i] + 0.2 / 0.5 * exact.advantages(m, exact.softmax_policy(th))[i]
+        gains.append(
+            (exact.evaluate(m, exact.softmax_policy(th)) @ m.mu)[i]
+            - (exact.evaluate(m, exact.softmax_policy(theta)) @ m.mu)[i]
+        )
+    assert moved[int(np.argmax(gains))]
+
+
+def test_project_simplex():
+    x = np.array([[0.2, 0.2], [3.0, -1.0], [0.5, 0.4], [-1.0, -1.0]])
+    P = project_simplex(x)
+    np.testing.assert_allclose(P.sum(axis=1), 1)
+    np.testing.assert_allclose(P, [[0.5, 0.5], [1.0, 0.0], [0.55, 0.45], [0.5, 0.5]])
+
+
+@pytest.mark.parametrize("env, kw", [(coordination_v0, {"n_agents": 3}), (congestion_v0, {"n_agents": 4})])
+def test_inpg_reaches_nash_from_random_logits(env, kw):
+    """Exact advantages, standard-normal initial logits (not uniform: symmetry can freeze it)."""
+    m = env.parallel_env(**kw).model()
+    est, alg = ExactEstimator(m), INPG(eta=0.1)
+    for seed in range(3):
+        th = alg.init_params(m.n_states, m.action_sizes, np.random.default_rng(seed))
+        for _ in range(300):
+            th, _ = alg.update(th, est)
+        assert exact.nash_gap(m, alg.policies(th)).gap < 1e-3
+
+
+def test_uniform_start_can_freeze():
+    """Uniform play is an equilibrium of the symmetric congestion graph: INPG never moves."""
+    m = congestion_v0.parallel_env(n_agents=4).model()
+    alg = INPG(eta=0.1)
+    th = alg.init_params(m.n_states, m.action_sizes, np.random.default_rng(0), init="uniform")
+    new, _ = alg.update(th, ExactEstimator(m))
+    assert max(np.abs(a - b).max() for a, b in zip(new, th)) < 1e-10
+
+
+def test_resume_after_kill_gives_identical_run(tmp_path):
+    cfg = TrainConfig(
+        env="mpg/Congestion-v0", env_kwargs={"n_agents": 3}, algo="ipg", iters=40, checkpoint_every=10,
+        eval_every=3, out=str(tmp_path),
+    )  # fmt: skip
+    full = train(cfg, progress=False)
+    killed = train(cfg, progress=False, stop_after=25)  # last checkpoint: iteration 20
+    assert json.loads((killed.run_dir / "config.json").read_text())["iters"] == 40
+    resumed = train(cfg, resume=killed.run_dir, progress=False)
+    for a, b in zip(full.params, resumed.params):
+        np.testing.assert_array_equal(a, b)
+    rows = [list(csv.DictReader(open(r.run_dir / "metrics.csv"))) for r in (full, resumed)]
+    assert len(rows[0]) == len(rows[1]) == 15
+    for x, y in zip(*rows):
+        assert {k: v for k, v in x.items() if k != "wall_time"} == {
+            k: v for k, v in y.items() if k != "wall_time"
+        }
+    np.testing.assert_array_equal(full.snapshots, resumed.snapshots)
+    assert (resumed.run_dir / "final.npz").exists() and (resumed.run_dir / "checkpoint.npz").exists()
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--env", "mpg/Nope-v0"], "unknown env"),
+        (["--algo", "sgd"], "unknown algorithm"),
+        (["--estimator", "oracle"], "unknown estimator"),
+        (["--eta", "0"], "eta must be > 0"),
+        (["--eta", "-0.1"], "eta must be > 0"),
+        (["--estimator", "sampled", "--batch", "0"], "batch must be a positive integer"),
+        (["--iters", "0"], "iters must be a positive integer"),
+        (["--seeds", "-1"], "seeds must be >= 0"),
+    ],
+)
+def test_bad_configs_fail_before_work(tmp_path, capsys, argv, message):
+    assert main(["train", "--out", str(tmp_path), "--no-progress", *argv]) == 2
+    assert message in capsys.readouterr().err
+    assert not any(tmp_path.iterdir())  # no run folder was created
+
+
+def test_cli_train_and_list(tmp_path, capsys):
+    assert main(["train", "--env", "mpg/Coordination-v0", "--env-kwargs", "n_agents=2", "--iters", "5",
+                 "--seeds", "0", "1", "--out", str(tmp_path), "--no-progress"]) == 0  # fmt: skip
+    assert len(list(tmp_path.iterdir())) == 2
+    assert main(["list"]) == 0
+    out = capsys.readouterr().out
+    assert "mpg/Coordination-v0" in out and "npg_br" in out and "chen2022-coordination" in out
+
+
+def test_algorithm_arguments_validated():
+    with pytest.raises(ValueError, match="eta must be a positive"):
+        make_algorithm("inpg", eta=0.0)
+    with pytest.raises(ValueError, match="inner_steps"):
+        make_algorithm("npg_br", inner_steps=0)
+    with pytest.raises(ValueError, match="log_barrier applies to softmax"):
+        make_algorithm("ppg", log_barrier=0.1)
+    with pytest.raises(ValueError, match="unknown algorithm"):
+        make_algorithm("trpo")
