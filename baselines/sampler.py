@@ -1,0 +1,386 @@
+"""Batched Monte Carlo rollouts of an env's own dynamics, and the sampled estimator built on them.
+
+:class:`BatchSampler` runs B episodes at once as arrays: the only Python loop is over the T time
+steps. States come from :meth:`~mpg_envs.core.Dynamics.sample_initial`, every agent's action is
+drawn by inverse CDF from its policy row (one uniform per episode and agent), and transitions go
+through :func:`mpg_envs.core.sample_step` -- the code the PettingZoo simulator and the exact model
+use -- so the sampler cannot disagree with either.
+
+:class:`SampledEstimator` turns rollouts into an :class:`~baselines.estimators.Estimate` the way
+paper 001 (§4.1) does in its experiments: episodes of T = 20 steps, mini-batches of 20, Monte
+Carlo averages of the returns-to-go for Q and V, and of the discounted visits for the occupancy.
+
+**Truncation bias.** A visit at step t of an episode of T steps sees only T - t further rewards,
+so ``E[q[i][s, a]]`` is an average of *finite-horizon* Q-values ``Q^(T-t)`` -- not Q -- however
+many episodes are drawn; for visits near the end of the episode the gap is of order
+``gamma^(T-t) * max|V|``. With ``tail > 0`` each episode runs ``tail`` further steps that only
+complete the returns of the visits within the horizon, which bounds the bias of every visit by
+``gamma^tail * max|R| / (1 - gamma)``; ``tail = 0`` (the default) is the paper's estimator.
+
+Example::
+
+    >>> import numpy as np
+    >>> from mpg_envs import distancing_v0, exact
+    >>> from baselines.sampler import SampledEstimator
+    >>> env = distancing_v0.parallel_env(n_agents=3)
+    >>> est = SampledEstimator(env.dynamics, gamma=0.99, rng=np.random.default_rng(0))
+    >>> e = est.estimate(exact.uniform_policy(env.model()))
+    >>> e.v.shape, e.q[0].shape, e.occupancy.shape
+    ((3, 2), (2, 4), (2,))
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from numbers import Integral, Real
+from typing import Any
+
+import numpy as np
+from scipy.signal import lfilter
+
+from baselines.estimators import Estimate
+from mpg_envs.core import Dynamics, sample_step
+
+__all__ = ["Rollouts", "BatchSampler", "SampledEstimator", "estimate_from_rollouts", "returns_to_go"]
+
+_STOCH_TOL = 1e-8  # same tolerance as mpg_envs.exact.check_policy
+#: Up to this many model states, the terminal flags are tabulated once per sampler (a lookup per
+#: step instead of a call to ``Dynamics.terminal``).
+TERMINAL_TABLE_MAX_STATES = 1 << 20
+
+
+@dataclass(frozen=True)
+class Rollouts:
+    """B episodes of T steps as arrays.
+
+    Attributes:
+        states: Model state indices s_0 .. s_T, shape (B, T + 1) int64.
+        actions: Actions a_t^i, shape (B, T, N) int64; 0 where ``alive`` is False.
+        rewards: Rewards r_t^i, shape (B, T, N) float64; 0 where ``alive`` is False (and, by the
+            dynamics, for an agent that finished on its own in games whose agents finish
+            separately).
+        alive: Whether s_t is not terminal, shape (B, T) bool: False from the first step whose
+            state is terminal (the joint state is terminal when every agent is done).
+    """
+
+    states: np.ndarray
+    actions: np.ndarray
+    rewards: np.ndarray
+    alive: np.ndarray
+
+    @property
+    def n_episodes(self) -> int:
+        """B."""
+        return self.actions.shape[0]
+
+    @property
+    def horizon(self) -> int:
+        """T."""
+        return self.actions.shape[1]
+
+    @property
+    def n_agents(self) -> int:
+        """N."""
+        return self.actions.shape[2]
+
+
+def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
+    """Truncated discounted returns-to-go G_t = sum_{k=t}^{T-1} gamma^(k-t) r_k.
+
+    Args:
+        rewards: Shape (B, T, N).
+        gamma: Discount.
+
+    Returns:
+        Shape (B, T, N) float64 (a linear filter run backwards in time: no loop, no gamma^-t).
+    """
+    r = np.asarray(rewards, dtype=np.float64)
+    return lfilter([1.0], [1.0, -float(gamma)], r[:, ::-1], axis=1)[:, ::-1]
+
+
+def _positive_int(name: str, value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, Integral) or value < 1:
+        raise ValueError(f"{name} must be an integer >= 1, got {value!r}")
+    return int(value)
+
+
+def _generator(rng: np.random.Generator | int | None) -> np.random.Generator:
+    if isinstance(rng, np.random.Generator):
+        return rng
+    if rng is None or (isinstance(rng, Integral) and not isinstance(rng, bool)):
+        return np.random.default_rng(rng)
+    raise ValueError(f"rng must be a numpy Generator, an int seed or None, got {rng!r}")
+
+
+class BatchSampler:
+    """Vectorised rollouts of a :class:`~mpg_envs.core.Dynamics` under a product policy.
+
+    Args:
+        dynamics: The env's dynamics (e.g. ``env.unwrapped.dynamics``).
+        rng: The only source of randomness (an int seed is turned into a Generator).
+        observe: Optional map from state descriptors (B, d) to the row each agent reads from its
+            policy table, (B, N) int64 (e.g. ``env.unwrapped.own_observation``). Default: every
+            agent reads the model state index, so ``policies[i]`` has shape (S, |A_i|). Needed for
+            games too large for per-state tables (the 10x10 multi-task grids: S = 100^N).
+
+    Attributes:
+        dynamics, rng, observe: As given.
+    """
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        rng: np.random.Generator | int | None,
+        *,
+        observe: Callable[[np.ndarray], np.ndarray] | None = None,
+    ) -> None:
+        if not isinstance(dynamics, Dynamics):
+            raise ValueError(f"dynamics must be a mpg_envs.core.Dynamics, got {type(dynamics).__name__}")
+        self.dynamics = dynamics
+        self.rng = _generator(rng)
+        self.observe = observe
+        self._sizes = tuple(int(k) for k in dynamics.action_sizes)
+        self._term_table: np.ndarray | None = None
+        self._can_terminate = True
+        if dynamics.n_states <= TERMINAL_TABLE_MAX_STATES:
+            table = np.asarray(dynamics.terminal(dynamics.states()), dtype=bool)
+            self._term_table = table
+            self._can_terminate = bool(table.any())
+
+    # ------------------------------------------------------------------ policies
+    def _cdf_table(self, policies: Sequence[np.ndarray]) -> np.ndarray:
+        """Validated policies -> padded cumulative tables, shape (R, N, K_max - 1).
+
+        Column k of agent i holds P(a_i <= k) for k < |A_i| - 1 and +inf beyond, so the action is
+        the number of columns with ``u >= cdf``: action a is drawn iff cdf[a-1] <= u < cdf[a], an
+        interval of length pi(a) (zero-probability actions are never drawn; round-off in the last
+        entry cannot push u past the last action).
+        """
+        N, sizes = self.dynamics.n_agents, self._sizes
+        if isinstance(policies, np.ndarray) and policies.dtype != object and policies.ndim != 3:
+            raise ValueError(f"policies must be a sequence of {N} arrays of shape (S, |A_i|)")
+        if len(policies) != N:
+            raise ValueError(f"expected one policy per agent ({N}), got {len(policies)}")
+        pols = [np.asarray(p, dtype=np.float64) for p in policies]
+        S = self.dynamics.n_states
+        for i, (p, k) in enumerate(zip(pols, sizes)):
+            if self.observe is None and p.shape != (S, k):
+                raise ValueError(f"policy of agent {i} must have shape (S, |A_i|) = {(S, k)}, got {p.shape}")
+            if self.observe is not None and (p.ndim != 2 or p.shape[1] != k or p.shape[0] < 1):
+                raise ValueError(
+                    f"policy of agent {i} must have shape (n_observations, |A_i| = {k}), got {p.shape}"
+                )
+            if not np.all(np.isfinite(p)) or p.min() < 0:
+                raise ValueError(f"policy of agent {i} has negative, NaN or infinite entries")
+            dev = np.abs(p.sum(axis=1) - 1.0)
+            if dev.max() > _STOCH_TOL:
+                s = int(dev.argmax())
+                raise ValueError(f"policy of agent {i} is not row-stochastic: row {s} sums to {p[s].sum()!r}")
+        R = max(p.shape[0] for p in pols)
+        K1 = max(sizes) - 1
+        cdf = np.full((R, N, max(K1, 1)), np.inf)
+        for i, (p, k) in enumerate(zip(pols, sizes)):  # loop over agents, once per rollout
+            cdf[: p.shape[0], i, : k - 1] = np.cumsum(p[:, : k - 1], axis=1)
+        return cdf
+
+    # ------------------------------------------------------------------ rollouts
+    def rollout(self, policies: Sequence[np.ndarray], n_episodes: int, horizon: int) -> Rollouts:
+        """Sample ``n_episodes`` episodes of ``horizon`` steps from mu.
+
+        Args:
+            policies: N arrays, ``policies[i]`` of shape (S, |A_i|) (or (n_obs, |A_i|) with
+                ``observe``), row-stochastic.
+            n_episodes: B >= 1.
+            horizon: T >= 1.
+
+        Returns:
+            The :class:`Rollouts` (B episodes, T steps).
+
+        Raises:
+            ValueError: Bad sizes or policies.
+            RuntimeError: If the dynamics step outside their own state enumeration.
+        """
+        B = _positive_int("n_episodes", n_episodes)
+        T = _positive_int("horizon", horizon)
+        dyn, rng, N = self.dynamics, self.rng, self.dynamics.n_agents
+        cdf = self._cdf_table(policies)
+        K1 = cdf.shape[2]
+        flat_cdf = cdf.reshape(-1, K1)  # row = table row * N + agent (for ``observe``)
+        agent_ids = np.arange(N)
+        term_table, can_terminate = self._term_table, self._can_terminate
+
+        states = np.empty((B, T + 1), np.int64)
+        actions = np.empty((B, T, N), np.int64)
+        rewards = np.empty((B, T, N), np.float64)
+        alive = np.ones((B, T), bool)
+        st = dyn.sample_initial(B, rng)
+        idx = dyn.index(st)
+        states[:, 0] = idx
+        for t in range(T):
+            if can_terminate:
+                term = term_table[idx] if term_table is not None else dyn.terminal(st)
+                if term.all():  # every episode is over: the rest is absorbing, zero-reward
+                    states[:, t + 1 :] = idx[:, None]
+                    actions[:, t:] = 0
+                    rewards[:, t:] = 0.0
+                    alive[:, t:] = False
+                    break
+                np.logical_not(term, out=alive[:, t])
+            u = rng.random((B, N))
+            if self.observe is None:
+                c = np.take(cdf, idx, axis=0)  # (B, N, K1): each state's row of every agent
+            else:
+                rows = np.asarray(self.observe(st), dtype=np.int64)
+                c = np.take(flat_cdf, rows * N + agent_ids, axis=0)
+            a = np.empty((B, N), np.int64)  # fresh: the dynamics may keep a reference to it
+            np.greater_equal(u, c[:, :, 0], out=a, casting="unsafe")
+            for k in range(1, K1):  # K_max - 2 extra comparisons (0 for two actions)
+                a += u >= c[:, :, k]
+            st, r = sample_step(dyn, st, a, rng)
+            actions[:, t] = a
+            rewards[:, t] = r
+            idx = dyn.index(st)
+            states[:, t + 1] = idx
+        if states.min() < 0:
+            raise RuntimeError("the dynamics stepped outside their state enumeration (index -1)")
+        if can_terminate:
+            dead = ~alive
+            actions[dead] = 0
+            rewards[dead] = 0.0
+        return Rollouts(states=states, actions=actions, rewards=rewards, alive=alive)
+
+
+def estimate_from_rollouts(
+    rollouts: Rollouts,
+    gamma: float,
+    n_states: int,
+    action_sizes: Sequence[int],
+    horizon: int | None = None,
+) -> Estimate:
+    """Monte Carlo :class:`Estimate` from rollouts (paper 001 §4.1).
+
+    With G_t the return-to-go over the rollout (:func:`returns_to_go`), and visits the (episode,
+    t) with t < ``horizon`` whose state is not terminal:
+
+    * ``q[i][s, a]`` = mean of G_t^i over visits with s_t = s and a_t^i = a; ``v[i][s]`` = mean
+      over visits to s; unvisited states get v = q = 0, an unvisited action in a visited state
+      gets q = v(s) (advantage 0);
+    * ``occupancy[s]`` = mean over episodes of sum_{t < horizon} gamma^t 1[s_t = s] (terminal
+      states included when gamma < 1, excluded when gamma = 1, as in
+      :func:`mpg_envs.exact.occupancy`);
+    * ``mu_values[i]`` = mean of G_0^i.
+
+    Args:
+        rollouts: B episodes of T steps.
+        gamma: Discount in (0, 1].
+        n_states: S.
+        action_sizes: (|A_1|, ..., |A_N|).
+        horizon: Steps whose visits count, <= T; the steps after it only complete the returns.
+            Default T.
+
+    Returns:
+        The estimate: v (N, S), q list of (S, |A_i|), occupancy (S,), mu_values (N,).
+    """
+    states, actions, alive = rollouts.states, rollouts.actions, rollouts.alive
+    B, T, N = actions.shape
+    H = T if horizon is None else int(horizon)
+    if not 1 <= H <= T:
+        raise ValueError(f"horizon must be in [1, T={T}], got {horizon!r}")
+    S, sizes = int(n_states), tuple(int(k) for k in action_sizes)
+    K = max(sizes)
+    G = returns_to_go(rollouts.rewards, gamma)
+    s, a, g, live = states[:, :H], actions[:, :H], G[:, :H], alive[:, :H]
+    if live.all():
+        sv, av, gv = s.reshape(-1), a.reshape(-1, N), g.reshape(-1, N)
+    else:
+        sv, av, gv = s[live], a[live], g[live]
+    # one histogram over (state, agent, action) keys for all agents at once
+    keys = (sv[:, None] * N + np.arange(N)) * K + av
+    size = S * N * K
+    sums = np.bincount(keys.ravel(), weights=gv.ravel(), minlength=size).reshape(S, N, K)
+    counts = np.bincount(keys.ravel(), minlength=size).reshape(S, N, K)
+    visits = np.bincount(sv, minlength=S)  # (S,)
+    v_sn = np.divide(sums.sum(axis=2), visits[:, None], out=np.zeros((S, N)), where=visits[:, None] > 0)
+    q_all = np.divide(sums, counts, out=np.repeat(v_sn[:, :, None], K, axis=2), where=counts > 0)
+    q = [np.ascontiguousarray(q_all[:, i, :k]) for i, k in enumerate(sizes)]
+    disc = np.broadcast_to(float(gamma) ** np.arange(H), (B, H))
+    if gamma < 1.0:
+        occ = np.bincount(s.reshape(-1), weights=disc.reshape(-1), minlength=S)
+    else:
+        occ = np.bincount(s[live], weights=disc[live], minlength=S)
+    return Estimate(v=np.ascontiguousarray(v_sn.T), q=q, occupancy=occ / B, mu_values=G[:, 0].mean(axis=0))
+
+
+class SampledEstimator:
+    """Monte Carlo estimator of paper 001's experiments, behind the Estimator protocol.
+
+    Every :meth:`estimate` samples ``batch`` episodes of ``horizon`` (+ ``tail``) steps from mu
+    with :class:`BatchSampler` and averages them (:func:`estimate_from_rollouts`).
+
+    Args:
+        dynamics: The env's dynamics (``env.unwrapped.dynamics``); policies are tables over its
+            model states, (S, |A_i|).
+        gamma: Discount in (0, 1].
+        horizon: T >= 1, steps per episode whose visits are counted (paper 001: 20).
+        batch: Episodes per estimate (paper 001: 20).
+        rng: Generator (or int seed; None = fresh OS entropy). Never the global RNG.
+        tail: Extra steps (>= 0) simulated after the horizon only to complete returns-to-go; 0
+            (default) is the paper's truncated estimator, biased for Q and V however large the
+            batch (see the module docstring); ``tail`` with ``gamma^tail * max|R| / (1 - gamma)``
+            small makes every estimate consistent.
+
+    Attributes:
+        dynamics, gamma, horizon, batch, rng, tail: As given.
+        sampler: The :class:`BatchSampler` (sharing ``rng``).
+
+    Raises:
+        ValueError: horizon < 1, batch < 1, tail < 0 or gamma outside (0, 1], naming the value.
+    """
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        gamma: float,
+        horizon: int = 20,
+        batch: int = 20,
+        rng: np.random.Generator | int | None = None,
+        *,
+        tail: int = 0,
+    ) -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, Real) or not 0.0 < float(gamma) <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        self.horizon = _positive_int("horizon", horizon)
+        self.batch = _positive_int("batch", batch)
+        if isinstance(tail, bool) or not isinstance(tail, Integral) or tail < 0:
+            raise ValueError(f"tail must be an integer >= 0, got {tail!r}")
+        self.tail = int(tail)
+        self.gamma = float(gamma)
+        self.dynamics = dynamics
+        self.sampler = BatchSampler(dynamics, rng)
+        self.rng = self.sampler.rng
+
+    def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
+        """Estimate for ``policies`` (N arrays (S, |A_i|)) from one fresh batch of episodes."""
+        ro = self.sampler.rollout(policies, self.batch, self.horizon + self.tail)
+        return estimate_from_rollouts(
+            ro, self.gamma, self.dynamics.n_states, self.dynamics.action_sizes, horizon=self.horizon
+        )
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state (a deep copy of ``rng.bit_generator.state``), for checkpoints."""
+        return {"rng": copy.deepcopy(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the generator state saved by :meth:`state_dict` (same bit generator type).
+
+        Raises:
+            ValueError: If ``state`` has no ``"rng"`` entry or it does not fit this generator.
+        """
+        if not isinstance(state, dict) or "rng" not in state:
+            raise ValueError("state must be a dict from SampledEstimator.state_dict() with key 'rng'")
+        try:
+            self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"cannot restore the generator state: {err}") from None

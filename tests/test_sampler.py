@@ -1,0 +1,389 @@
+"""baselines.sampler: batched rollouts (shapes, seeding, termination, action frequencies) and the
+sampled estimator (hand-computed cases, convergence to the exact estimator, truncation bias,
+checkpointing, bad input)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pettingzoo
+import pytest
+
+import mpg_envs  # noqa: F401  (registers the env ids)
+from baselines.estimators import Estimate, ExactEstimator
+from baselines.sampler import (
+    BatchSampler,
+    Rollouts,
+    SampledEstimator,
+    estimate_from_rollouts,
+    returns_to_go,
+)
+from mpg_envs import exact
+from mpg_envs.core import Dynamics
+
+
+def make(env_id: str, **kw):
+    return pettingzoo.make("parallel", env_id, **kw).unwrapped
+
+
+class TwoSizes(Dynamics):
+    """3 states, agents with 2 and 3 actions (exercises the padded CDF table); s' = s + a0 + a1."""
+
+    n_agents, action_sizes, state_dim = 2, (2, 3), 1
+
+    @property
+    def n_states(self) -> int:
+        return 3
+
+    def states(self):
+        return np.arange(3)[:, None]
+
+    def index(self, states):
+        return np.asarray(states)[:, 0].astype(np.int64)
+
+    def initial_distribution(self):
+        return self.states(), np.full(3, 1 / 3)
+
+    def terminal(self, states):
+        return np.zeros(len(states), bool)
+
+    def step(self, states, actions, noise):
+        nxt = (states[:, 0] + actions.sum(axis=1)) % 3
+        return nxt[:, None], actions.astype(np.float64)
+
+
+# ------------------------------------------------------------------------------ rollouts
+def test_shapes_and_dtypes():
+    env = make("mpg/Distancing-v0", n_agents=3)
+    pol = exact.uniform_policy(env.model())
+    ro = BatchSampler(env.dynamics, np.random.default_rng(0)).rollout(pol, 7, 5)
+    assert isinstance(ro, Rollouts)
+    assert (ro.n_episodes, ro.horizon, ro.n_agents) == (7, 5, 3)
+    assert ro.states.shape == (7, 6) and ro.states.dtype == np.int64
+    assert ro.actions.shape == (7, 5, 3) and ro.actions.dtype == np.int64
+    assert ro.rewards.shape == (7, 5, 3) and ro.rewards.dtype == np.float64
+    assert ro.alive.shape == (7, 5) and ro.alive.dtype == bool and ro.alive.all()
+    assert set(np.unique(ro.states)) <= {0, 1} and set(np.unique(ro.actions)) <= {0, 1, 2, 3}
+
+
+def _same(a: Rollouts, b: Rollouts) -> bool:
+    return all(
+        np.array_equal(getattr(a, f), getattr(b, f)) for f in ("states", "actions", "rewards", "alive")
+    )
+
+
+def test_determinism_and_seeds():
+    env = make("mpg/Congestion-v0", n_agents=3, slip=0.3)
+    pol = exact.random_policy(env.model(), np.random.default_rng(0))
+
+    def run(seed):
+        return BatchSampler(env.dynamics, np.random.default_rng(seed)).rollout(pol, 50, 12)
+
+    assert _same(run(1), run(1))
+    assert not _same(run(1), run(2))
+    # consecutive calls draw fresh episodes from the same generator
+    sampler = BatchSampler(env.dynamics, np.random.default_rng(1))
+    assert not _same(sampler.rollout(pol, 50, 12), sampler.rollout(pol, 50, 12))
+
+
+def test_congestion_terminates_after_three_steps():
+    env = make("mpg/Congestion-v0", at_sink="terminate", gamma=1.0)
+    model = env.model()
+    pol = exact.random_policy(model, np.random.default_rng(3))
+    ro = BatchSampler(env.dynamics, np.random.default_rng(0)).rollout(pol, 200, 8)
+    sink = int(np.flatnonzero(model.terminal)[0])
+    assert ro.alive[:, :3].all() and not ro.alive[:, 3:].any()
+    assert np.all(ro.states[:, 3:] == sink) and not np.any(ro.states[:, :3] == sink)
+    assert np.all(ro.rewards[:, :3] > 0) and np.all(ro.rewards[:, 3:] == 0)
+    assert np.all(ro.actions[:, 3:] == 0)
+    # undiscounted estimates: 3 non-terminal visits per episode, the terminal state gets none
+    est = SampledEstimator(env.dynamics, 1.0, horizon=8, batch=4000, rng=1).estimate(pol)
+    assert est.occupancy[sink] == 0 and est.occupancy.sum() == pytest.approx(3.0)
+    ex = ExactEstimator(model).estimate(pol)
+    np.testing.assert_allclose(est.occupancy, ex.occupancy, atol=0.05)
+    np.testing.assert_allclose(est.mu_values, ex.mu_values, atol=0.05)
+
+
+def test_gridworld_agents_finish_separately():
+    env = make("mpg/MultiTaskGridWorld-v0", layout="chain_reversed")
+    dyn = env.dynamics
+    pol = exact.uniform_policy(env.model())
+    ro = BatchSampler(dyn, np.random.default_rng(0)).rollout(pol, 500, 12)
+    cells = dyn.decode(ro.states.ravel()).reshape(500, 13, 2)
+    done = dyn.cell_terminal[np.arange(2), cells]  # (B, T+1, N)
+    np.testing.assert_array_equal(ro.alive, ~done[:, :-1].all(axis=2))
+    assert np.all(np.diff(ro.alive.astype(int), axis=1) <= 0)  # once over, over
+    # a finished agent earns nothing while the other goes on ...
+    one_done = done[:, :-1].any(axis=2) & ro.alive
+    assert one_done.sum() > 100
+    assert np.all(ro.rewards[done[:, :-1]] == 0) and np.all(ro.rewards[~ro.alive] == 0)
+    assert np.all(ro.actions[~ro.alive] == 0) and np.any(ro.actions[ro.alive] != 0)
+    # ... and the agent still playing is paid on arrival: +-1 exactly when it reaches an end cell
+    arrive = ~done[:, :-1] & done[:, 1:]
+    np.testing.assert_array_equal(ro.rewards != 0, arrive)
+    np.testing.assert_array_equal(
+        ro.rewards[arrive], dyn.arrival[np.nonzero(arrive)[2], cells[:, 1:][arrive]]
+    )
+    assert (ro.alive[:, 0] & ~ro.alive[:, -1]).sum() > 400  # most episodes end within 12 steps
+
+
+@pytest.mark.parametrize("case", ["distancing", "two_sizes"])
+def test_action_frequencies_match_policy(case):
+    rng = np.random.default_rng(5)
+    if case == "distancing":
+        dyn = make("mpg/Distancing-v0", n_agents=3).dynamics
+    else:
+        dyn = TwoSizes()
+    S = dyn.n_states
+    pol = [rng.dirichlet(np.ones(k), size=S) for k in dyn.action_sizes]
+    pol[0][0] = np.eye(dyn.action_sizes[0])[-1]  # a deterministic row ...
+    pol[1][1, 0] = 0.0  # ... and a zero-probability action
+    pol[1][1] /= pol[1][1].sum()
+    ro = BatchSampler(dyn, np.random.default_rng(0)).rollout(pol, 3000, 10)
+    s = ro.states[:, :-1][ro.alive]
+    for i, p in enumerate(pol):
+        a = ro.actions[..., i][ro.alive]
+        counts = np.zeros_like(p)
+        np.add.at(counts, (s, a), 1.0)
+        n = counts.sum(axis=1, keepdims=True)
+        assert n.min() > 1000
+        freq = counts / n
+        assert np.all(np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / n)), (i, freq, p)
+        assert np.all(counts[p == 0] == 0)
+
+
+def test_observation_policies():
+    """With ``observe``, each agent reads its own row (here the own cell of the chains)."""
+    env = make("mpg/MultiTaskGridWorld-v0", layout="chain_reversed")
+    left = np.tile([1.0, 0.0], (5, 1))
+    right = np.tile([0.0, 1.0], (5, 1))
+    sampler = BatchSampler(env.dynamics, np.random.default_rng(0), observe=env.own_observation)
+    ro = sampler.rollout([left, right], 20, 6)
+    # task 1 goes left: 2 -> 1 -> 0 (+1); task 2 goes "right", reversed in cells 1 and 3: 2 -> 3 -> 2 ...
+    cells = env.dynamics.decode(ro.states.ravel()).reshape(20, 7, 2)
+    np.testing.assert_array_equal(cells[:, :3, 0], np.tile([2, 1, 0], (20, 1)))
+    np.testing.assert_array_equal(cells[:, :, 1], np.tile([2, 3, 2, 3, 2, 3, 2], (20, 1)))
+    assert np.all(ro.actions[:, :, 1] == 1) and np.all(ro.rewards[:, 1, 0] == 1.0)
+    with pytest.raises(ValueError, match=r"agent 1 must have shape \(n_observations, \|A_i\| = 2\)"):
+        sampler.rollout([left, np.ones((5, 3)) / 3], 2, 2)
+
+
+# ------------------------------------------------------------------------------ estimator
+def test_returns_to_go_matches_definition():
+    r = np.random.default_rng(0).normal(size=(4, 9, 3))
+    G = returns_to_go(r, 0.8)
+    direct = np.stack([np.einsum("btn,t->bn", r[:, t:], 0.8 ** np.arange(9 - t)) for t in range(9)], axis=1)
+    np.testing.assert_allclose(G, direct, rtol=1e-12, atol=1e-12)
+
+
+def test_estimate_by_hand():
+    """Two episodes, 3 states, one agent with 2 actions; every number computed by hand."""
+    ro = Rollouts(
+        states=np.array([[0, 0, 1, 2], [0, 1, 1, 2]]),
+        actions=np.array([[[0], [0], [1]], [[0], [1], [0]]]),
+        rewards=np.array([[[1.0], [2.0], [4.0]], [[0.0], [8.0], [2.0]]]),
+        alive=np.array([[True, True, True], [True, True, True]]),
+    )
+    e = estimate_from_rollouts(ro, 0.5, 3, (2,))
+    # G: episode 0: [1 + 1 + 1, 2 + 2, 4] = [3, 4, 4]; episode 1: [0 + 4 + 0.5, 8 + 1, 2] = [4.5, 9, 2]
+    np.testing.assert_allclose(e.mu_values, [(3 + 4.5) / 2])
+    np.testing.assert_allclose(e.v[0], [(3 + 4 + 4.5) / 3, (4 + 9 + 2) / 3, 0.0])
+    # state 0: action 1 never taken -> q = v(0); state 2 never visited -> 0
+    np.testing.assert_allclose(e.q[0], [[11.5 / 3, 11.5 / 3], [2.0, 6.5], [0.0, 0.0]])
+    np.testing.assert_allclose(e.occupancy, [(1 + 0.5 + 1) / 2, (0.25 + 0.5 + 0.25) / 2, 0.0])
+    np.testing.assert_allclose(e.advantages()[0][0], [0.0, 0.0])
+    # only the first 2 steps count as visits (horizon=2); the third only completes the returns
+    e2 = estimate_from_rollouts(ro, 0.5, 3, (2,), horizon=2)
+    # state 1 is now visited once (episode 1, action 1, G = 9): action 0 unvisited -> q = v = 9
+    np.testing.assert_allclose(e2.q[0], [[23 / 6, 23 / 6], [9.0, 9.0], [0.0, 0.0]])
+    np.testing.assert_allclose(e2.occupancy, [0.75 + 0.5, 0.25, 0.0])
+
+
+def test_estimator_wiring_and_checkpoint():
+    env = make("mpg/Coordination-v0", n_agents=3)
+    pol = exact.random_policy(env.model(), np.random.default_rng(0))
+    est = SampledEstimator(env.dynamics, 0.95, horizon=7, batch=30, rng=np.random.default_rng(4), tail=3)
+    assert (est.gamma, est.horizon, est.batch, est.tail) == (0.95, 7, 30, 3)
+    assert isinstance(est.rng, np.random.Generator) and est.sampler.rng is est.rng
+    ckpt = est.state_dict()
+    e1 = est.estimate(pol)
+    ro = BatchSampler(env.dynamics, np.random.default_rng(4)).rollout(pol, 30, 10)
+    ref = estimate_from_rollouts(ro, 0.95, 8, (2, 2, 2), horizon=7)
+    assert isinstance(e1, Estimate)
+    for f in ("v", "occupancy", "mu_values"):
+        np.testing.assert_array_equal(getattr(e1, f), getattr(ref, f))
+    e2 = est.estimate(pol)
+    assert not np.array_equal(e1.v, e2.v)
+    est.load_state_dict(ckpt)  # resume from the checkpoint: the same two estimates again
+    for e in (e1, e2):
+        again = est.estimate(pol)
+        np.testing.assert_array_equal(again.v, e.v)
+        for a, b in zip(again.q, e.q):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="with key 'rng'"):
+        est.load_state_dict({})
+    with pytest.raises(ValueError, match="cannot restore the generator state"):
+        est.load_state_dict({"rng": {"bit_generator": "MT19937", "state": {}}})
+
+
+def _horizon_for(gamma: float, scale: float, tol: float = 1e-4) -> int:
+    """Smallest T with gamma^T * scale / (1 - gamma) < tol."""
+    return int(np.ceil(np.log(tol * (1 - gamma) / scale) / np.log(gamma))) + 1
+
+
+def _errors(env, pol, exact_est: Estimate, batch: int, seed: int, min_visits: int) -> dict:
+    """Errors of the sampled estimate against the exact one, with standard errors and bias bounds.
+
+    Returns, for "mu" (N,), "occ" (S,) and "adv" (S, N, K_max): (|error|, standard error, bias
+    bound, checked mask). Standard errors treat episodes as the independent units (visits within
+    an episode are correlated): plain ones for the per-episode means (mu_values, occupancy) and
+    delta-method ones for the ratio estimators of Q and V, hence of A = Q - V. Advantages are
+    checked where agent i tried *every* action in s at least ``min_visits`` times:
+    A(s, a) = sum_a' pi(a'|s) (Q(s, a) - Q(s, a')) needs every Q(s, a') (a rare action makes the
+    linearised standard error meaningless).
+    """
+    model = env.model()
+    g, S, N = model.gamma, model.n_states, model.n_agents
+    K = max(model.action_sizes)
+    r_max = float(np.abs(model.R).max())
+    H = _horizon_for(g, r_max)
+    tail = H
+    ro = BatchSampler(env.dynamics, np.random.default_rng(seed)).rollout(pol, batch, H + tail)
+    est = estimate_from_rollouts(ro, g, S, model.action_sizes, horizon=H)
+    B = batch
+    G = returns_to_go(ro.rewards, g)
+    out = {}
+    # mu_values: per-episode G_0
+    out["mu"] = (
+        np.abs(est.mu_values - exact_est.mu_values),
+        G[:, 0].std(axis=0) / np.sqrt(B),
+        g ** (H + tail) * r_max / (1 - g),
+        np.ones(N, bool),
+    )
+    # occupancy: per-episode discounted visit counts
+    s = ro.states[:, :H]
+    ep = np.repeat(np.arange(B), H)
+    occ_b = np.bincount(ep * S + s.ravel(), weights=np.tile(g ** np.arange(H), B), minlength=B * S)
+    out["occ"] = (
+        np.abs(est.occupancy - exact_est.occupancy),
+        occ_b.reshape(B, S).std(axis=0) / np.sqrt(B),
+        g**H / (1 - g),
+        np.ones(S, bool),
+    )
+    # advantages: per-episode sums and counts for every (state, agent, action)
+    keys = ((ep[:, None] * S + s.ravel()[:, None]) * N + np.arange(N)) * K + ro.actions[:, :H].reshape(-1, N)
+    size = B * S * N * K
+    X = np.bincount(keys.ravel(), weights=G[:, :H].reshape(-1, N).ravel(), minlength=size).reshape(B, S, N, K)
+    n = np.bincount(keys.ravel(), minlength=size).reshape(B, S, N, K).astype(np.float64)
+    Y, m = X.sum(axis=3), n.sum(axis=3)  # per state (B, S, N)
+    Nsa, Ms = n.sum(axis=0), m.sum(axis=0)  # (S, N, K), (S, N)
+    q = np.stack([np.pad(x, ((0, 0), (0, K - x.shape[1]))) for x in est.q], axis=1)  # (S, N, K)
+    v = est.v.T  # (S, N)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        psi = (X - q * n) / Nsa - ((Y - v * m) / Ms)[..., None]
+    ex_adv = np.stack([np.pad(a, ((0, 0), (0, K - a.shape[1]))) for a in exact_est.advantages()], axis=1)
+    real = np.arange(K) < np.array(model.action_sizes)[:, None]  # (N, K): not padding
+    tried = np.all((Nsa >= min_visits) | ~real, axis=2, keepdims=True)
+    out["adv"] = (
+        np.abs((q - v[..., None]) - ex_adv),
+        np.sqrt(np.nansum(psi**2, axis=0)),
+        2 * g**tail * r_max / (1 - g),
+        tried & real,
+    )
+    return out
+
+
+CONVERGENCE_CASES = [
+    ("mpg/Congestion-v0", {"n_agents": 3, "slip": 0.3, "gamma": 0.9}),
+    ("mpg/Distancing-v0", {"n_agents": 3, "gamma": 0.9}),
+    ("mpg/Coordination-v0", {"n_agents": 3, "gamma": 0.9}),
+]
+
+
+def _check_convergence(env, pol, seeds: tuple[int, int] = (1, 2), min_visits: int = 50) -> float:
+    """Assert both batches are within 5 SE + bias of the exact values; return the error ratio.
+
+    The ratio compares max errors at batch 8000 and 500 over the quantities checked in both, each
+    error divided by the same per-episode standard deviation (the batch-8000 standard error times
+    sqrt(8000)) so that one high-variance quantity does not decide the maximum alone. Expected
+    ~1/sqrt(16) = 0.25.
+    """
+    model = env.model()
+    ex = ExactEstimator(model).estimate(pol)
+    big = _errors(env, pol, ex, 8000, seeds[0], min_visits)
+    small = _errors(env, pol, ex, 500, seeds[1], min_visits)
+    ratio_num, ratio_den = [], []
+    for name in ("mu", "occ", "adv"):
+        for err, se, bias, checked in (big[name], small[name]):
+            bound = 5 * se + bias + 1e-9
+            assert np.all(err[checked] <= bound[checked]), (name, err[checked], bound[checked])
+        both = big[name][3] & small[name][3]
+        sigma = big[name][1] * np.sqrt(8000)
+        use = both & (sigma > 1e-9)
+        ratio_num.append(big[name][0][use] / sigma[use])
+        ratio_den.append(small[name][0][use] / sigma[use])
+    n_adv = big["adv"][3].sum()
+    assert n_adv >= 0.5 * sum(model.action_sizes), n_adv  # pairs of several states were checked
+    return np.concatenate(ratio_num).max() / np.concatenate(ratio_den).max()
+
+
+@pytest.mark.parametrize(("env_id", "kw"), CONVERGENCE_CASES, ids=lambda x: str(x).split("/")[-1])
+def test_converges_to_exact(env_id, kw):
+    env = make(env_id, **kw)
+    pol = exact.random_policy(env.model(), np.random.default_rng(11))
+    ratio = _check_convergence(env, pol)
+    # error shrinks like 1/sqrt(batch): 16x the episodes, ~1/4 of the error
+    assert ratio <= 0.6, ratio
+
+
+def test_paper_estimator_is_biased_without_tail():
+    """tail=0 (paper 001's truncated returns): V(s) averages finite-horizon values, not V, no
+    matter how many episodes; a tail long enough for gamma^tail * max|R| / (1 - gamma) to be
+    negligible removes the bias (the module docstring's claim, measured)."""
+    env = make("mpg/Distancing-v0", n_agents=3, gamma=0.9)
+    model = env.model()
+    pol = exact.random_policy(model, np.random.default_rng(11))
+    V = ExactEstimator(model).estimate(pol).v
+    paper = SampledEstimator(env.dynamics, 0.9, horizon=20, batch=4000, rng=0).estimate(pol)
+    fixed = SampledEstimator(env.dynamics, 0.9, horizon=20, batch=4000, rng=0, tail=160).estimate(pol)
+    # |V| ~ 900 here; the paper's estimate is off by hundreds, the tailed one by a few units
+    assert np.abs(paper.v - V).max() > 200
+    assert np.abs(fixed.v - V).max() < 10
+
+
+# ------------------------------------------------------------------------------ bad input
+def test_bad_arguments():
+    env = make("mpg/Distancing-v0", n_agents=2)
+    dyn = env.dynamics
+    for kw, msg in [
+        ({"horizon": 0}, r"horizon must be an integer >= 1, got 0"),
+        ({"horizon": 2.5}, r"horizon must be an integer >= 1, got 2.5"),
+        ({"batch": 0}, r"batch must be an integer >= 1, got 0"),
+        ({"batch": -3}, r"batch must be an integer >= 1, got -3"),
+        ({"gamma": 0.0}, r"gamma must be in \(0, 1\], got 0.0"),
+        ({"gamma": 1.5}, r"gamma must be in \(0, 1\], got 1.5"),
+        ({"gamma": float("nan")}, r"gamma must be in \(0, 1\], got nan"),
+        ({"tail": -1}, r"tail must be an integer >= 0, got -1"),
+        ({"rng": "seed"}, r"rng must be a numpy Generator, an int seed or None, got 'seed'"),
+    ]:
+        args = {"gamma": 0.99, **kw}
+        with pytest.raises(ValueError, match=msg):
+            SampledEstimator(dyn, **args)
+    with pytest.raises(ValueError, match="dynamics must be a mpg_envs.core.Dynamics"):
+        BatchSampler(env, np.random.default_rng(0))
+    sampler = BatchSampler(dyn, np.random.default_rng(0))
+    uni = exact.uniform_policy(env.model())
+    with pytest.raises(ValueError, match=r"n_episodes must be an integer >= 1, got 0"):
+        sampler.rollout(uni, 0, 5)
+    with pytest.raises(ValueError, match=r"horizon must be an integer >= 1, got 0"):
+        sampler.rollout(uni, 5, 0)
+    with pytest.raises(ValueError, match=r"expected one policy per agent \(2\), got 1"):
+        sampler.rollout(uni[:1], 5, 5)
+    with pytest.raises(ValueError, match=r"policy of agent 1 must have shape \(S, \|A_i\|\) = \(2, 4\)"):
+        sampler.rollout([uni[0], np.full((2, 3), 1 / 3)], 5, 5)
+    with pytest.raises(ValueError, match="policy of agent 0 is not row-stochastic: row 1"):
+        sampler.rollout([np.array([[0.25] * 4, [0.5] * 4]), uni[1]], 5, 5)
+    with pytest.raises(ValueError, match="policy of agent 1 has negative, NaN or infinite entries"):
+        sampler.rollout([uni[0], np.array([[1.5, -0.5, 0, 0], [0.25] * 4])], 5, 5)
+    ro = sampler.rollout(uni, 3, 4)
+    with pytest.raises(ValueError, match=r"horizon must be in \[1, T=4\], got 5"):
+        estimate_from_rollouts(ro, 0.9, 2, (4, 4), horizon=5)
