@@ -51,3 +51,20 @@ def test_main_job_full_matches_readme(tmp_path):
     assert max(res["INPG N=4"]["iterations_to_nash_gap_below_gap_tol"]) <= 60
     assert max(res["INPG N=8"]["iterations_to_nash_gap_below_gap_tol"]) <= 60
     assert res["INPG N=8"]["final_nash_gap"]["max_over_seeds"] < 1e-9
+
+
+def test_reproductions_smoke(tmp_path):
+    """Every reproduction runs end to end (one seed) and writes its figure and summary."""
+    from baselines.experiments import REPRODUCTIONS, reproduce
+
+    out = reproduce("all", out=tmp_path, seeds=1, progress=False)
+    assert set(out) == set(REPRODUCTIONS)
+    for name in REPRODUCTIONS:
+        folder = tmp_path / name
+        assert json.loads((folder / "summary.json").read_text())["results"]
+        assert any(p.suffix == ".png" and p.stat().st_size > 10_000 for p in folder.iterdir())
+    coord = out["chen2022-coordination"]
+    assert coord["N=3 NPG-BR (K=5)"]["final_nash_gap"]["mean"] < 1e-3  # converged in 150 iterations
+    # a second call reuses the finished runs instead of training again
+    again = reproduce("chen2022-coordination", out=tmp_path, seeds=1, progress=False)
+    assert again["chen2022-coordination"] == coord
