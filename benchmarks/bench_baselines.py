@@ -16,7 +16,7 @@ import platform
 from pathlib import Path
 
 import numpy as np
-from bench_spine import best_of
+from common import best_of
 
 from baselines.algorithms import INPG
 from baselines.estimators import ExactEstimator

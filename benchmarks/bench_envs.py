@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pettingzoo
-from bench_spine import best_of, step_throughput
+from common import best_of, report, step_throughput
 
 import mpg_envs
 from mpg_envs import exact
@@ -82,15 +82,7 @@ def main() -> None:
         t_adv = best_of(lambda model=model, pol=pol: exact.advantages(model, pol), reps)
         rows.append((f"advantages: {label}", t_adv, "s", None))
 
-    print(f"{'benchmark':<78} {'value':>12}  {'target':>10}  ok")
-    out = []
-    for name, val, unit, target in rows:
-        higher = unit.endswith("/s")
-        ok = "" if target is None else ("yes" if (val >= target if higher else val <= target) else "NO")
-        shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.1f} ms"
-        tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
-        print(f"{name:<78} {shown:>12}  {tgt:>10}  {ok}")
-        out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
+    out = report(rows)
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(
         json.dumps({"results": out, "python": platform.python_version(), "quick": args.quick}, indent=2)

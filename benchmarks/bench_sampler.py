@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 import pettingzoo
-from bench_spine import best_of
+from common import best_of, report
 
 import mpg_envs
 from baselines.sampler import BatchSampler, SampledEstimator
@@ -159,15 +159,7 @@ def main() -> None:
     first = runs[0]
     rows.append(("sampled INPG distancing N=8 (seed 0): wall time", first["wall_s"], "s", INPG_TARGET_S))
 
-    print(f"{'benchmark':<78} {'value':>14}  {'target':>10}  ok")
-    out = []
-    for name, val, unit, target in rows:
-        higher = unit.endswith("/s")
-        ok = "" if target is None else ("yes" if (val >= target if higher else val <= target) else "NO")
-        shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.2f} ms"
-        tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
-        print(f"{name:<78} {shown:>14}  {tgt:>10}  {ok}")
-        out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
+    out = report(rows)
 
     print(f"\nsampled INPG, distancing N=8, T=20, batch 20, eta=1e-4, gamma=0.99 (cap {INPG_MAX_ITERS:,})")
     print(

@@ -16,44 +16,14 @@ from __future__ import annotations
 import argparse
 import json
 import platform
-import time
 from pathlib import Path
 
 import numpy as np
+from common import best_of, report, step_throughput
 
 from mpg_envs import congestion_v0, exact
 
 OUT = Path(__file__).parent / "results" / "spine.json"
-
-
-def best_of(fn, repeats: int) -> float:
-    """Minimum wall time of ``repeats`` calls, seconds."""
-    times = []
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t0)
-    return min(times)
-
-
-def step_throughput(env, n_steps: int, seed: int = 0) -> float:
-    """Agent-steps per second through ``ParallelEnv.step`` (random actions drawn beforehand)."""
-    env.reset(seed=seed)
-    rng = np.random.default_rng(seed)
-    agents = list(env.possible_agents)
-    sizes = [env.action_space(a).n for a in agents]
-    acts = [
-        {a: int(x) for a, x in zip(agents, row)}
-        for row in rng.integers(0, sizes, size=(n_steps, len(agents)))
-    ]
-    done_steps = 0
-    t0 = time.perf_counter()
-    for act in acts:
-        if not env.agents:
-            env.reset()
-        env.step({a: act[a] for a in env.agents})
-        done_steps += len(agents)
-    return done_steps / (time.perf_counter() - t0)
 
 
 def main() -> None:
@@ -94,17 +64,7 @@ def main() -> None:
         ("cycle_residual N=8 (32 cycles)", best_of(lambda: exact.cycle_residual(model, rng), 1), "s", None)
     )
 
-    print(f"{'benchmark':<52} {'value':>14}  {'unit':<14} {'target':>10}  ok")
-    out = []
-    for name, val, unit, target in rows:
-        higher_better = unit.endswith("/s")
-        ok = (
-            "" if target is None else ("yes" if (val >= target if higher_better else val <= target) else "NO")
-        )
-        shown = f"{val:,.0f}" if higher_better else f"{val * 1e3:,.1f} ms"
-        tgt = "" if target is None else (f"{target:,.0f}" if higher_better else f"{target * 1e3:,.0f} ms")
-        print(f"{name:<52} {shown:>14}  {unit:<14} {tgt:>10}  {ok}")
-        out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
+    out = report(rows, width=56)
     ratio = rows[1][1] / ref
     print(f"\nCongestion-v0 N=8 / rps-v2 agent-step throughput ratio (same run): {ratio:.2f}")
     OUT.parent.mkdir(parents=True, exist_ok=True)
