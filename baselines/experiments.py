@@ -162,6 +162,14 @@ def _fox_l1(name: str, out: Path, groups: list[tuple[str, list[Curve]]], tol: fl
                 axes[1, g].fill_between(
                     x, np.maximum(m - s, 0), m + s, color=f"C{curves.index(c)}", alpha=0.2
                 )
+                G = _stack([_column(r, "nash_gap") for r in runs])
+                axes[2, g].semilogy(
+                    x,
+                    np.maximum(G.mean(axis=0)[: len(x)], 1e-14),
+                    c.style,
+                    color=f"C{curves.index(c)}",
+                    label=c.label,
+                )
         if axes is not None:
             axes[0, g].set(title=f"{title}: trajectories", xlabel="iteration", ylabel="L1-accuracy")
             axes[1, g].set(title=f"{title}: mean +- std", xlabel="iteration", ylabel="L1-accuracy")
