@@ -142,7 +142,7 @@ def _fox_l1(name: str, out: Path, groups: list[tuple[str, list[Curve]]], tol: fl
             summary[c.label] = {
                 "runs": len(runs),
                 "iterations_to_l1_accuracy_below_tol": conv,
-                "final_nash_gap": {"mean": float(np.mean(gaps)), "max": float(np.max(gaps))},
+                "final_nash_gap": {"mean": float(np.mean(gaps)), "max": float(np.max(gaps)), "per_run": gaps},
                 "final_iteration": [int(_iterations(r)[-1]) for r in runs],
                 "run_dirs": [str(r.run_dir) for r in runs],
             }
