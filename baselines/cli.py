@@ -109,6 +109,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     for cfg in configs:
-        res = train(cfg, progress=not args.no_progress)
+        try:
+            res = train(cfg, progress=not args.no_progress)
+        except ValueError as err:  # e.g. bad env kwargs or a model too large to build: nothing was written
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"{res.run_dir}: final Nash gap {res.metrics[-1]['nash_gap']:.3e}")
     return 0

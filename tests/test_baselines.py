@@ -138,6 +138,8 @@ def test_resume_after_kill_gives_identical_run(tmp_path):
         (["--estimator", "sampled", "--batch", "0"], "batch must be a positive integer"),
         (["--iters", "0"], "iters must be a positive integer"),
         (["--seeds", "-1"], "seeds must be >= 0"),
+        (["--env-kwargs", "n_agents=0"], "n_agents must be a positive integer"),
+        (["--env", "mpg/MultiTaskGridWorld-v0"], "max_transitions"),
     ],
 )
 def test_bad_configs_fail_before_work(tmp_path, capsys, argv, message):
