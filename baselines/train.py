@@ -7,7 +7,8 @@ A run lives in ``runs/<env>__<algo>__<seed>__<time>/``:
   L1 change), appended as the run goes;
 * ``checkpoint.npz`` -- parameters, iteration, estimator RNG state and policy snapshots, written
   atomically (temp file + ``os.replace``) every ``checkpoint_every`` iterations;
-* ``final.npz`` -- final policies and the snapshots; ``l1_accuracy.png`` etc. when matplotlib is
+* ``final.npz`` -- final policies and the snapshots; ``l1_accuracy.csv`` -- paper 001's
+  L1-accuracy to the final policy at every evaluated iteration; ``metrics.png`` when matplotlib is
   installed.
 
 ``train(config, resume=run_dir)`` continues a killed run from its last checkpoint and ends with
@@ -248,6 +249,11 @@ def train(
     snaps = np.stack(snapshots)
     _checkpoint(run_dir, params, prev_params, done, snapshots, estimator)
     _save_atomic(run_dir / "final.npz", snapshots=snaps, **{f"policy_{i}": p for i, p in enumerate(pol)})
+    l1 = np.abs(snaps - snaps[-1]).sum(axis=(2, 3)).mean(axis=1)  # paper 001's L1-accuracy
+    with open(run_dir / "l1_accuracy.csv", "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["iteration", "l1_accuracy"])
+        w.writerows([int(r["iteration"]), f"{v:.10g}"] for r, v in zip(rows, l1))
     _plot_run(run_dir, rows, snaps)
     return RunResult(run_dir, params, pol, rows, snaps)
 

@@ -125,6 +125,8 @@ def test_resume_after_kill_gives_identical_run(tmp_path):
         }
     np.testing.assert_array_equal(full.snapshots, resumed.snapshots)
     assert (resumed.run_dir / "final.npz").exists() and (resumed.run_dir / "checkpoint.npz").exists()
+    l1 = list(csv.DictReader(open(resumed.run_dir / "l1_accuracy.csv")))
+    assert len(l1) == 15 and float(l1[-1]["l1_accuracy"]) == 0.0 and float(l1[0]["l1_accuracy"]) > 0
 
 
 @pytest.mark.parametrize(
