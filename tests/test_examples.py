@@ -68,3 +68,17 @@ def test_reproductions_smoke(tmp_path):
     # a second call reuses the finished runs instead of training again
     again = reproduce("chen2022-coordination", out=tmp_path, seeds=1, progress=False)
     assert again["chen2022-coordination"] == coord
+
+
+@pytest.mark.slow
+def test_full_coordination_reproduction_matches_readme(tmp_path):
+    """python -m baselines reproduce chen2022-coordination --full: the README's numbers."""
+    from baselines.experiments import reproduce
+
+    res = reproduce("chen2022-coordination", out=tmp_path, full=True, progress=False)["chen2022-coordination"]
+    for n, k in ((2, 50), (3, 5)):
+        assert all(x is not None for x in res[f"N={n} NPG-BR (K={k})"]["iterations_to_nash_gap_below_1e-3"])
+        assert all(x is not None for x in res[f"N={n} NPG"]["iterations_to_nash_gap_below_1e-3"])
+    for n in (2, 3, 5):
+        assert all(x is None for x in res[f"N={n} PG"]["iterations_to_nash_gap_below_1e-3"])
+        assert res[f"N={n} PG"]["final_poa"]["mean"] < res[f"N={n} NPG"]["final_poa"]["mean"]
