@@ -6,7 +6,7 @@ import numpy as np
 import pettingzoo
 import pytest
 from helpers import assert_deterministic, assert_simulator_matches_model
-from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
+from pettingzoo.test import api_test, parallel_api_test
 
 import mpg_envs
 from mpg_envs import congestion_v0
@@ -37,10 +37,6 @@ def test_pettingzoo_api(cfg):
     parallel_api_test(congestion_v0.parallel_env(**cfg), num_cycles=200)
     api_test(congestion_v0.env(**cfg), num_cycles=200)
 
-
-def test_max_cycles_and_render():
-    max_cycles_test(congestion_v0)
-    render_test(congestion_v0.env)
 
 
 def test_render_outputs():

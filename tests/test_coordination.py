@@ -8,7 +8,7 @@ from math import comb
 import numpy as np
 import pytest
 from helpers import assert_deterministic, assert_simulator_matches_model, mc_returns, value_by_iteration
-from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
+from pettingzoo.test import api_test, parallel_api_test
 
 from mpg_envs import coordination_v0, exact
 from mpg_envs.coordination.dynamics import reward_table
@@ -56,10 +56,6 @@ def test_pettingzoo_api(cfg):
     parallel_api_test(coordination_v0.parallel_env(**cfg), num_cycles=200)
     api_test(coordination_v0.env(**cfg), num_cycles=200)
 
-
-def test_max_cycles_and_render():
-    max_cycles_test(coordination_v0)
-    render_test(coordination_v0.env)
 
 
 def test_metadata_and_spaces():

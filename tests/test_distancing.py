@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from helpers import assert_deterministic, mc_returns, value_by_iteration
-from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
+from pettingzoo.test import api_test, parallel_api_test
 
 from mpg_envs import distancing_v0, exact
 from mpg_envs.core import sample_step
@@ -33,10 +33,6 @@ def test_pettingzoo_api(cfg):
     parallel_api_test(distancing_v0.parallel_env(**cfg), num_cycles=200)
     api_test(distancing_v0.env(**cfg), num_cycles=200)
 
-
-def test_max_cycles_and_render():
-    max_cycles_test(distancing_v0)
-    render_test(distancing_v0.env)
 
 
 def test_metadata_spaces_and_observations():
