@@ -134,3 +134,29 @@ def assert_simulator_matches_model(
     R = model.R[:, rows // A, rows % A].T  # (rows, N)
     assert np.all(np.abs(r.mean(axis=1) - R) <= 5 * r.std(axis=1) / np.sqrt(n) + 1e-12)
     return freq, P
+
+
+def assert_public_step_matches_model(
+    env, model: TabularModel, pairs: int = 8, n: int = 300, seed: int = 1
+) -> None:
+    """Through the PettingZoo API: ``reset(options={"state": s})`` then ``step`` with joint action a,
+    ``n`` times for ``pairs`` random (s, a); next-state frequencies (from ``infos["state"]``) against
+    P (5 sigma) and rewards against R (5 standard errors)."""
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    agents = env.possible_agents
+    for _ in range(pairs):
+        s = int(rng.integers(model.n_states))
+        a = model.joint_actions[int(rng.integers(model.n_joint_actions))]
+        j = model.joint_index(a)
+        counts, rewards = np.zeros(model.n_states), np.zeros((n, len(agents)))
+        for k in range(n):
+            env.reset(options={"state": s})
+            assert env.unwrapped.state_index() == s
+            _, rew, *_, info = env.step({ag: int(a[i]) for i, ag in enumerate(agents)})
+            counts[info[agents[0]]["state"]] += 1
+            rewards[k] = [rew[ag] for ag in agents]
+        p = model.P[s * model.n_joint_actions + j].toarray().ravel()
+        assert np.all(np.abs(counts / n - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
+        se = rewards.std(axis=0) / np.sqrt(n)
+        assert np.all(np.abs(rewards.mean(axis=0) - model.R[:, s, j]) <= 5 * se + 1e-12)

@@ -13,7 +13,12 @@ import importlib
 import numpy as np
 import pettingzoo
 import pytest
-from helpers import assert_deterministic, assert_simulator_matches_model, mc_returns
+from helpers import (
+    assert_deterministic,
+    assert_public_step_matches_model,
+    assert_simulator_matches_model,
+    mc_returns,
+)
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 
 import mpg_envs
@@ -77,6 +82,11 @@ def test_determinism(env_id):
 def test_simulator_matches_model(env_id, model):
     rows = np.random.default_rng(0).choice(model.P.shape[0], size=min(model.P.shape[0], 300), replace=False)
     assert_simulator_matches_model(make(env_id).unwrapped.dynamics, model, rows=rows, seed=1)
+
+
+def test_public_step_matches_model(env_id, model):
+    """Reset to a state and step through the PettingZoo API: frequencies vs P, rewards vs R."""
+    assert_public_step_matches_model(make(env_id), model)
 
 
 def test_exact_values_match_monte_carlo(env_id, model):

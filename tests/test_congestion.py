@@ -38,7 +38,6 @@ def test_pettingzoo_api(cfg):
     api_test(congestion_v0.env(**cfg), num_cycles=200)
 
 
-
 def test_render_outputs():
     env = congestion_v0.parallel_env(n_agents=3, render_mode="rgb_array")
     env.reset(seed=0)
@@ -78,28 +77,6 @@ def test_model_matches_sampled_dynamics():
     env = congestion_v0.parallel_env(n_agents=3, slip=0.35, load="vertex")
     _, P = assert_simulator_matches_model(env.dynamics, env.model(), n=4000)
     assert (P > 0).sum(axis=1).max() == 8  # slip really makes it stochastic (2^3 outcomes)
-
-
-def test_model_matches_public_step():
-    """Same check through reset(options={'state': s}) and the PettingZoo step."""
-    env = congestion_v0.parallel_env(n_agents=3, slip=0.5, gamma=0.9)
-    model = env.model()
-    rng = np.random.default_rng(1)
-    env.reset(seed=3)
-    for _ in range(12):
-        s = int(rng.integers(model.n_states))
-        a = rng.integers(2, size=3)
-        j = model.joint_index(a)
-        counts = np.zeros(model.n_states)
-        n = 300
-        for _ in range(n):
-            env.reset(options={"state": s})
-            assert env.state_index() == s
-            _, rew, *_, info = env.step({f"agent_{i}": int(a[i]) for i in range(3)})
-            counts[info["agent_0"]["state"]] += 1
-            np.testing.assert_allclose([rew[f"agent_{i}"] for i in range(3)], model.R[:, s, j])
-        p = model.P[s * model.n_joint_actions + j].toarray().ravel()
-        assert np.all(np.abs(counts / n - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
 
 
 def test_reset_to_state_descriptor_and_infos():

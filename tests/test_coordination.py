@@ -57,7 +57,6 @@ def test_pettingzoo_api(cfg):
     api_test(coordination_v0.env(**cfg), num_cycles=200)
 
 
-
 def test_metadata_and_spaces():
     env = coordination_v0.parallel_env(n_agents=4)
     assert env.metadata["name"] == "coordination_v0" and env.metadata["is_parallelizable"]
@@ -182,26 +181,6 @@ def test_model_matches_sampled_dynamics():
     ja, ns = model.joint_actions, dyn.states()
     closed = np.prod(np.where(ja[:, None, :] == ns[None, :, :], 0.75, 0.25), axis=2)  # (A, S)
     np.testing.assert_allclose(P.reshape(S, A, S), np.broadcast_to(closed, (S, A, S)), rtol=0, atol=1e-15)
-
-
-def test_model_matches_public_step():
-    env = coordination_v0.parallel_env(n_agents=3, eps=0.3)
-    model = env.model()
-    rng = np.random.default_rng(1)
-    env.reset(seed=3)
-    for _ in range(8):
-        s = int(rng.integers(model.n_states))
-        a = rng.integers(2, size=3)
-        j = model.joint_index(a)
-        counts = np.zeros(model.n_states)
-        n = 300
-        for _ in range(n):
-            env.reset(options={"state": s})
-            _, rew, *_, info = env.step({f"agent_{i}": int(a[i]) for i in range(3)})
-            counts[info["agent_0"]["state"]] += 1
-            np.testing.assert_array_equal([rew[f"agent_{i}"] for i in range(3)], model.R[:, s, j])
-        p = model.P[s * model.n_joint_actions + j].toarray().ravel()
-        assert np.all(np.abs(counts / n - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
 
 
 @pytest.mark.parametrize("n_agents", [2, 3, 4])

@@ -34,7 +34,6 @@ def test_pettingzoo_api(cfg):
     api_test(distancing_v0.env(**cfg), num_cycles=200)
 
 
-
 def test_metadata_spaces_and_observations():
     env = distancing_v0.parallel_env(observation="vector", n_agents=4)
     assert env.metadata["name"] == "distancing_v0" and env.metadata["is_parallelizable"]
@@ -209,21 +208,6 @@ def test_model_matches_simulator_for_every_state_and_joint_action(kw):
             thr = dyn.safe_threshold if s == SAFE else dyn.distancing_threshold
             assert P[s * A + j, int(n.max() > thr)] == 1.0
     np.testing.assert_array_equal(model.mu, dyn.mu)
-
-
-def test_model_matches_public_step():
-    env = distancing_v0.parallel_env(n_agents=4, gamma=0.9)
-    model = env.model()
-    rng = np.random.default_rng(1)
-    env.reset(seed=3)
-    for _ in range(40):
-        s = int(rng.integers(2))
-        a = rng.integers(4, size=4)
-        j = model.joint_index(a)
-        env.reset(options={"state": s})
-        _, rew, *_, info = env.step({f"agent_{i}": int(a[i]) for i in range(4)})
-        assert model.P[s * model.n_joint_actions + j, info["agent_0"]["state"]] == 1.0
-        np.testing.assert_array_equal([rew[f"agent_{i}"] for i in range(4)], model.R[:, s, j])
 
 
 def test_default_model_size_and_phi(model8):
