@@ -339,22 +339,27 @@ def joint_q(model: TabularModel, V: np.ndarray) -> np.ndarray:
     return model.R + model.gamma * PV
 
 
+def _values_and_q(
+    model: TabularModel, pol: Sequence[np.ndarray]
+) -> tuple[np.ndarray, list[np.ndarray], _Solver]:
+    """V (N, S), marginal Q_i (list of (S, |A_i|)) and the factorisation, for a validated policy."""
+    pij = _joint(pol)
+    solver = _Solver(model, _p_pi(model, pij))
+    V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
+    Q = joint_q(model, V)
+    q = [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
+    return V, q, solver
+
+
 def marginal_q(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Marginal Q_i(s, a_i) = E_{a_-i ~ pi_-i}[Q_i(s, a_i, a_-i)], list of (S, |A_i|)."""
-    pol = check_policy(model, policies)
-    Q = joint_q(model, _evaluate(model, pol))
-    return [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
+    return _values_and_q(model, check_policy(model, policies))[1]
 
 
 def advantages(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """A_i(s, a_i) = Q_i(s, a_i) - V_i(s), list of (S, |A_i|) (the INPG update direction)."""
-    pol = check_policy(model, policies)
-    V = _evaluate(model, pol)
-    Q = joint_q(model, V)
-    return [
-        _marginalize(model, Q[i], _others_weight(model, pol, i), i) - V[i][:, None]
-        for i in range(model.n_agents)
-    ]
+    V, q, _ = _values_and_q(model, check_policy(model, policies))
+    return [q[i] - V[i][:, None] for i in range(model.n_agents)]
 
 
 def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
@@ -397,14 +402,8 @@ def values_q_occupancy(
 
     Everything a policy-gradient step needs (advantages, softmax and direct gradients).
     """
-    pol = check_policy(model, policies)
-    pij = _joint(pol)
-    solver = _Solver(model, _p_pi(model, pij))
-    V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
-    occ = solver.solve(model.mu, transpose=True)
-    Q = joint_q(model, V)
-    q = [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
-    return V, q, occ
+    V, q, solver = _values_and_q(model, check_policy(model, policies))
+    return V, q, solver.solve(model.mu, transpose=True)
 
 
 def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
