@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from baselines.train import RunResult, TrainConfig, train
+from baselines.train import RunResult, TrainConfig, l1_accuracy, train
 
 __all__ = ["REPRODUCTIONS", "reproduce"]
 
@@ -75,8 +75,7 @@ def _load(run_dir: Path, cfg: TrainConfig) -> RunResult:
 
 
 def _l1_to_final(res: RunResult) -> np.ndarray:
-    s = res.snapshots
-    return np.abs(s - s[-1]).sum(axis=(2, 3)).mean(axis=1)
+    return l1_accuracy(res.snapshots)
 
 
 def _column(res: RunResult, key: str) -> np.ndarray:

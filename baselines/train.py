@@ -35,7 +35,7 @@ from baselines.estimators import Estimator, ExactEstimator
 from mpg_envs import exact
 from mpg_envs.model import TabularModel
 
-__all__ = ["TrainConfig", "RunResult", "train", "make_estimator", "validate_config"]
+__all__ = ["TrainConfig", "RunResult", "train", "make_estimator", "validate_config", "l1_accuracy"]
 
 ESTIMATORS = ("exact", "sampled")
 
@@ -139,6 +139,18 @@ def _pack(policies: list[np.ndarray], width: int) -> np.ndarray:
     for i, p in enumerate(policies):
         out[i, :, : p.shape[1]] = p
     return out
+
+
+def l1_accuracy(snapshots: np.ndarray) -> np.ndarray:
+    """Paper 001's L1-accuracy of every snapshot to the last one: (1/N) sum_i |pi_i - pi_i^final|.
+
+    Args:
+        snapshots: Policies, shape (K, N, S, max |A_i|) (zero-padded).
+
+    Returns:
+        Shape (K,).
+    """
+    return np.abs(snapshots - snapshots[-1]).sum(axis=(2, 3)).mean(axis=1)
 
 
 def _save_atomic(path: Path, **arrays: Any) -> None:
@@ -249,12 +261,12 @@ def train(
     snaps = np.stack(snapshots)
     _checkpoint(run_dir, params, prev_params, done, snapshots, estimator)
     _save_atomic(run_dir / "final.npz", snapshots=snaps, **{f"policy_{i}": p for i, p in enumerate(pol)})
-    l1 = np.abs(snaps - snaps[-1]).sum(axis=(2, 3)).mean(axis=1)  # paper 001's L1-accuracy
+    l1 = l1_accuracy(snaps)
     with open(run_dir / "l1_accuracy.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["iteration", "l1_accuracy"])
         w.writerows([int(r["iteration"]), f"{v:.10g}"] for r, v in zip(rows, l1))
-    _plot_run(run_dir, rows, snaps)
+    _plot_run(run_dir, rows, l1)
     return RunResult(run_dir, params, pol, rows, snaps)
 
 
@@ -305,7 +317,7 @@ def _checkpoint(run_dir: Path, params, prev_params, iteration: int, snapshots, e
     )
 
 
-def _plot_run(run_dir: Path, rows: list[dict], snapshots: np.ndarray) -> None:
+def _plot_run(run_dir: Path, rows: list[dict], l1: np.ndarray) -> None:
     try:
         import matplotlib
 
@@ -314,7 +326,6 @@ def _plot_run(run_dir: Path, rows: list[dict], snapshots: np.ndarray) -> None:
     except ImportError:
         return
     its = [int(float(r["iteration"])) for r in rows]
-    l1 = np.abs(snapshots - snapshots[-1]).sum(axis=(2, 3)).mean(axis=1)
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
     axes[0].semilogy(its, np.maximum(l1, 1e-14))
     axes[0].set(xlabel="iteration", ylabel="L1-accuracy to final policy")

@@ -168,3 +168,15 @@ def test_algorithm_arguments_validated():
         make_algorithm("ppg", log_barrier=0.1)
     with pytest.raises(ValueError, match="unknown algorithm"):
         make_algorithm("trpo")
+
+
+def test_l1_accuracy_matches_l1_distance(tmp_path):
+    """The run's L1-accuracy curve equals exact.l1_distance(snapshot policy, final policy)."""
+    from baselines.train import l1_accuracy
+
+    res = train(TrainConfig(env="mpg/Congestion-v0", env_kwargs={"n_agents": 2}, iters=6, out=str(tmp_path)),
+                progress=False)  # fmt: skip
+    final = [p[:, :k] for p, k in zip(res.snapshots[-1], (2, 2))]
+    expected = [exact.l1_distance([p[:, :2] for p in snap], final) for snap in res.snapshots]
+    np.testing.assert_allclose(l1_accuracy(res.snapshots), expected, rtol=1e-6)
+    assert expected[0] > 0

@@ -69,7 +69,7 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from mpg_envs.core import DEFAULT_MAX_TRANSITIONS, MPGParallelEnv, build_model, sample_step
+from mpg_envs.core import MPGParallelEnv, build_model, sample_step
 from mpg_envs.gridworld.dynamics import MultiTaskDynamics
 from mpg_envs.gridworld.tasks import Task, layout_tasks
 from mpg_envs.model import TabularModel
@@ -185,7 +185,11 @@ def _text_grid(task: Task, cell: int | None) -> str:
 
 
 class MultiTaskGridWorldEnv(MPGParallelEnv):
-    """PettingZoo parallel env of the multi-task GridWorld (see module docstring)."""
+    """PettingZoo parallel env of the multi-task GridWorld (see module docstring).
+
+    ``model()`` is the joint model (small layouts only); :meth:`task_models` gives one model per
+    task.
+    """
 
     metadata = {
         "render_modes": ["human", "ansi", "rgb_array"],
@@ -229,10 +233,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
                 for i in range(self.dynamics.n_agents)
             ]
         return self._task_models
-
-    def model(self, *, max_transitions: int = DEFAULT_MAX_TRANSITIONS) -> TabularModel:
-        """The joint exact model (small layouts only; see :meth:`task_models` for grids)."""
-        return super().model(max_transitions=max_transitions)
 
     def state_features(self, states: np.ndarray) -> np.ndarray:
         B, N = states.shape
