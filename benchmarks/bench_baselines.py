@@ -11,12 +11,10 @@ The sampled-INPG-on-distancing and sampler-throughput benchmarks are in ``bench_
 
 from __future__ import annotations
 
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
-from common import best_of
+from common import best_of, save_results
 
 from baselines.algorithms import INPG
 from baselines.estimators import ExactEstimator
@@ -53,10 +51,7 @@ def main() -> None:
     for name, t, target, anchor in rows:
         tgt = "" if target is None else f"{target * 1e3:.0f} ms"
         print(f"{name:<58} {t * 1e3:>7.1f} ms {tgt:>9}  {anchor}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    results = [{"name": n, "seconds": t, "target": g, "anchor": a} for n, t, g, a in rows]
-    OUT.write_text(json.dumps({"results": results, "python": platform.python_version()}, indent=2))
-    print(f"wrote {OUT}")
+    save_results(OUT, results=[{"name": n, "seconds": t, "target": g, "anchor": a} for n, t, g, a in rows])
 
 
 if __name__ == "__main__":

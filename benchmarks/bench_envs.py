@@ -14,13 +14,11 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
 import pettingzoo
-from common import best_of, report, step_throughput
+from common import best_of, report, save_results, step_throughput
 
 import mpg_envs
 from mpg_envs import exact
@@ -83,11 +81,7 @@ def main() -> None:
         rows.append((f"advantages: {label}", t_adv, "s", None))
 
     out = report(rows)
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
-        json.dumps({"results": out, "python": platform.python_version(), "quick": args.quick}, indent=2)
-    )
-    print(f"wrote {OUT}")
+    save_results(OUT, results=out, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -23,14 +23,12 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import time
 from pathlib import Path
 
 import numpy as np
 import pettingzoo
-from common import best_of, report
+from common import best_of, report, save_results
 
 import mpg_envs
 from baselines.sampler import BatchSampler, SampledEstimator
@@ -174,23 +172,9 @@ def main() -> None:
         )
     near = sum(r["relative_nash_gap"] < 0.01 for r in runs)
     print(f"runs ending within 1% of a Nash equilibrium (exact gap / max |V_i(mu)|): {near}/{len(runs)}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
-        json.dumps(
-            {
-                "results": out,
-                "inpg": runs,
-                "inpg_near_nash": near,
-                "inpg_max_iterations": INPG_MAX_ITERS,
-                "python": platform.python_version(),
-                "numpy": np.__version__,
-                "machine": platform.machine(),
-                "quick": args.quick,
-            },
-            indent=2,
-        )
+    save_results(
+        OUT, results=out, inpg=runs, inpg_near_nash=near, inpg_max_iterations=INPG_MAX_ITERS, quick=args.quick
     )
-    print(f"wrote {OUT}")
 
 
 if __name__ == "__main__":

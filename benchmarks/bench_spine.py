@@ -14,12 +14,10 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 from pathlib import Path
 
 import numpy as np
-from common import best_of, report, step_throughput
+from common import best_of, report, save_results, step_throughput
 
 from mpg_envs import congestion_v0, exact
 
@@ -67,20 +65,7 @@ def main() -> None:
     out = report(rows, width=56)
     ratio = rows[1][1] / ref
     print(f"\nCongestion-v0 N=8 / rps-v2 agent-step throughput ratio (same run): {ratio:.2f}")
-    OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text(
-        json.dumps(
-            {
-                "results": out,
-                "ratio_congestion8_over_rps": ratio,
-                "python": platform.python_version(),
-                "machine": platform.machine(),
-                "quick": args.quick,
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {OUT}")
+    save_results(OUT, results=out, ratio_congestion8_over_rps=ratio, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import platform
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import numpy as np
 
@@ -51,3 +54,11 @@ def report(rows: list[tuple[str, float, str, float | None]], width: int = 78) ->
         print(f"{name:<{width}} {shown:>14}  {tgt:>10}  {ok}")
         out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
     return out
+
+
+def save_results(path: Path, **payload: object) -> None:
+    """Write ``payload`` plus the Python version and machine as JSON to ``path`` and say so."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine()}
+    path.write_text(json.dumps({**payload, **meta}, indent=2))
+    print(f"wrote {path}")
