@@ -249,6 +249,7 @@ def small():
     "make, match",
     [
         (lambda m: exact.uniform_policy(m)[:1], r"one policy per agent \(2\)"),
+        (lambda m: np.full((m.n_states, 2), 0.5), "a sequence of 2 arrays"),
         (lambda m: [np.full((m.n_states, 3), 1 / 3)] * 2, r"shape \(S, \|A_i\|\) = \(10, 2\)"),
         (lambda m: [np.full((m.n_states - 1, 2), 0.5)] * 2, "shape"),
         (lambda m: [np.full((m.n_states, 2), 0.6)] * 2, "not row-stochastic"),
