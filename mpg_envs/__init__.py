@@ -19,7 +19,18 @@ from mpg_envs import exact
 from mpg_envs.model import ModelTooLargeError, TabularModel
 
 __version__ = "0.1.0"
-__all__ = ["ENV_IDS", "GYM_IDS", "ModelTooLargeError", "TabularModel", "exact", "__version__"]
+__all__ = [
+    "ENV_IDS",
+    "GYM_IDS",
+    "ModelTooLargeError",
+    "TabularModel",
+    "exact",
+    "__version__",
+    "congestion_v0",
+    "coordination_v0",
+    "distancing_v0",
+    "multitask_gridworld_v0",
+]
 
 #: Registered PettingZoo ids -> versioned module.
 ENV_IDS = {
@@ -46,3 +57,11 @@ def _register() -> None:
 
 
 _register()
+
+# The versioned env modules (``help(mpg_envs.distancing_v0)`` is the env's documentation).
+from mpg_envs import (  # noqa: E402
+    congestion_v0,
+    coordination_v0,
+    distancing_v0,
+    multitask_gridworld_v0,
+)

@@ -160,3 +160,10 @@ def test_bad_input(env_id):
     assert env.agents == []
     with pytest.raises(RuntimeError, match="episode ended"):
         env.step({a: 0 for a in agents})
+
+
+def test_versioned_module_is_a_package_attribute_documenting_the_env(env_id):
+    """``help(mpg_envs.distancing_v0)`` works after ``import mpg_envs`` and shows the env's docs."""
+    mod = module(env_id)
+    assert getattr(mpg_envs, mod.__name__.rsplit(".", 1)[1]) is mod
+    assert "Version history" in mod.__doc__ and "Arguments" in mod.__doc__

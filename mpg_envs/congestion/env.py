@@ -116,8 +116,6 @@ class CongestionEnv(MPGParallelEnv):
     def own_observation(self, states: np.ndarray) -> np.ndarray:
         return np.asarray(states, dtype=np.int64)
 
-
-
     def _last_loads(self) -> np.ndarray:
         if self._prev_state is None or self._last_actions is None:
             return np.zeros(self.dynamics.n_agents, np.int64)

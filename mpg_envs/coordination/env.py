@@ -129,8 +129,6 @@ class CoordinationEnv(MPGParallelEnv):
         """Each agent's own local state, shape (B, N) int64."""
         return np.asarray(states, dtype=np.int64)
 
-
-
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         st = self._state[0]
         N = self.dynamics.n_agents

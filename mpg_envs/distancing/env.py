@@ -155,8 +155,6 @@ class DistancingEnv(MPGParallelEnv):
         out[np.arange(len(states)), np.asarray(states, dtype=np.int64)[:, 0]] = 1.0
         return out
 
-
-
     def last_counts(self) -> np.ndarray:
         """Agents per facility in the last step, shape (K,) int64 (zeros after reset)."""
         if self._last_actions is None:
