@@ -9,7 +9,7 @@ from helpers import assert_deterministic, assert_simulator_matches_model
 from pettingzoo.test import api_test, parallel_api_test
 
 import mpg_envs
-from mpg_envs import congestion_v0
+from mpg_envs import congestion_v0, exact
 from mpg_envs.model import ModelTooLargeError
 
 CONFIGS = [
@@ -17,6 +17,8 @@ CONFIGS = [
     {"observation": "vector", "n_agents": 3},
     {"observation": "own", "load": "vertex", "slip": 0.3},
     {"at_sink": "terminate", "gamma": 1.0, "n_layers": 3, "width": 3, "n_agents": 2},
+    {"graph": "ring", "n_layers": 1, "load": "vertex", "n_agents": 4},
+    {"graph": "ring", "n_layers": 3, "width": 3, "n_agents": 2, "slip": 0.2, "observation": "own"},
 ]
 
 
@@ -77,6 +79,42 @@ def test_model_matches_sampled_dynamics():
     env = congestion_v0.parallel_env(n_agents=3, slip=0.35, load="vertex")
     _, P = assert_simulator_matches_model(env.dynamics, env.model(), n=4000)
     assert (P > 0).sum(axis=1).max() == 8  # slip really makes it stochastic (2^3 outcomes)
+
+
+def test_ring_state_count_indexing_and_uniform_mu():
+    for n, layers, width in [(1, 1, 2), (4, 1, 2), (3, 3, 2), (2, 2, 3)]:
+        env = congestion_v0.parallel_env(n_agents=n, n_layers=layers, width=width, graph="ring")
+        dyn, m = env.dynamics, env.model()
+        assert dyn.n_states == layers * width**n == m.n_states
+        st = dyn.states()
+        np.testing.assert_array_equal(dyn.index(st), np.arange(dyn.n_states))
+        np.testing.assert_allclose(m.mu, 1.0 / dyn.n_states)
+        draws = dyn.index(dyn.sample_initial(40_000, np.random.default_rng(0)))
+        freq = np.bincount(draws, minlength=dyn.n_states) / len(draws)
+        assert np.abs(freq - m.mu).max() < 5 * np.sqrt(m.mu.max() / len(draws))  # 5 sigma
+
+
+def test_ring_model_matches_sampled_dynamics():
+    env = congestion_v0.parallel_env(n_agents=3, n_layers=2, graph="ring", slip=0.3)
+    _, P = assert_simulator_matches_model(env.dynamics, env.model(), n=3000)
+    assert (P > 0).sum(axis=1).max() == 8
+
+
+def test_authors_code_game_rewards_and_transitions():
+    """The game of npg_routing.py: next state = the units chosen, reward 1 / (agents on my unit)."""
+    from mpg_envs.congestion.env import AUTHORS_CODE_GAME
+
+    N = 4
+    m = congestion_v0.parallel_env(n_agents=N, **AUTHORS_CODE_GAME).model()
+    assert m.n_states == 2**N and m.action_sizes == (2,) * N
+    joint = np.array(np.unravel_index(np.arange(2**N), (2,) * N)).T  # (A, N)
+    counts = (joint[:, :, None] == joint[:, None, :]).sum(axis=2)  # agents on the same unit
+    for s in (0, 5, 15):
+        np.testing.assert_allclose(m.R[:, s, :], (1.0 / counts).T)  # independent of the state
+        nxt = m.P[s * m.n_joint_actions : (s + 1) * m.n_joint_actions].toarray().argmax(axis=1)
+        np.testing.assert_array_equal(m.states[nxt], joint)  # the state is where everybody went
+    gap = exact.nash_gap(m, exact.uniform_policy(m))
+    assert gap.worst < 1e-9  # uniform play is an exact equilibrium, as in the DAG
 
 
 def test_reset_to_state_descriptor_and_infos():
@@ -173,7 +211,13 @@ def test_step_after_end_and_before_reset():
         ({"slip": 1.5}, r"slip must be a probability in \[0, 1\]"),
         ({"slip": -0.1}, "slip"),
         ({"slip": float("nan")}, "slip"),
-        ({"gamma": 1.0}, "gamma = 1 with at_sink='restart'"),
+        ({"gamma": 1.0}, "gamma = 1 with graph='dag', at_sink='restart'"),
+        ({"gamma": 1.0, "graph": "ring", "at_sink": "restart"}, "gamma = 1 with graph='ring'"),
+        ({"graph": "cycle"}, r"graph must be one of \['dag', 'ring'\], got 'cycle'"),
+        ({"graph": "ring", "at_sink": "terminate"}, "graph='ring' has no sink"),
+        ({"graph": "ring", "restart_reward": 1.0}, "graph='ring' has no sink"),
+        ({"width": 10**5, "n_agents": 1}, "10,000,200,001 edges, over the limit"),
+        ({"n_layers": 10**7, "n_agents": 1}, "40,000,001 edges, over the limit"),
         ({"gamma": 0.0}, "gamma must be in"),
         ({"load": "node"}, "load must be"),
         ({"at_sink": "loop"}, "at_sink must be"),

@@ -74,3 +74,18 @@ def test_own_position_policies_make_it_an_mpg(kw):
     env = congestion_v0.parallel_env(**kw)
     c, p = _certs(env, obs_map=env.observation_index("own"))
     assert c.max_residual <= 1e-10 and p.max_residual <= 1e-10
+
+
+@pytest.mark.parametrize("n_agents, cycle", [(3, 97.52980049999988), (4, 86.36080099274176)])
+def test_authors_code_congestion_game_is_not_an_mpg_for_global_state_policies(n_agents, cycle):
+    """The game of paper 001's code (graph='ring', one layer, vertex loads) fails like the DAG;
+    with own-unit policies it is an MPG."""
+    from mpg_envs.congestion.env import AUTHORS_CODE_GAME
+
+    env = congestion_v0.parallel_env(n_agents=n_agents, **AUTHORS_CODE_GAME)
+    c, _ = _certs(env)
+    assert c.max_residual == pytest.approx(cycle, rel=1e-6) and c.relative > 0.5
+    c, p = _certs(env, obs_map=env.observation_index("own"))
+    assert c.max_residual <= 1e-10 and p.max_residual <= 1e-10
+    c2, p2 = _certs(congestion_v0.parallel_env(n_agents=2, **AUTHORS_CODE_GAME))
+    assert c2.max_residual <= 1e-10 and p2.max_residual <= 1e-10  # N = 2: an MPG

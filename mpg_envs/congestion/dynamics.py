@@ -1,11 +1,17 @@
 """Vectorised dynamics of the stochastic congestion game (paper 001, Example 1 and §4.2).
 
-Graph: a layered DAG ``s -> L layers of width w -> t``, fully connected between consecutive
-layers. Vertex ids: ``s = 0``; vertex ``j`` of layer ``l`` (1-based) is ``1 + (l-1)*w + j``;
-``t = 1 + L*w``. A state is the vertex of every agent, shape (N,). Because every agent moves one
-edge per step, all agents are always in the same layer, so the reachable states are: all at s,
-``w**N`` placements in each of the L layers, all at t -- ``2 + L*w**N`` states (514 for the
-default graph with N = 8).
+Graph ``"dag"`` (default): a layered DAG ``s -> L layers of width w -> t``, fully connected between
+consecutive layers. Vertex ids: ``s = 0``; vertex ``j`` of layer ``l`` (1-based) is
+``1 + (l-1)*w + j``; ``t = 1 + L*w``. A state is the vertex of every agent, shape (N,). Because
+every agent moves one edge per step, all agents are always in the same layer, so the reachable
+states are: all at s, ``w**N`` placements in each of the L layers, all at t -- ``2 + L*w**N``
+states (514 for the default graph with N = 8).
+
+Graph ``"ring"``: the L layers form a cycle (layer L feeds layer 1), no s or t; vertex ``j`` of
+layer ``l`` is ``(l-1)*w + j``; ``L*w**N`` states, mu uniform over all of them. With L = 1 and
+vertex loads it is the game of paper 001's public code (``npg_routing.py``, ``pg_routing.py``):
+the state is the unit every agent occupies, every agent picks its next unit and receives
+``1 / (number of agents picking that unit)``.
 """
 
 from __future__ import annotations
@@ -45,6 +51,11 @@ def reward_table(reward: RewardSpec, n_agents: int) -> np.ndarray:
     return np.concatenate([[0.0], vals])
 
 
+#: Largest graph (edges, or vertices x width for the out-edge table) the dynamics will build.
+MAX_GRAPH_SIZE = 10_000_000
+GRAPHS = ("dag", "ring")
+
+
 class CongestionDynamics(Dynamics):
     """Dynamics of the stochastic congestion game; see :mod:`mpg_envs.congestion.env` for the spec.
 
@@ -54,10 +65,18 @@ class CongestionDynamics(Dynamics):
         width: w >= 1 vertices per layer (= number of actions).
         reward: f(load), see :func:`reward_table`.
         load: ``"edge"`` (agents choosing the same edge) or ``"vertex"`` (same next vertex).
-        at_sink: ``"restart"`` (t -> s edge with constant reward) or ``"terminate"``.
-        restart_reward: Reward of the t -> s edge in restart mode.
+        at_sink: ``"restart"`` (t -> s edge with constant reward) or ``"terminate"`` (``"dag"``
+            only).
+        restart_reward: Reward of the t -> s edge in restart mode (``"dag"`` only).
         slip: Probability that an agent's move follows a uniformly random out-edge instead of the
             chosen one (the reward still follows the chosen edge's load).
+        graph: ``"dag"`` (``s -> L layers -> t``, start at s) or ``"ring"`` (the L layers form a
+            cycle, no s or t, mu uniform over every state; with L = 1 and ``load="vertex"`` this
+            is the game of paper 001's public code).
+
+    Raises:
+        ValueError: Bad parameters, or a graph over :data:`MAX_GRAPH_SIZE` (checked before
+            anything is allocated).
     """
 
     def __init__(
@@ -70,57 +89,87 @@ class CongestionDynamics(Dynamics):
         at_sink: str = "restart",
         restart_reward: float = 0.0,
         slip: float = 0.0,
+        graph: str = "dag",
     ) -> None:
         for name, v in (("n_agents", n_agents), ("n_layers", n_layers), ("width", width)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
                 raise ValueError(f"{name} must be a positive integer, got {v!r}")
+        if graph not in GRAPHS:
+            raise ValueError(f"graph must be one of {list(GRAPHS)}, got {graph!r}")
         if load not in ("edge", "vertex"):
             raise ValueError(f"load must be 'edge' or 'vertex', got {load!r}")
         if at_sink not in ("restart", "terminate"):
             raise ValueError(f"at_sink must be 'restart' or 'terminate', got {at_sink!r}")
-        if not (isinstance(slip, (int, float, np.floating)) and 0.0 <= slip <= 1.0):
+        if isinstance(slip, bool) or not isinstance(slip, (int, float, np.integer, np.floating)):
             raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
-        if not np.isfinite(restart_reward):
-            raise ValueError(f"restart_reward must be finite, got {restart_reward!r}")
+        if not 0.0 <= slip <= 1.0:
+            raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
+        if (
+            isinstance(restart_reward, bool)
+            or not isinstance(restart_reward, (int, float, np.integer, np.floating))
+            or not np.isfinite(restart_reward)
+        ):
+            raise ValueError(f"restart_reward must be a finite number, got {restart_reward!r}")
+        if graph == "ring" and (at_sink != "restart" or restart_reward != 0):
+            raise ValueError(
+                f"graph='ring' has no sink: at_sink and restart_reward apply to graph='dag' only "
+                f"(got at_sink={at_sink!r}, restart_reward={restart_reward!r})"
+            )
         N, L, w = int(n_agents), int(n_layers), int(width)
+        ring = graph == "ring"
+        n_edges = L * w * w if ring else (L - 1) * w * w + 2 * w + 1
+        V = L * w + (0 if ring else 2)
+        if max(n_edges, V * w) > MAX_GRAPH_SIZE:
+            raise ValueError(
+                f"n_layers={L}, width={w} give a graph of {V:,} vertices and {n_edges:,} edges, over the "
+                f"limit of {MAX_GRAPH_SIZE:,}; use fewer layers or a smaller width"
+            )
         if L * w**N >= _MAX_INDEX:
             raise ValueError(
                 f"{L} layers of width {w} with {N} agents give {L * w**N + 2:.3e} states, too many "
                 "to index with int64"
             )
-        self.n_agents, self.n_layers, self.width = N, L, w
+        self.n_agents, self.n_layers, self.width, self.graph = N, L, w, graph
         self.load, self.at_sink = load, at_sink
         self.restart_reward, self.slip = float(restart_reward), float(slip)
         self.action_sizes = (w,) * N
         self.state_dim = N
         self.f = reward_table(reward, N)  # (N+1,)
         self.F = np.cumsum(self.f)  # Rosenthal: F(l) = sum_{k<=l} f(k), F(0) = 0
-        V = L * w + 2
-        self.n_vertices, self.source, self.sink = V, 0, V - 1
-        # layer and slot of each vertex
-        self.layer_of = np.array([0] + [1 + i // w for i in range(L * w)] + [L + 1], np.int64)
-        self.slot_of = np.array([0] + [i % w for i in range(L * w)] + [0], np.int64)
-        # edges: (tail, head); out-edge table edge_of[v, a] = out[v][a mod outdeg(v)]
-        out: list[list[int]] = [[] for _ in range(V)]
-        tails, heads = [], []
-
-        def add(u: int, v: int) -> None:
-            out[u].append(len(tails))
-            tails.append(u)
-            heads.append(v)
-
-        for j in range(w):
-            add(0, 1 + j)
-        for layer in range(1, L):
-            for j in range(w):
-                for k in range(w):
-                    add(1 + (layer - 1) * w + j, 1 + layer * w + k)
-        for j in range(w):
-            add(1 + (L - 1) * w + j, self.sink)
-        add(self.sink, self.source if at_sink == "restart" else self.sink)
-        self.tail, self.head = np.array(tails, np.int64), np.array(heads, np.int64)
-        self.n_edges = len(tails)
-        self.edge_of = np.array([[o[a % len(o)] for a in range(w)] for o in out], np.int64)  # (V, w)
+        self.n_vertices = V
+        inner = np.arange(L * w)
+        off = 0 if ring else 1  # vertex id of the first layer's first vertex
+        self.source, self.sink = (-1, -1) if ring else (0, V - 1)
+        # layer (1-based; 0 = s, L + 1 = t) and slot of each vertex
+        self.layer_of = np.zeros(V, np.int64)
+        self.slot_of = np.zeros(V, np.int64)
+        self.layer_of[off : off + L * w] = 1 + inner // w
+        self.slot_of[off : off + L * w] = inner % w
+        if not ring:
+            self.layer_of[-1] = L + 1
+        # edges (tail, head) and the out-edge table edge_of[v, a] (action a takes out-edge a mod outdeg)
+        a = np.arange(w)
+        if ring:  # vertex v of layer l -> every vertex of layer l % L + 1; edge id v * w + k
+            tails = np.repeat(inner, w)
+            heads = ((inner // w + 1) % L * w)[:, None].repeat(w, 1).ravel() + np.tile(a, L * w)
+            self.edge_of = inner[:, None] * w + a
+        else:  # s -> layer 1 (ids 0..w-1), layer l -> l + 1 (w*w each), layer L -> t, t -> s or t
+            mid = np.arange((L - 1) * w)  # vertices of layers 1..L-1, offset by 1
+            tails = np.concatenate(
+                [np.zeros(w, np.int64), np.repeat(1 + mid, w), 1 + (L - 1) * w + a, [V - 1]]
+            )
+            heads = np.concatenate(
+                [1 + a, (1 + (mid // w + 1) * w)[:, None].repeat(w, 1).ravel() + np.tile(a, (L - 1) * w),
+                 np.full(w, V - 1), [0 if at_sink == "restart" else V - 1]]
+            )  # fmt: skip
+            last = w + (L - 1) * w * w  # first edge id into t
+            self.edge_of = np.empty((V, w), np.int64)
+            self.edge_of[0] = a
+            self.edge_of[1 : 1 + (L - 1) * w] = w + mid[:, None] * w + a
+            self.edge_of[1 + (L - 1) * w : V - 1] = (last + a)[:, None]
+            self.edge_of[V - 1] = n_edges - 1
+        self.tail, self.head = tails.astype(np.int64), heads.astype(np.int64)
+        self.n_edges = n_edges
         self.noise_probs = (
             tuple(np.array([1.0 - slip + slip / w] + [slip / w] * (w - 1)) for _ in range(N))
             if slip > 0 and w > 1
@@ -132,7 +181,7 @@ class CongestionDynamics(Dynamics):
     # ------------------------------------------------------------------ enumeration
     @property
     def n_states(self) -> int:
-        return 2 + self.n_layers * self._layer_size
+        return self.n_layers * self._layer_size + (0 if self.graph == "ring" else 2)
 
     def index(self, states: np.ndarray) -> np.ndarray:
         st = np.asarray(states, dtype=np.int64)
@@ -141,18 +190,23 @@ class CongestionDynamics(Dynamics):
         layer = self.layer_of[st]  # (B, N)
         same = np.all(layer == layer[:, :1], axis=1)
         lay = layer[:, 0]
-        inner = 1 + (lay - 1) * self._layer_size + self.slot_of[st] @ self._place
-        idx = np.where(lay == 0, 0, np.where(lay == self.n_layers + 1, self.n_states - 1, inner))
+        code = (lay - 1) * self._layer_size + self.slot_of[st] @ self._place
+        if self.graph == "ring":
+            return np.where(ok & same, code, -1)
+        idx = np.where(lay == 0, 0, np.where(lay == self.n_layers + 1, self.n_states - 1, 1 + code))
         return np.where(ok & same, idx, -1)
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64)
         if np.any((idx < 0) | (idx >= self.n_states)):
             raise ValueError(f"state indices must be in [0, {self.n_states})")
-        inner = np.clip(idx - 1, 0, self.n_layers * self._layer_size - 1)
+        ring = self.graph == "ring"
+        inner = idx if ring else np.clip(idx - 1, 0, self.n_layers * self._layer_size - 1)
         layer, code = np.divmod(inner, self._layer_size)
         slots = (code[:, None] // self._place) % self.width
-        st = 1 + layer[:, None] * self.width + slots
+        st = (0 if ring else 1) + layer[:, None] * self.width + slots
+        if ring:
+            return st
         st[idx == 0] = self.source
         st[idx == self.n_states - 1] = self.sink
         return st
@@ -161,7 +215,15 @@ class CongestionDynamics(Dynamics):
         return self.decode(np.arange(self.n_states))
 
     def initial_distribution(self) -> tuple[np.ndarray, np.ndarray]:
+        if self.graph == "ring":  # uniform over every state
+            return self.states(), np.full(self.n_states, 1.0 / self.n_states)
         return np.full((1, self.n_agents), self.source, np.int64), np.ones(1)
+
+    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        if self.graph == "ring":  # a uniform state: a uniform layer, then a uniform vertex per agent
+            layer = rng.integers(self.n_layers, size=(n, 1))
+            return layer * self.width + rng.integers(self.width, size=(n, self.n_agents))
+        return super().sample_initial(n, rng)
 
     def terminal(self, states: np.ndarray) -> np.ndarray:
         if self.at_sink == "restart":
@@ -194,10 +256,10 @@ class CongestionDynamics(Dynamics):
     def step(
         self, states: np.ndarray, actions: np.ndarray, noise: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
-        at_sink = states == self.sink
         rewards = self.f[self.loads(states, actions)]
-        sink_reward = self.restart_reward if self.at_sink == "restart" else 0.0
-        rewards = np.where(at_sink, sink_reward, rewards)
+        if self.graph == "dag":
+            sink_reward = self.restart_reward if self.at_sink == "restart" else 0.0
+            rewards = np.where(states == self.sink, sink_reward, rewards)
         taken = actions if noise.shape[1] == 0 else (actions + noise) % self.width
         return self.head[self.edge_of[states, taken]], rewards
 
@@ -205,6 +267,8 @@ class CongestionDynamics(Dynamics):
         """Rosenthal's potential sum_r F(load_r) over resources; N*c on the t -> s edge."""
         res, n = self._resources(self.chosen_edges(states, actions))
         phi = self.F[self._counts(res, n)].sum(axis=1)
+        if self.graph == "ring":
+            return phi
         all_sink = np.all(states == self.sink, axis=1)
         sink_phi = self.n_agents * self.restart_reward if self.at_sink == "restart" else 0.0
         return np.where(all_sink, sink_phi, phi)

@@ -43,12 +43,22 @@ For policies that see only their own vertex (``observation="own"``; pass
 tested: the other agents' actions then do not depend on the deviator, so its dummy term
 ``sum_e F(l_e^{-i})`` has a policy-independent expectation.
 
+**The game of the authors' code** (``graph="ring"``). Paper 001's public code
+(willoverman/MPG_experiments, ``npg_routing.py`` and ``pg_routing.py``) does not run the DAG of
+its text: "for now we ignore layer", the state is the unit every agent occupies (``2**N`` states),
+every agent picks its next unit and receives 1 / (number of agents picking the same unit), mu is
+uniform over all states and there is no s or t. ``graph="ring"`` generalises that game: the L
+layers form a cycle (layer L feeds layer 1), mu is uniform over all ``L * w**N`` states, and
+``graph="ring", n_layers=1, load="vertex"`` (:data:`AUTHORS_CODE_GAME`) is exactly the authors'
+game. Its uniform policy is an exact Nash equilibrium, as in the DAG.
+
 **Arguments.** ``n_agents=4, n_layers=2, width=2, reward="inverse" (or callable f(loads), or the
 N values f(1..N)), load="edge"|"vertex", at_sink="restart"|"terminate", restart_reward=0.0,
-slip=0.0, gamma=0.99, observation="state"|"vector"|"own", max_cycles=20 (paper 001's T),
-render_mode=None|"human"|"ansi"|"rgb_array"``.
+slip=0.0, graph="dag"|"ring", gamma=0.99, observation="state"|"vector"|"own", max_cycles=20
+(paper 001's T), render_mode=None|"human"|"ansi"|"rgb_array"``.
 
-**Version history.** v0: initial release.
+**Version history.** v0: initial release; ``graph="ring"`` (the game of the authors' code) added
+without changing the default game.
 """
 
 from __future__ import annotations
@@ -59,6 +69,9 @@ import numpy as np
 
 from mpg_envs.congestion.dynamics import CongestionDynamics, RewardSpec
 from mpg_envs.core import MPGParallelEnv
+
+#: Keyword arguments that give the congestion game of paper 001's public code (see the docstring).
+AUTHORS_CODE_GAME: dict[str, Any] = {"graph": "ring", "n_layers": 1, "load": "vertex"}
 
 _AGENT_COLORS = [
     (31, 119, 180), (255, 127, 14), (44, 160, 44), (214, 39, 40), (148, 103, 189),
@@ -86,18 +99,21 @@ class CongestionEnv(MPGParallelEnv):
         at_sink: str = "restart",
         restart_reward: float = 0.0,
         slip: float = 0.0,
+        graph: str = "dag",
         gamma: float = 0.99,
         observation: str = "state",
         max_cycles: int = 20,
         render_mode: str | None = None,
     ) -> None:
-        dyn = CongestionDynamics(n_agents, n_layers, width, reward, load, at_sink, restart_reward, slip)
+        dyn = CongestionDynamics(
+            n_agents, n_layers, width, reward, load, at_sink, restart_reward, slip, graph=graph
+        )
         if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma <= 1.0):
             raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        if gamma == 1.0 and at_sink == "restart":
+        if gamma == 1.0 and (at_sink == "restart" or graph == "ring"):
             raise ValueError(
-                "gamma = 1 with at_sink='restart' gives infinite returns (episodes never end); "
-                "use gamma < 1 or at_sink='terminate'"
+                f"gamma = 1 with graph={graph!r}, at_sink={at_sink!r} gives infinite returns (episodes "
+                "never end); use gamma < 1 or graph='dag' with at_sink='terminate'"
             )
         self.own_observation_size = dyn.n_vertices
         super().__init__(
@@ -127,6 +143,8 @@ class CongestionEnv(MPGParallelEnv):
     # ---------------------------------------------------------------- rendering
     def _vertex_name(self, v: int) -> str:
         dyn = self.dynamics
+        if dyn.graph == "ring":
+            return f"v{dyn.layer_of[v]}.{dyn.slot_of[v]}"
         if v == dyn.source:
             return "s"
         if v == dyn.sink:
@@ -137,7 +155,7 @@ class CongestionEnv(MPGParallelEnv):
         dyn = self.dynamics
         pos = self._state[0]
         lines = [f"Congestion-v0  step {self.num_steps}/{self.max_cycles}  state {self.state_index()}"]
-        for layer in range(dyn.n_layers + 2):
+        for layer in range(dyn.n_layers + 2) if dyn.graph == "dag" else range(1, dyn.n_layers + 1):
             verts = np.flatnonzero(dyn.layer_of == layer)
             cells = []
             for v in verts:
@@ -155,8 +173,15 @@ class CongestionEnv(MPGParallelEnv):
         return "\n".join(lines)
 
     def _layout(self, H: int, W: int) -> np.ndarray:
-        """Pixel (x, y) of every vertex, shape (V, 2)."""
+        """Pixel (x, y) of every vertex, shape (V, 2); on a ring, rows V.. are a copy of layer 1
+        drawn on the right, where the edges that wrap around from layer L arrive."""
         dyn = self.dynamics
+        if dyn.graph == "ring":
+            cols = dyn.n_layers + 1
+            x = 50 + (dyn.layer_of - 1) * (W - 100) / (cols - 1)
+            y = 40 + (dyn.slot_of + 0.5) * (H - 80) / dyn.width
+            ghost = np.stack([np.full(dyn.width, W - 50.0), y[: dyn.width]], axis=1)
+            return np.concatenate([np.stack([x, y], axis=1), ghost])
         cols = dyn.n_layers + 2
         x = 50 + dyn.layer_of * (W - 100) / (cols - 1)
         rows = np.where((dyn.layer_of == 0) | (dyn.layer_of == cols - 1), 1, dyn.width)
@@ -168,6 +193,7 @@ class CongestionEnv(MPGParallelEnv):
         from mpg_envs import _raster as rz
 
         dyn = self.dynamics
+        ring = dyn.graph == "ring"
         H, W = 120 + 80 * dyn.width, 160 + 130 * dyn.n_layers
         img = rz.new_canvas(H, W)
         xy = self._layout(H, W)
@@ -177,6 +203,8 @@ class CongestionEnv(MPGParallelEnv):
             np.add.at(edge_load, chosen, 1)
         for e in range(dyn.n_edges):
             u, v = dyn.tail[e], dyn.head[e]
+            if ring and dyn.layer_of[v] == 1:  # wrap-around edge: to the copy of layer 1
+                v = dyn.n_vertices + dyn.slot_of[v]
             if u == v:
                 continue
             load = edge_load[e]
@@ -193,6 +221,11 @@ class CongestionEnv(MPGParallelEnv):
                 lx, ly = x0 + 0.3 * (x1 - x0), y0 + 0.3 * (y1 - y0) - 9  # off the crossing point
                 rz.draw_text(img, str(load), lx, ly, (120, 0, 0), anchor="center")
         pos = self._state[0]
+        if ring:  # the copy of layer 1 that receives the wrap-around edges, drawn faint
+            for j in range(dyn.width):
+                x, y = xy[dyn.n_vertices + j]
+                rz.draw_circle(img, x, y, 15, (170, 170, 170), width=1)
+                rz.draw_text(img, f"({self._vertex_name(j)})", x, y - 25, (130, 130, 130), anchor="center")
         for v in range(dyn.n_vertices):
             x, y = xy[v]
             rz.fill_circle(img, x, y, 15, (235, 235, 245))
