@@ -43,7 +43,14 @@ from scipy.signal import lfilter
 from baselines.estimators import Estimate
 from mpg_envs.core import Dynamics, sample_step
 
-__all__ = ["Rollouts", "BatchSampler", "SampledEstimator", "estimate_from_rollouts", "returns_to_go"]
+__all__ = [
+    "Rollouts",
+    "BatchSampler",
+    "SampledEstimator",
+    "ForcedActionEstimator",
+    "estimate_from_rollouts",
+    "returns_to_go",
+]
 
 _STOCH_TOL = 1e-8  # same tolerance as mpg_envs.exact.check_policy
 #: Up to this many model states, the terminal flags are tabulated once per sampler (a lookup per
@@ -185,15 +192,48 @@ class BatchSampler:
             cdf[: p.shape[0], i, : k - 1] = np.cumsum(p[:, : k - 1], axis=1)
         return cdf
 
+    def draw_actions(self, cdf: np.ndarray, states: np.ndarray, idx: np.ndarray) -> np.ndarray:
+        """Every agent's action in a batch of states, by inverse CDF (one uniform per agent).
+
+        Args:
+            cdf: The table of :meth:`_cdf_table`, shape (R, N, K_max - 1).
+            states: State descriptors, shape (B, d) (read by ``observe``).
+            idx: Their model indices, shape (B,).
+
+        Returns:
+            Actions, shape (B, N) int64 (a fresh array: the dynamics may keep a reference to it).
+        """
+        B, N = len(idx), self.dynamics.n_agents
+        u = self.rng.random((B, N))
+        if self.observe is None:
+            c = np.take(cdf, idx, axis=0)  # (B, N, K1): each state's row of every agent
+        else:
+            rows = np.asarray(self.observe(states), dtype=np.int64)
+            c = np.take(cdf.reshape(-1, cdf.shape[2]), rows * N + np.arange(N), axis=0)
+        a = np.empty((B, N), np.int64)
+        np.greater_equal(u, c[:, :, 0], out=a, casting="unsafe")
+        for k in range(1, cdf.shape[2]):  # K_max - 2 extra comparisons (0 for two actions)
+            a += u >= c[:, :, k]
+        return a
+
     # ------------------------------------------------------------------ rollouts
-    def rollout(self, policies: Sequence[np.ndarray], n_episodes: int, horizon: int) -> Rollouts:
-        """Sample ``n_episodes`` episodes of ``horizon`` steps from mu.
+    def rollout(
+        self,
+        policies: Sequence[np.ndarray],
+        n_episodes: int,
+        horizon: int,
+        *,
+        start: np.ndarray | None = None,
+    ) -> Rollouts:
+        """Sample ``n_episodes`` episodes of ``horizon`` steps from mu (or from given states).
 
         Args:
             policies: N arrays, ``policies[i]`` of shape (S, |A_i|) (or (n_obs, |A_i|) with
                 ``observe``), row-stochastic.
             n_episodes: B >= 1.
             horizon: T >= 1.
+            start: Optional model state indices to start from, shape (B,) int; default: draw
+                from mu.
 
         Returns:
             The :class:`Rollouts` (B episodes, T steps).
@@ -206,17 +246,22 @@ class BatchSampler:
         T = _positive_int("horizon", horizon)
         dyn, rng, N = self.dynamics, self.rng, self.dynamics.n_agents
         cdf = self._cdf_table(policies)
-        K1 = cdf.shape[2]
-        flat_cdf = cdf.reshape(-1, K1)  # row = table row * N + agent (for ``observe``)
-        agent_ids = np.arange(N)
         term_table, can_terminate = self._term_table, self._can_terminate
 
         states = np.empty((B, T + 1), np.int64)
         actions = np.empty((B, T, N), np.int64)
         rewards = np.empty((B, T, N), np.float64)
         alive = np.ones((B, T), bool)
-        st = dyn.sample_initial(B, rng)
-        idx = dyn.index(st)
+        if start is None:
+            st = dyn.sample_initial(B, rng)
+            idx = dyn.index(st)
+        else:
+            idx = np.asarray(start, dtype=np.int64)
+            if idx.shape != (B,) or idx.min() < 0 or idx.max() >= dyn.n_states:
+                raise ValueError(
+                    f"start must be {B} state indices in [0, {dyn.n_states}), got shape {idx.shape}"
+                )
+            st = dyn.decode(idx)
         states[:, 0] = idx
         for t in range(T):
             if can_terminate:
@@ -228,16 +273,7 @@ class BatchSampler:
                     alive[:, t:] = False
                     break
                 np.logical_not(term, out=alive[:, t])
-            u = rng.random((B, N))
-            if self.observe is None:
-                c = np.take(cdf, idx, axis=0)  # (B, N, K1): each state's row of every agent
-            else:
-                rows = np.asarray(self.observe(st), dtype=np.int64)
-                c = np.take(flat_cdf, rows * N + agent_ids, axis=0)
-            a = np.empty((B, N), np.int64)  # fresh: the dynamics may keep a reference to it
-            np.greater_equal(u, c[:, :, 0], out=a, casting="unsafe")
-            for k in range(1, K1):  # K_max - 2 extra comparisons (0 for two actions)
-                a += u >= c[:, :, k]
+            a = self.draw_actions(cdf, st, idx)
             st, r = sample_step(dyn, st, a, rng)
             actions[:, t] = a
             rewards[:, t] = r
@@ -313,8 +349,31 @@ def estimate_from_rollouts(
     return Estimate(v=np.ascontiguousarray(v_sn.T), q=q, occupancy=occ / B, mu_values=G[:, 0].mean(axis=0))
 
 
-class SampledEstimator:
-    """Monte Carlo estimator of paper 001's experiments, behind the Estimator protocol.
+class _RandomEstimator:
+    """Checkpointing of the one generator a Monte Carlo estimator draws from."""
+
+    rng: np.random.Generator
+
+    def state_dict(self) -> dict[str, Any]:
+        """The generator state (a deep copy of ``rng.bit_generator.state``), for checkpoints."""
+        return {"rng": copy.deepcopy(self.rng.bit_generator.state)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore the generator state saved by :meth:`state_dict` (same bit generator type).
+
+        Raises:
+            ValueError: If ``state`` has no ``"rng"`` entry or it does not fit this generator.
+        """
+        if not isinstance(state, dict) or "rng" not in state:
+            raise ValueError("state must be a dict from SampledEstimator.state_dict() with key 'rng'")
+        try:
+            self.rng.bit_generator.state = copy.deepcopy(state["rng"])
+        except (TypeError, ValueError, KeyError) as err:
+            raise ValueError(f"cannot restore the generator state: {err}") from None
+
+
+class SampledEstimator(_RandomEstimator):
+    """On-policy Monte Carlo estimator, behind the Estimator protocol.
 
     Every :meth:`estimate` samples ``batch`` episodes of ``horizon`` (+ ``tail``) steps from mu
     with :class:`BatchSampler` and averages them (:func:`estimate_from_rollouts`).
@@ -368,19 +427,146 @@ class SampledEstimator:
             ro, self.gamma, self.dynamics.n_states, self.dynamics.action_sizes, horizon=self.horizon
         )
 
-    def state_dict(self) -> dict[str, Any]:
-        """The generator state (a deep copy of ``rng.bit_generator.state``), for checkpoints."""
-        return {"rng": copy.deepcopy(self.rng.bit_generator.state)}
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Restore the generator state saved by :meth:`state_dict` (same bit generator type).
+VALUE_METHODS = ("mean", "visit_sum")
 
-        Raises:
-            ValueError: If ``state`` has no ``"rng"`` entry or it does not fit this generator.
-        """
-        if not isinstance(state, dict) or "rng" not in state:
-            raise ValueError("state must be a dict from SampledEstimator.state_dict() with key 'rng'")
-        try:
-            self.rng.bit_generator.state = copy.deepcopy(state["rng"])
-        except (TypeError, ValueError, KeyError) as err:
-            raise ValueError(f"cannot restore the generator state: {err}") from None
+
+class ForcedActionEstimator(_RandomEstimator):
+    """The Monte Carlo estimators of paper 001's public code: per-state rollouts, forced actions.
+
+    This is what Fox et al.'s scripts (GitHub willoverman/MPG_experiments) compute each iteration,
+    vectorised; the paper's text does not describe it. With ``samples`` = K and ``horizon`` = T:
+
+    * **Values.** ``value="mean"`` (``npg.py``, ``congestionMPG_plots.py``, distancing game):
+      ``v[i][s]`` is the mean over K episodes *started in s* of the T-step discounted return
+      ``sum_{t<T} gamma^t r_t^i`` -- every state is evaluated, visited or not.
+      ``value="visit_sum"`` (``npg_routing.py``, ``pg_routing.py``, congestion game): for each of
+      ``layers`` (their ``NUM_LAYERS`` = 2) and each start state, K episodes of ``T - layer`` steps;
+      every visit adds ``gamma^t r_t^i`` (t counted from the episode's start) into the *visited*
+      state's entry, and the total is divided by K only. That is a visit-weighted sum of immediate
+      rewards, not a mean of returns: its scale grows with how often a state is visited, so an
+      agent's own preference feeds back into its advantages.
+    * **Q (forced actions).** For every state s, agent i and action a: K one-step samples with
+      ``a_i = a`` forced and ``a_-i ~ pi_-i(.|s)``; ``q[i][s, a]`` = mean of
+      ``r_i + gamma * v[i][s']``. Every action gets an estimate every iteration, so no action
+      freezes for lack of samples. Advantages are ``q - v``.
+    * **State weights** (``occupancy``, used by the direct-parameter gradient ``occ * q`` of their
+      projected PG): ``w[s] = sum_k mu(k) d_s(k)``, with ``d_s(k)`` the discounted visits of k in
+      the per-state episodes from s. Their ``visit_dist``/``b_dist`` weights the visitation *from*
+      s by mu of the *visited* state -- for uniform mu (both of their games) the constant
+      ``(1/S) sum_{t<T} gamma^t``, not the visitation ``d_mu(s)``.
+    * ``mu_values = v @ mu``.
+
+    Every estimate runs ``S * K`` episodes per layer and ``S * sum_i |A_i| * K`` one-step samples, so
+    the estimator needs a model small enough to enumerate its states.
+
+    Args:
+        dynamics: The env's dynamics; policies are tables over its model states (S, |A_i|).
+        gamma: Discount in (0, 1].
+        horizon: T >= 1 (the authors: 20).
+        samples: K >= 1 episodes per start state and one-step samples per (s, i, a) (the authors'
+            scripts: 10; the paper's text says mini-batches of 20).
+        rng: Generator (or int seed; None = fresh OS entropy). Never the global RNG.
+        value: ``"mean"`` or ``"visit_sum"`` (see above).
+        layers: Episode lengths ``T, T - 1, ..., T - layers + 1`` of the visit-sum value (>= 1,
+            < T + 1; the authors: 2). Ignored by ``value="mean"``.
+        max_states: Refuse models with more states than this (every state is a start state).
+
+    Raises:
+        ValueError: Bad arguments (naming the value), or more than ``max_states`` states.
+    """
+
+    def __init__(
+        self,
+        dynamics: Dynamics,
+        gamma: float,
+        horizon: int = 20,
+        samples: int = 10,
+        rng: np.random.Generator | int | None = None,
+        *,
+        value: str = "mean",
+        layers: int = 2,
+        max_states: int = 1 << 16,
+    ) -> None:
+        if isinstance(gamma, bool) or not isinstance(gamma, Real) or not 0.0 < float(gamma) <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
+        if value not in VALUE_METHODS:
+            raise ValueError(f"value must be one of {list(VALUE_METHODS)}, got {value!r}")
+        self.horizon = _positive_int("horizon", horizon)
+        self.samples = _positive_int("samples", samples)
+        self.layers = _positive_int("layers", layers)
+        if self.layers > self.horizon:
+            raise ValueError(f"layers must be <= horizon = {self.horizon}, got {layers!r}")
+        if dynamics.n_states > max_states:
+            raise ValueError(
+                f"the forced-action estimator starts episodes in every state; this game has "
+                f"{dynamics.n_states:,} states, over max_states={max_states:,}"
+            )
+        self.gamma, self.value = float(gamma), value
+        self.dynamics = dynamics
+        self.sampler = BatchSampler(dynamics, rng)
+        self.rng = self.sampler.rng
+        S = dynamics.n_states
+        init, p = dynamics.initial_distribution()
+        self.mu = np.zeros(S)
+        np.add.at(self.mu, dynamics.index(init), p)
+        self._all_states = dynamics.states()
+        sizes = dynamics.action_sizes
+        # one-step forced samples: rows (agent i, state s, action a, sample k), agent-major
+        self._f_agent = np.concatenate([np.full(S * k * self.samples, i) for i, k in enumerate(sizes)])
+        self._f_state = np.concatenate([np.repeat(np.arange(S), k * self.samples) for k in sizes])
+        self._f_action = np.concatenate(
+            [np.tile(np.repeat(np.arange(k), self.samples), S) for k in sizes]
+        ).astype(np.int64)
+
+    def _per_state_rollouts(self, policies: Sequence[np.ndarray], horizon: int) -> Rollouts:
+        S = self.dynamics.n_states
+        start = np.repeat(np.arange(S), self.samples)  # K episodes from every state
+        return self.sampler.rollout(policies, S * self.samples, horizon, start=start)
+
+    def _weights(self, ro: Rollouts) -> np.ndarray:
+        """w[s] = sum_k mu(k) d_s(k): discounted visits from start s, weighted by mu of the visit."""
+        S, T = self.dynamics.n_states, ro.horizon
+        disc = self.gamma ** np.arange(T)
+        per_episode = (self.mu[ro.states[:, :T]] * disc).sum(axis=1)  # (S*K,)
+        return per_episode.reshape(S, self.samples).mean(axis=1)
+
+    def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
+        """Estimate for ``policies`` (N arrays (S, |A_i|)) from fresh per-state and forced samples."""
+        dyn, S, N, K, gamma = (
+            self.dynamics,
+            self.dynamics.n_states,
+            self.dynamics.n_agents,
+            self.samples,
+            self.gamma,
+        )
+        ro = self._per_state_rollouts(policies, self.horizon)
+        disc = gamma ** np.arange(self.horizon)
+        if self.value == "mean":
+            ret = np.einsum("btn,t->bn", ro.rewards, disc)  # (S*K, N): T-step return from each start
+            v = ret.reshape(S, K, N).mean(axis=1).T
+        else:
+            v = np.zeros((N, S))
+            for layer in range(self.layers):
+                r = ro if layer == 0 else self._per_state_rollouts(policies, self.horizon - layer)
+                T = r.horizon
+                w = r.rewards * disc[:T, None]  # (B, T, N): gamma^t r_t
+                visited = r.states[:, :T].reshape(-1)
+                for i in range(N):
+                    v[i] += np.bincount(visited, weights=w[:, :, i].reshape(-1), minlength=S)
+            v /= K
+        # forced one-step samples: others from pi(.|s), the agent's own action forced
+        cdf = self.sampler._cdf_table(policies)
+        st = self._all_states[self._f_state]
+        acts = self.sampler.draw_actions(cdf, st, self._f_state)
+        rows = np.arange(len(acts))
+        acts[rows, self._f_agent] = self._f_action
+        nxt, rew = sample_step(dyn, st, acts, self.rng)
+        nidx = dyn.index(nxt)
+        target = rew[rows, self._f_agent] + gamma * v[self._f_agent, nidx]
+        q, lo = [], 0
+        for k in dyn.action_sizes:
+            n = S * k * K
+            q.append(target[lo : lo + n].reshape(S, k, K).mean(axis=2))
+            lo += n
+        return Estimate(v=v, q=q, occupancy=self._weights(ro), mu_values=v @ self.mu)

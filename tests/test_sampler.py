@@ -387,3 +387,124 @@ def test_bad_arguments():
     ro = sampler.rollout(uni, 3, 4)
     with pytest.raises(ValueError, match=r"horizon must be in \[1, T=4\], got 5"):
         estimate_from_rollouts(ro, 0.9, 2, (4, 4), horizon=5)
+
+
+# ------------------------------------------------------------------ the authors' estimators
+def _forced_expectations(model, pol, T: int, layers: int):
+    """Exact expectations of ForcedActionEstimator's outputs (an independent computation from the
+    model): E[v] for both value methods, E[q] (one step with the action forced, then E[v]) and the
+    state weights sum_k mu(k) d_s(k)."""
+    S, N, g = model.n_states, model.n_agents, model.gamma
+    P = exact.transition_matrix(model, pol).toarray()  # (S, S)
+    jp = exact.joint_policy(model, pol)  # (S, A)
+    r = (model.R * jp[None]).sum(axis=2)  # (N, S): expected one-step reward under pi
+    powers = [np.eye(S)]
+    for _ in range(T):
+        powers.append(powers[-1] @ P)
+    mean_v = sum(g**t * (powers[t] @ r.T) for t in range(T)).T  # T-step values (N, S)
+    visit_v = np.zeros((N, S))
+    for layer in range(layers):
+        col = sum(g**t * powers[t].sum(axis=0) for t in range(T - layer))  # sum over start states
+        visit_v += col[None] * r
+    weights = sum(g**t * (powers[t] @ model.mu) for t in range(T))
+    out = {}
+    for name, v in (("mean", mean_v), ("visit_sum", visit_v)):
+        A = model.n_joint_actions
+        Pa = model.P.toarray().reshape(S, A, S)
+        qj = model.R + g * np.einsum("sap,np->nsa", Pa, v)  # (N, S, A) joint one-step Q with E[v]
+        q = []
+        for i, k in enumerate(model.action_sizes):
+            others = [p for j, p in enumerate(pol) if j != i]
+            w = np.ones((S, 1))
+            for p in others:  # joint weight of a_-i, in the model's joint-action order
+                w = (w[:, :, None] * p[:, None, :]).reshape(S, -1)
+            qa = qj[i].reshape((S, *model.action_sizes))
+            qa = np.moveaxis(qa, 1 + i, 1).reshape(S, k, -1)
+            q.append(np.einsum("sko,so->sk", qa, w))
+        out[name] = (v, q)
+    return out, weights
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kw"),
+    [
+        (
+            "mpg/Congestion-v0",
+            {"n_agents": 3, "graph": "ring", "n_layers": 1, "load": "vertex", "gamma": 0.9},
+        ),
+        ("mpg/Distancing-v0", {"n_agents": 3, "gamma": 0.9}),
+        ("mpg/Congestion-v0", {"n_agents": 2, "slip": 0.3, "gamma": 0.8}),
+    ],
+    ids=["ring", "distancing", "dag-slip"],
+)
+@pytest.mark.parametrize("value", ["mean", "visit_sum"])
+def test_forced_action_estimator_matches_its_exact_expectation(env_id, kw, value):
+    from baselines.sampler import ForcedActionEstimator
+
+    env = make(env_id, **kw)
+    model = env.model()
+    pol = exact.random_policy(model, np.random.default_rng(3))
+    T, K = 6, 3000
+    expect, weights = _forced_expectations(model, pol, T, layers=2)
+    v_ref, q_ref = expect[value]
+    est = ForcedActionEstimator(env.dynamics, model.gamma, horizon=T, samples=K, rng=1, value=value)
+    e = est.estimate(pol)
+    scale = np.abs(model.R).max() * T
+    # Monte Carlo error ~ scale / sqrt(K) (visit sums: times the number of start states)
+    tol = 6 * scale / np.sqrt(K) * (model.n_states * 2 if value == "visit_sum" else 1)
+    np.testing.assert_allclose(e.v, v_ref, atol=tol)
+    for a, b in zip(e.q, q_ref):
+        np.testing.assert_allclose(a, b, atol=tol * (1 + model.gamma))
+    np.testing.assert_allclose(e.occupancy, weights, atol=6 * T / np.sqrt(K))
+    np.testing.assert_allclose(e.mu_values, e.v @ model.mu)
+    # the estimates are not trivially close: a cruder batch is measurably worse
+    small = ForcedActionEstimator(env.dynamics, model.gamma, horizon=T, samples=5, rng=1, value=value)
+    assert np.abs(small.estimate(pol).v - v_ref).max() > np.abs(e.v - v_ref).max()
+
+
+def test_forced_action_weights_are_constant_for_uniform_mu():
+    """The authors' b_dist: for uniform mu every state gets (1/S) sum_t gamma^t, not d_mu(s)."""
+    from baselines.sampler import ForcedActionEstimator
+
+    env = make("mpg/Distancing-v0", n_agents=4)
+    pol = exact.random_policy(env.model(), np.random.default_rng(0))
+    e = ForcedActionEstimator(env.dynamics, 0.99, horizon=20, samples=10, rng=0).estimate(pol)
+    np.testing.assert_allclose(e.occupancy, 0.5 * (1 - 0.99**20) / (1 - 0.99))
+    assert np.abs(exact.visitation(env.model(), pol) - 0.5).max() > 0.01  # d_mu is not uniform
+
+
+def test_forced_action_estimates_every_action():
+    """Unlike on-policy visits, every action of every state gets a non-trivial advantage, even an
+    action the policy never plays."""
+    from baselines.sampler import ForcedActionEstimator
+
+    env = make("mpg/Distancing-v0", n_agents=3)
+    model = env.model()
+    pol = [np.tile([1.0, 0.0, 0.0, 0.0], (2, 1)) for _ in range(3)]  # everybody at A, always
+    e = ForcedActionEstimator(env.dynamics, 0.99, rng=0).estimate(pol)
+    on = SampledEstimator(env.dynamics, 0.99, rng=0).estimate(pol)
+    assert np.all(on.advantages()[0][:, 1:] == 0)  # never sampled: advantage exactly 0
+    A = e.advantages()[0]
+    assert np.all(np.abs(A[:, 1:]) > 1)
+    # truncation (T = 20) shifts every action's Q by the same amount: compare within each state
+    centred = A - A.mean(axis=1, keepdims=True)
+    ref = exact.advantages(model, pol)[0]
+    np.testing.assert_allclose(centred, ref - ref.mean(axis=1, keepdims=True), atol=1e-9)
+
+
+def test_forced_action_estimator_bad_arguments():
+    from baselines.sampler import ForcedActionEstimator
+
+    dyn = make("mpg/Distancing-v0", n_agents=2).dynamics
+    for kw, msg in [
+        ({"value": "median"}, r"value must be one of \['mean', 'visit_sum'\], got 'median'"),
+        ({"samples": 0}, "samples must be an integer >= 1, got 0"),
+        ({"layers": 0}, "layers must be an integer >= 1, got 0"),
+        ({"layers": 30}, "layers must be <= horizon = 20, got 30"),
+        ({"gamma": True}, "gamma must be in"),
+    ]:
+        with pytest.raises(ValueError, match=msg):
+            ForcedActionEstimator(dyn, **{"gamma": 0.99, **kw})
+    big = make("mpg/Congestion-v0", n_agents=20).dynamics
+    with pytest.raises(ValueError, match="2,097,154 states, over max_states=65,536"):
+        ForcedActionEstimator(big, 0.99)
