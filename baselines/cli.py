@@ -42,22 +42,29 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", required=True)
     tr = sub.add_parser("train", help="train one configuration (one run per seed)")
+    # config options default to SUPPRESS so that main() knows which ones were given (--resume)
     for f in dataclasses.fields(TrainConfig):
         flag = "--" + f.name.replace("_", "-")
         default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
         if f.name == "env_kwargs":
             tr.add_argument(
-                flag, nargs="*", type=_kv, default=[], metavar="KEY=VALUE", help=f.metadata["help"]
-            )
+                flag, nargs="*", type=_kv, default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                help=f.metadata["help"],
+            )  # fmt: skip
         elif f.name == "seed":
-            tr.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds; one run each")
+            tr.add_argument(
+                "--seeds", nargs="+", type=int, default=argparse.SUPPRESS,
+                help="seeds; one run each (default: 0)",
+            )  # fmt: skip
         else:
             tr.add_argument(
-                flag, type=type(default), default=default, help=f"{f.metadata['help']} (default: {default})"
-            )
+                flag, type=type(default), default=argparse.SUPPRESS,
+                help=f"{f.metadata['help']} (default: {default})",
+            )  # fmt: skip
     tr.add_argument(
-        "--resume", default=None, metavar="RUN_DIR", help="continue a killed run from its checkpoint"
-    )
+        "--resume", default=None, metavar="RUN_DIR",
+        help="continue a killed run from its checkpoint, with its own config.json (no other options)",
+    )  # fmt: skip
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     rp = sub.add_parser("reproduce", help="reproduce a paper's experiment with embedded defaults")
@@ -65,9 +72,26 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "--full", action="store_true", help="the papers' sizes (long) instead of the short version"
     )
-    rp.add_argument("--seeds", type=int, default=None, help="number of runs per curve (default: the paper's)")
+    rp.add_argument(
+        "--seeds",
+        nargs="+",
+        type=int,
+        default=None,
+        help="seeds, one run per curve each, as in train "
+        "(default: the paper's number of runs, seeds 0, 1, ...)",
+    )
     rp.add_argument("--out", default="results", help="output folder (default: results)")
-    rp.add_argument("--no-progress", action="store_true", help="no progress bar")
+    rp.add_argument("--jobs", type=int, default=None, help="parallel worker processes (default: the CPUs)")
+    rp.add_argument(
+        "--docs",
+        nargs="?",
+        const=".",
+        default=None,
+        metavar="REPO_ROOT",
+        help="also regenerate docs/ and the README's reproduction tables in REPO_ROOT "
+        "(default: .); needs --full",
+    )
+    rp.add_argument("--no-progress", action="store_true", help="print nothing while running")
     sub.add_parser("list", help="list environments, algorithms and reproductions")
     return parser
 
@@ -87,24 +111,51 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "reproduce":
         from baselines.experiments import reproduce
 
-        reproduce(args.name, out=args.out, full=args.full, seeds=args.seeds, progress=not args.no_progress)
+        try:
+            reproduce(
+                args.name,
+                out=args.out,
+                full=args.full,
+                seeds=args.seeds,
+                progress=not args.no_progress,
+                jobs=args.jobs,
+                docs=args.docs,
+            )
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"wrote {args.out}/{args.name if args.name != 'all' else '*'}/")
         return 0
+    given = {k for k in vars(args) if k not in ("command", "resume", "no_progress")}
     if args.resume:
-        res = train(TrainConfig(), resume=args.resume, progress=not args.no_progress)
+        if given:
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+            print(
+                f"error: --resume continues a run with its own config.json; options cannot be changed "
+                f"(got {flags}); start a new run instead",
+                file=sys.stderr,
+            )
+            return 2
+        try:
+            res = train(TrainConfig(), resume=args.resume, progress=not args.no_progress)
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
         print(f"{res.run_dir}: final Nash gap {res.metrics[-1]['nash_gap']:.3e}")
         return 0
+    defaults = TrainConfig()
     values = {
-        f.name: getattr(args, f.name)
+        f.name: getattr(args, f.name, getattr(defaults, f.name))
         for f in dataclasses.fields(TrainConfig)
         if f.name not in ("seed", "env_kwargs")
     }
-    configs = [TrainConfig(**values, env_kwargs=dict(args.env_kwargs), seed=s) for s in args.seeds]
+    seeds = getattr(args, "seeds", [0])
+    configs = [TrainConfig(**values, env_kwargs=dict(getattr(args, "env_kwargs", [])), seed=s) for s in seeds]
     try:
+        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
         for cfg in configs:  # every config is checked before any work starts
             validate_config(cfg)
-        if any(s < 0 for s in args.seeds):
-            raise ValueError(f"seeds must be >= 0, got {args.seeds}")
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -37,7 +37,9 @@ from mpg_envs.model import TabularModel
 
 __all__ = ["TrainConfig", "RunResult", "train", "make_estimator", "validate_config", "l1_accuracy"]
 
-ESTIMATORS = ("exact", "sampled")
+ESTIMATORS = ("exact", "sampled", "forced", "forced_visit_sum")
+#: Stop rules on the L1 change d_t = L1(pi_t, pi_{t-1}) (see ``TrainConfig.stop_rule``).
+STOP_RULES = ("l1", "fox2022-npg", "fox2022-pg")
 
 
 @dataclass
@@ -50,7 +52,12 @@ class TrainConfig:
     )
     algo: str = field(default="inpg", metadata={"help": f"algorithm: {', '.join(sorted(ALGORITHMS))}"})
     estimator: str = field(
-        default="exact", metadata={"help": "exact (from the model) or sampled (Monte Carlo)"}
+        default="exact",
+        metadata={
+            "help": "exact (from the model); sampled (on-policy Monte Carlo from mu); forced or "
+            "forced_visit_sum (paper 001's code: per-state rollouts, every action forced; mean-return "
+            "or visit-sum values)"
+        },
     )
     eta: float = field(default=0.1, metadata={"help": "step size eta > 0"})
     iters: int = field(default=1000, metadata={"help": "number of iterations"})
@@ -64,12 +71,25 @@ class TrainConfig:
     inner_steps: int = field(default=5, metadata={"help": "NPG-BR inner steps K"})
     horizon: int = field(default=20, metadata={"help": "sampled estimator: episode length T (paper 001: 20)"})
     batch: int = field(
-        default=20, metadata={"help": "sampled estimator: episodes per iteration (paper 001: 20)"}
+        default=20,
+        metadata={
+            "help": "sampled: episodes per iteration (paper 001's text: 20); forced: samples per "
+            "state and per forced action (paper 001's code: 10)"
+        },
     )
     eval_every: int = field(default=1, metadata={"help": "compute exact metrics every k iterations"})
     checkpoint_every: int = field(default=50, metadata={"help": "write a checkpoint every k iterations"})
     stop_l1: float = field(
-        default=0.0, metadata={"help": "stop early when the L1 change between consecutive policies < this"}
+        default=0.0,
+        metadata={"help": "stop early when the L1 change between consecutive policies < this (0: never)"},
+    )
+    stop_rule: str = field(
+        default="l1",
+        metadata={
+            "help": "when the L1 change is checked: l1 (d_t at every t >= 1, final pi_t); fox2022-npg "
+            "(paper 001's npg scripts: t >= 2, final pi_t); fox2022-pg (its projected-PG scripts: d_t "
+            "checked one update behind, final pi_{t+1})"
+        },
     )
     out: str = field(default="runs", metadata={"help": "directory that receives run folders"})
 
@@ -84,6 +104,7 @@ class RunResult:
         policies: Final policies.
         metrics: Rows of metrics.csv as dicts.
         snapshots: Policies at every evaluated iteration, shape (K, N, S, max |A_i|) float32.
+        stopped: Whether the stop rule ended the run (False: it ran all ``iters``).
     """
 
     run_dir: Path
@@ -91,6 +112,7 @@ class RunResult:
     policies: list[np.ndarray]
     metrics: list[dict[str, float]]
     snapshots: np.ndarray
+    stopped: bool = False
 
 
 def validate_config(cfg: TrainConfig) -> None:
@@ -101,32 +123,83 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"unknown algorithm {cfg.algo!r}; choose from {sorted(ALGORITHMS)}")
     if cfg.estimator not in ESTIMATORS:
         raise ValueError(f"unknown estimator {cfg.estimator!r}; choose from {list(ESTIMATORS)}")
-    if not np.isfinite(cfg.eta) or cfg.eta <= 0:
-        raise ValueError(f"eta must be > 0, got {cfg.eta}")
+    if (
+        isinstance(cfg.eta, bool)
+        or not isinstance(cfg.eta, (int, float))
+        or not np.isfinite(cfg.eta)
+        or cfg.eta <= 0
+    ):
+        raise ValueError(f"eta must be a finite number > 0, got {cfg.eta!r}")
     for name in ("iters", "horizon", "batch", "eval_every", "checkpoint_every", "inner_steps"):
         v = getattr(cfg, name)
         if isinstance(v, bool) or not isinstance(v, int) or v < 1:
             raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    if cfg.log_barrier < 0 or cfg.stop_l1 < 0:
-        raise ValueError("log_barrier and stop_l1 must be >= 0")
+    for name in ("eta", "log_barrier", "stop_l1"):
+        v = getattr(cfg, name)
+        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
+    if cfg.log_barrier > 0 and ALGORITHMS[cfg.algo].parameterization != "softmax":
+        raise ValueError(
+            f"log_barrier applies to softmax algorithms; {cfg.algo} uses direct parameters "
+            f"(got log_barrier={cfg.log_barrier!r})"
+        )
+    if cfg.stop_rule not in STOP_RULES:
+        raise ValueError(f"unknown stop_rule {cfg.stop_rule!r}; choose from {list(STOP_RULES)}")
     if cfg.init not in ("normal", "uniform"):
         raise ValueError(f"init must be 'normal' or 'uniform', got {cfg.init!r}")
+
+
+def load_config(run_dir: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` saved in a run folder.
+
+    Raises:
+        ValueError: If the folder or its config.json is missing or not a valid config.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ValueError(f"resume: {str(run_dir)!r} is not a run folder (no config.json)")
+    try:
+        return TrainConfig(**json.loads(path.read_text()))
+    except (ValueError, TypeError) as err:
+        raise ValueError(f"resume: {str(path)!r} is not a valid run config ({err})") from None
+
+
+def make_env(cfg: TrainConfig):
+    """The config's env; unknown keyword arguments raise ValueError naming the allowed ones."""
+    import importlib
+    import inspect
+    import typing
+
+    module = importlib.import_module(mpg_envs.ENV_IDS[cfg.env])
+    env_class = typing.get_type_hints(module.raw_env)["return"]
+    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    unknown = sorted(set(cfg.env_kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown env keyword argument(s) {unknown} for {cfg.env}; allowed: {allowed}")
+    try:
+        return pettingzoo.make("parallel", cfg.env, **cfg.env_kwargs)
+    except TypeError as err:
+        raise ValueError(f"env_kwargs {cfg.env_kwargs!r} for {cfg.env}: {err}") from None
 
 
 def make_estimator(cfg: TrainConfig, env, model: TabularModel, rng: np.random.Generator) -> Estimator:
     """The estimator the config asks for (the sampled one shares the env's dynamics)."""
     if cfg.estimator == "exact":
         return ExactEstimator(model)
-    from baselines.sampler import SampledEstimator
+    from baselines.sampler import ForcedActionEstimator, SampledEstimator
 
-    return SampledEstimator(
-        env.unwrapped.dynamics, model.gamma, horizon=cfg.horizon, batch=cfg.batch, rng=rng
+    dyn = env.unwrapped.dynamics
+    if cfg.estimator == "sampled":
+        return SampledEstimator(dyn, model.gamma, horizon=cfg.horizon, batch=cfg.batch, rng=rng)
+    value = "mean" if cfg.estimator == "forced" else "visit_sum"
+    return ForcedActionEstimator(
+        dyn, model.gamma, horizon=cfg.horizon, samples=cfg.batch, rng=rng, value=value
     )
 
 
 def _algorithm(cfg: TrainConfig) -> Algorithm:
     kw: dict[str, Any] = {"eta": cfg.eta}
-    if cfg.algo != "ppg":
+    if ALGORITHMS[cfg.algo].parameterization == "softmax":
         kw["log_barrier"] = cfg.log_barrier
     if cfg.algo == "npg_br":
         kw["inner_steps"] = cfg.inner_steps
@@ -194,9 +267,11 @@ def train(
     """
     if resume is not None:
         run_dir = Path(resume)
-        cfg = TrainConfig(**json.loads((run_dir / "config.json").read_text()))
+        cfg = load_config(run_dir)
+        if (run_dir / "final.npz").exists():
+            raise ValueError(f"resume: the run in {str(run_dir)!r} is finished (final.npz exists)")
     validate_config(cfg)
-    env = pettingzoo.make("parallel", cfg.env, **cfg.env_kwargs)
+    env = make_env(cfg)
     model = env.unwrapped.model()
     algo = _algorithm(cfg)
     rng = np.random.default_rng(cfg.seed)
@@ -206,10 +281,17 @@ def train(
     opt = exact.social_optimum(model)
     start, snapshots, rows = 0, [], []
     prev_params = params
+    fresh = resume is None or not (run_dir / "checkpoint.npz").exists()  # killed before a checkpoint
     if resume is None:
         run_dir = _run_dir(cfg)
-        run_dir.mkdir(parents=True)
+        try:
+            run_dir.mkdir(parents=True)
+        except OSError as err:
+            raise ValueError(
+                f"out {cfg.out!r}: cannot create the run folder {str(run_dir)!r} ({err.strerror})"
+            ) from None
         (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
+    if fresh:
         with open(run_dir / "metrics.csv", "w", newline="") as f:
             csv.writer(f).writerow(METRIC_FIELDS + [f"value_{i}" for i in range(model.n_agents)])
     else:
@@ -233,7 +315,9 @@ def train(
     t0 = time.perf_counter()
     prev = algo.policies(prev_params if resume is not None else params)
     bar = _progress(range(start, cfg.iters), progress, initial=start, total=cfg.iters, desc=run_dir.name)
-    done = start
+    done, stopped = start, False
+    tol, rule = cfg.stop_l1, cfg.stop_rule
+    first_check = 2 if rule == "fox2022-npg" else 1
     for it in bar:
         pol = algo.policies(params)
         l1 = exact.l1_distance(pol, prev) if it > 0 else float("nan")
@@ -243,31 +327,44 @@ def train(
             _append_row(run_dir, rows[-1])
             if hasattr(bar, "set_postfix"):
                 bar.set_postfix(nash_gap=f"{rows[-1]['nash_gap']:.2e}")
-        if it > 0 and cfg.stop_l1 > 0 and l1 < cfg.stop_l1:
-            done = it
+        if tol > 0 and rule != "fox2022-pg" and it >= first_check and l1 < tol:
+            done, stopped = it, True  # final policy pi_it
             break
         prev, prev_params = pol, params
         params, _ = algo.update(params, estimator)
         done = it + 1
-        if done % cfg.checkpoint_every == 0:
+        if tol > 0 and rule == "fox2022-pg":
+            # the authors' projected PG compares pi_t with pi_{t-1} after computing pi_{t+1} (at
+            # t = 0: pi_0 with pi_1) and returns pi_{t+1}
+            d = l1 if it >= 1 else exact.l1_distance(algo.policies(params), pol)
+            stopped = bool(d < tol)
+        if done % cfg.checkpoint_every == 0 or stopped:
             _checkpoint(run_dir, params, prev_params, done, snapshots, estimator)
+        if stopped:
+            prev = pol
+            break
         if stop_after is not None and done - start >= stop_after:
             return RunResult(run_dir, params, algo.policies(params), rows, np.stack(snapshots))
     pol = algo.policies(params)
-    if done == cfg.iters and (not rows or int(rows[-1]["iteration"]) != done):
+    if not rows or int(rows[-1]["iteration"]) != done:
         rows.append(_metrics(model, pol, opt, done, exact.l1_distance(pol, prev), time.perf_counter() - t0))
         snapshots.append(_pack(pol, width))
         _append_row(run_dir, rows[-1])
     snaps = np.stack(snapshots)
     _checkpoint(run_dir, params, prev_params, done, snapshots, estimator)
-    _save_atomic(run_dir / "final.npz", snapshots=snaps, **{f"policy_{i}": p for i, p in enumerate(pol)})
+    _save_atomic(
+        run_dir / "final.npz",
+        snapshots=snaps,
+        stopped=np.array(stopped),
+        **{f"policy_{i}": p for i, p in enumerate(pol)},
+    )
     l1 = l1_accuracy(snaps)
     with open(run_dir / "l1_accuracy.csv", "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(["iteration", "l1_accuracy"])
         w.writerows([int(r["iteration"]), f"{v:.10g}"] for r, v in zip(rows, l1))
     _plot_run(run_dir, rows, l1)
-    return RunResult(run_dir, params, pol, rows, snaps)
+    return RunResult(run_dir, params, pol, rows, snaps, stopped)
 
 
 def _progress(it, enabled: bool, **kw):

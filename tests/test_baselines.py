@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
+import mpg_envs
 from baselines.algorithms import INPG, IPG, NPGBestResponse, ProjectedPG, make_algorithm, project_simplex
 from baselines.cli import main
 from baselines.estimators import ExactEstimator
@@ -135,11 +136,14 @@ def test_resume_after_kill_gives_identical_run(tmp_path):
         (["--env", "mpg/Nope-v0"], "unknown env"),
         (["--algo", "sgd"], "unknown algorithm"),
         (["--estimator", "oracle"], "unknown estimator"),
-        (["--eta", "0"], "eta must be > 0"),
-        (["--eta", "-0.1"], "eta must be > 0"),
+        (["--eta", "0"], "eta must be a finite number > 0, got 0.0"),
+        (["--eta", "-0.1"], "eta must be a finite number > 0, got -0.1"),
+        (["--stop-l1", "nan"], "stop_l1 must be a finite number >= 0, got nan"),
+        (["--algo", "ppg", "--log-barrier", "0.1"], "log_barrier applies to softmax algorithms; ppg"),
+        (["--stop-rule", "never"], "unknown stop_rule 'never'"),
         (["--estimator", "sampled", "--batch", "0"], "batch must be a positive integer"),
         (["--iters", "0"], "iters must be a positive integer"),
-        (["--seeds", "-1"], "seeds must be >= 0"),
+        (["--seeds", "-1"], "seeds must be distinct integers >= 0, got [-1]"),
         (["--env-kwargs", "n_agents=0"], "n_agents must be a positive integer"),
         (["--env", "mpg/MultiTaskGridWorld-v0"], "max_transitions"),
     ],
@@ -180,3 +184,47 @@ def test_l1_accuracy_matches_l1_distance(tmp_path):
     expected = [exact.l1_distance([p[:, :2] for p in snap], final) for snap in res.snapshots]
     np.testing.assert_allclose(l1_accuracy(res.snapshots), expected, rtol=1e-6)
     assert expected[0] > 0
+
+
+def _authors_loop(algo, params, estimator, rule: str, tol: float, max_iters: int):
+    """Literal port of the stop logic of paper 001's scripts (npg.py / npg_routing.py and
+    pg_routing.py / congestionMPG_plots.py): returns their policy history."""
+    if rule == "fox2022-npg":
+        hist = []
+        for t in range(max_iters):
+            policy = algo.policies(params)
+            params, _ = algo.update(params, estimator)
+            hist.append(policy)
+            if t > 1 and exact.l1_distance(hist[t], hist[t - 1]) < tol:
+                return hist
+        return hist
+    hist = [algo.policies(params)]
+    for t in range(max_iters):
+        params, _ = algo.update(params, estimator)
+        hist.append(algo.policies(params))
+        if exact.l1_distance(hist[t], hist[t - 1]) < tol:
+            return hist
+    return hist
+
+
+@pytest.mark.parametrize(
+    "algo, rule, tol",
+    [("inpg", "fox2022-npg", 1e-3), ("ppg", "fox2022-pg", 1e-3), ("ppg", "fox2022-pg", 1e-10)],
+)
+def test_stop_rules_match_the_authors_loops(tmp_path, algo, rule, tol):
+    """Same final policy and iteration count as the authors' loops, run on the exact estimator."""
+    eta = 1e-3 if algo == "ppg" else 0.05
+    cfg = TrainConfig(env="mpg/Distancing-v0", env_kwargs={"n_agents": 3}, algo=algo, eta=eta, init="uniform",
+                      iters=400, stop_l1=tol, stop_rule=rule, out=str(tmp_path))  # fmt: skip
+    res = train(cfg, progress=False)
+    model = mpg_envs.distancing_v0.parallel_env(n_agents=3).model()
+    alg = make_algorithm(algo, eta=cfg.eta)
+    th = alg.init_params(model.n_states, model.action_sizes, np.random.default_rng(0), "uniform")
+    hist = _authors_loop(alg, th, ExactEstimator(model), rule, tol, cfg.iters)
+    assert res.stopped and len(hist) - 1 < cfg.iters
+    assert int(res.metrics[-1]["iteration"]) == len(hist) - 1
+    for a, b in zip(res.policies, hist[-1]):
+        np.testing.assert_allclose(a, b, atol=1e-12)
+    # our own rule stops at the first t >= 1 with d_t < tol, one iteration earlier or equal
+    ours = train(TrainConfig(**{**cfg.__dict__, "stop_rule": "l1"}), progress=False)
+    assert int(ours.metrics[-1]["iteration"]) <= len(hist) - 1
