@@ -53,32 +53,43 @@ def test_main_job_full_matches_readme(tmp_path):
     assert res["INPG N=8"]["final_nash_gap"]["max_over_seeds"] < 1e-9
 
 
-def test_reproductions_smoke(tmp_path):
-    """Every reproduction runs end to end (one seed) and writes its figure and summary."""
-    from baselines.experiments import REPRODUCTIONS, reproduce
+def test_reproductions_smoke(tmp_path, capsys):
+    """Every reproduction runs end to end (one seed, capped runs, two worker processes), prints
+    "run k of n" lines and its table, writes figures, curves and summary, and reuses finished runs."""
+    from baselines.experiments import FIGURES, REPRODUCTIONS, render_docs, render_readme_block, reproduce
 
-    out = reproduce("all", out=tmp_path, seeds=1, progress=False)
+    out = reproduce("all", out=tmp_path, seeds=[0], progress=True, jobs=2, max_iters=25)
+    printed = capsys.readouterr().out
     assert set(out) == set(REPRODUCTIONS)
-    for name in REPRODUCTIONS:
+    for name, rep in REPRODUCTIONS.items():
         folder = tmp_path / name
-        assert json.loads((folder / "summary.json").read_text())["results"]
-        assert any(p.suffix == ".png" and p.stat().st_size > 10_000 for p in folder.iterdir())
-    coord = out["chen2022-coordination"]
-    assert coord["N=3 NPG-BR (K=5)"]["final_nash_gap"]["mean"] < 1e-3  # converged in 150 iterations
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary == json.loads(json.dumps(out[name]))
+        for fig in FIGURES[name]:
+            assert (folder / fig).stat().st_size > 20_000
+        header = (folder / "curves.csv").read_text().splitlines()[0]
+        assert header == "curve,iteration,mean,spread,band,runs"
+        assert rep.TITLE in printed
+        cols, rows = rep.table(summary["results"])
+        assert rows and all(len(r) == len(cols) for r in rows)
+    assert "[1/" in printed and "seed 0 ->" in printed
+    assert "| experiment | paper |" in render_readme_block(out) and "## Paper 003" in render_docs(out)
+    # the authors' protocol ran with its own estimator and stop rules
+    cong = out["fox2022-congestion"]["results"]["curves"]
+    auth = cong["INPG N=4 (authors' code)"]
+    assert auth["config"]["estimator"] == "forced_visit_sum" and auth["config"]["stop_rule"] == "fox2022-npg"
+    assert auth["game"].startswith("ring") and cong["IPG N=4 (authors' code)"]["config"]["algo"] == "ppg"
     # a second call reuses the finished runs instead of training again
-    again = reproduce("chen2022-coordination", out=tmp_path, seeds=1, progress=False)
-    assert again["chen2022-coordination"] == coord
+    again = reproduce("chen2022-coordination", out=tmp_path, seeds=[0], progress=True, jobs=1, max_iters=25)
+    assert again["chen2022-coordination"] == out["chen2022-coordination"]
+    assert "(reused)" in capsys.readouterr().out
 
 
 @pytest.mark.slow
-def test_full_coordination_reproduction_matches_readme(tmp_path):
-    """python -m baselines reproduce chen2022-coordination --full: the README's numbers."""
-    from baselines.experiments import reproduce
+def test_full_reproductions_regenerate_the_committed_docs(tmp_path):
+    """python -m baselines reproduce all --full: exactly the numbers in README.md and docs/."""
+    from baselines.experiments import load_committed, render_readme_block, reproduce
 
-    res = reproduce("chen2022-coordination", out=tmp_path, full=True, progress=False)["chen2022-coordination"]
-    for n, k in ((2, 50), (3, 5)):
-        assert all(x is not None for x in res[f"N={n} NPG-BR (K={k})"]["iterations_to_nash_gap_below_1e-3"])
-        assert all(x is not None for x in res[f"N={n} NPG"]["iterations_to_nash_gap_below_1e-3"])
-    for n in (2, 3, 5):
-        assert all(x is None for x in res[f"N={n} PG"]["iterations_to_nash_gap_below_1e-3"])
-        assert res[f"N={n} PG"]["final_poa"]["mean"] < res[f"N={n} NPG"]["final_poa"]["mean"]
+    res = reproduce("all", out=tmp_path, full=True, progress=False)
+    committed = load_committed(ROOT)
+    assert render_readme_block(res) == render_readme_block(committed)

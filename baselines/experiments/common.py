@@ -1,0 +1,307 @@
+"""Machinery shared by the reproductions: a grid of runs (in parallel processes, reusing finished
+runs), per-run summaries, curves, tables, and the generated documentation.
+
+A reproduction is a module with ``TITLE``, ``PAPER``, ``DESCRIPTION`` (markdown) and three
+functions: ``run(ctx) -> results`` (trains its grid and draws its figures, returns a JSON-able
+dict), ``headline(results) -> rows`` (the README's rows: experiment, what the paper reports, what we
+measured) and ``table(results) -> (columns, rows)`` (the detailed table of docs/reproductions.md).
+Tables are rendered from the results by code, so the README, the docs and ``summary.json`` cannot
+disagree (a test re-renders them from the committed summaries).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from baselines.train import RunResult, TrainConfig, l1_accuracy, train
+
+__all__ = [
+    "Context",
+    "Curve",
+    "run_grid",
+    "load_run",
+    "first_below",
+    "stack",
+    "write_curves",
+    "markdown_table",
+    "print_table",
+    "fmt",
+    "fmt_range",
+    "plt",
+    "L1_FLOOR",
+]
+
+#: L1-accuracy and Nash gaps are drawn on log axes clipped at this floor.
+L1_FLOOR = 1e-12
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a reproduction is asked to do.
+
+    Attributes:
+        out: Its output folder (``<out>/<name>``); runs go to ``<out>/<name>/runs``.
+        full: The papers' sizes (else the short version).
+        seeds: Seeds to run (None: the paper's number of runs, seeds 0, 1, ...).
+        progress: Print one line per finished run.
+        jobs: Parallel worker processes (1: train in this process).
+        max_iters: Cap on every run's iterations (a quick look, not the paper's protocol).
+    """
+
+    out: Path
+    full: bool = False
+    seeds: tuple[int, ...] | None = None
+    progress: bool = True
+    jobs: int = 1
+    max_iters: int | None = None
+
+    def seed_list(self, paper: int, short: int) -> list[int]:
+        """The seeds to run: the user's, else ``range(paper)`` (full) or ``range(short)``."""
+        if self.seeds is not None:
+            return list(self.seeds)
+        return list(range(paper if self.full else short))
+
+
+@dataclass(frozen=True)
+class Curve:
+    """One algorithm's runs under one protocol: a label, the configs (one per seed), a style.
+
+    Attributes:
+        label: Legend and summary key.
+        configs: One :class:`TrainConfig` per seed.
+        color: Matplotlib colour (one colour per algorithm across panels).
+        style: Line style.
+        meta: Anything the reproduction wants to keep with the curve (algorithm, N, protocol).
+    """
+
+    label: str
+    configs: list[TrainConfig]
+    color: str = "C0"
+    style: str = "-"
+    meta: dict[str, Any] = field(default_factory=dict)
+
+
+# ------------------------------------------------------------------------------------ running
+def _config_key(cfg: TrainConfig) -> str:
+    return json.dumps(cfg.__dict__, sort_keys=True)
+
+
+def find_run(cfg: TrainConfig) -> Path | None:
+    """The folder of a finished or interrupted run of exactly ``cfg`` under ``cfg.out``, if any."""
+    root = Path(cfg.out)
+    if not root.is_dir():
+        return None
+    key = _config_key(cfg)
+    found = None
+    for d in sorted(root.iterdir()):
+        cfile = d / "config.json"
+        try:
+            same = json.dumps(json.loads(cfile.read_text()), sort_keys=True) == key
+        except (OSError, ValueError):
+            continue
+        if same and (d / "final.npz").exists():
+            return d
+        if same and found is None and (d / "checkpoint.npz").exists():
+            found = d
+    return found
+
+
+def run_one(cfg: TrainConfig, progress: bool = False) -> tuple[str, bool, float]:
+    """Train ``cfg`` unless a finished run of it exists (resume an interrupted one).
+
+    Returns:
+        (run folder, whether it was reused, seconds spent).
+    """
+    t0 = time.perf_counter()
+    d = find_run(cfg)
+    if d is not None and (d / "final.npz").exists():
+        return str(d), True, 0.0
+    res = train(cfg, resume=d, progress=progress) if d is not None else train(cfg, progress=progress)
+    return str(res.run_dir), False, time.perf_counter() - t0
+
+
+def _worker_init() -> None:
+    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = "1"
+
+
+def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list[RunResult]]:
+    """Train every config of every curve (``ctx.jobs`` processes), reusing finished runs.
+
+    Prints ``[k/n] <name>: <label>, seed s -> ...`` as runs finish (when ``ctx.progress``).
+
+    Returns:
+        label -> the curve's runs, in seed order.
+    """
+    if ctx.max_iters is not None:
+        curves = [
+            replace(c, configs=[replace(cfg, iters=min(cfg.iters, ctx.max_iters)) for cfg in c.configs])
+            for c in curves
+        ]
+    tasks = [(c.label, j, cfg) for c in curves for j, cfg in enumerate(c.configs)]
+    dirs: dict[tuple[str, int], str] = {}
+    n = len(tasks)
+
+    def report(k: int, label: str, cfg: TrainConfig, run_dir: str, reused: bool, secs: float) -> None:
+        if not ctx.progress:
+            return
+        res = load_run(Path(run_dir))
+        last = res.metrics[-1]
+        how = "reused" if reused else f"{secs:.1f} s"
+        stop = f"stopped at {int(last['iteration'])}" if res.stopped else f"ran {int(last['iteration'])}"
+        print(
+            f"[{k}/{n}] {name}: {label}, seed {cfg.seed} -> {stop}, Nash gap {fmt(last['nash_gap'])} ({how})",
+            flush=True,
+        )
+
+    if ctx.jobs <= 1 or n <= 1:
+        for k, (label, j, cfg) in enumerate(tasks, 1):
+            d, reused, secs = run_one(cfg)
+            dirs[label, j] = d
+            report(k, label, cfg, d, reused, secs)
+    else:
+        mp = multiprocessing.get_context("spawn")
+        with ProcessPoolExecutor(max_workers=ctx.jobs, mp_context=mp, initializer=_worker_init) as pool:
+            futures = {pool.submit(run_one, cfg): (label, j, cfg) for label, j, cfg in tasks}
+            for k, fut in enumerate(as_completed(futures), 1):
+                label, j, cfg = futures[fut]
+                d, reused, secs = fut.result()
+                dirs[label, j] = d
+                report(k, label, cfg, d, reused, secs)
+    return {c.label: [load_run(Path(dirs[c.label, j])) for j in range(len(c.configs))] for c in curves}
+
+
+def load_run(run_dir: Path) -> RunResult:
+    """A finished run from its folder (final policies, metrics, snapshots, whether it stopped)."""
+    with np.load(run_dir / "final.npz") as fin:
+        pols = [fin[k] for k in sorted((k for k in fin.files if k.startswith("policy_")), key=_agent_no)]
+        snaps = fin["snapshots"]
+        stopped = bool(fin["stopped"]) if "stopped" in fin.files else False
+    with open(run_dir / "metrics.csv", newline="") as f:
+        rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
+    return RunResult(run_dir, [], pols, rows, snaps, stopped)
+
+
+def _agent_no(key: str) -> int:
+    return int(key.rsplit("_", 1)[1])
+
+
+# ------------------------------------------------------------------------------------ numbers
+def column(res: RunResult, key: str) -> np.ndarray:
+    """One metric of a run, shape (K,)."""
+    return np.array([r[key] for r in res.metrics], dtype=float)
+
+
+def iterations(res: RunResult) -> np.ndarray:
+    """The evaluated iterations of a run, shape (K,) int."""
+    return column(res, "iteration").astype(int)
+
+
+def l1_curve(res: RunResult) -> np.ndarray:
+    """Paper 001's L1-accuracy to the run's own final policy at every evaluated iteration."""
+    return l1_accuracy(res.snapshots)
+
+
+def stack(curves: Sequence[np.ndarray]) -> np.ndarray:
+    """Runs may stop at different iterations: pad each with its last value, shape (R, K_max)."""
+    n = max(len(c) for c in curves)
+    return np.stack([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
+
+
+def first_below(curve: np.ndarray, its: np.ndarray, tol: float) -> int | None:
+    """First evaluated iteration from which ``curve`` stays below ``tol``; None if it never does."""
+    above = np.flatnonzero(~(curve < tol))
+    if above.size == 0:
+        return int(its[0])
+    return int(its[above[-1] + 1]) if above[-1] + 1 < len(its) else None
+
+
+def write_curves(path: Path, series: dict[str, tuple[np.ndarray, np.ndarray]], band: str) -> None:
+    """Write mean and spread of each curve; ``band`` says what the spread is ("std" or "se").
+
+    Args:
+        path: CSV file.
+        series: label -> (iterations (K,), values (R, K)).
+        band: ``"std"`` (standard deviation over runs) or ``"se"`` (standard error of the mean).
+    """
+    if band not in ("std", "se"):
+        raise ValueError(f"band must be 'std' or 'se', got {band!r}")
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(["curve", "iteration", "mean", "spread", "band", "runs"])
+        for label, (its, Y) in series.items():
+            m = Y.mean(axis=0)
+            s = Y.std(axis=0) if band == "std" else Y.std(axis=0) / np.sqrt(len(Y))
+            for k in range(len(m)):
+                w.writerow(
+                    [label, int(its[min(k, len(its) - 1)]), f"{m[k]:.6g}", f"{s[k]:.6g}", band, len(Y)]
+                )
+
+
+# ------------------------------------------------------------------------------------ formatting
+def fmt(x: float | None, digits: int = 2) -> str:
+    """A number for a table: None -> "-", 0 -> "0", else ``digits`` significant digits."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "-"
+    if x == 0:
+        return "0"
+    a = abs(x)
+    if 1e-3 <= a < 1e5:
+        return f"{x:.{digits}g}" if a < 10**digits else f"{x:.0f}"
+    return f"{x:.{max(digits - 1, 0)}e}".replace("e-0", "e-").replace("e+0", "e")
+
+
+def fmt_range(values: Sequence[float | None]) -> str:
+    """``"a-b"`` over the non-None values (``"a"`` if equal), ``"-"`` if none."""
+    vals = [v for v in values if v is not None]
+    if not vals:
+        return "-"
+    lo, hi = min(vals), max(vals)
+    return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
+
+
+def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub markdown table."""
+    lines = ["| " + " | ".join(columns) + " |", "|" + "|".join("---" for _ in columns) + "|"]
+    lines += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], file=None) -> None:
+    """A plain-text table with aligned columns (the end of ``reproduce``)."""
+    file = file or sys.stdout
+    cells = [list(map(str, columns))] + [list(map(str, r)) for r in rows]
+    widths = [max(len(r[k]) for r in cells) for k in range(len(columns))]
+    print(f"\n{title}", file=file)
+    for j, r in enumerate(cells):
+        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=file)
+        if j == 0:
+            print("  ".join("-" * w for w in widths), file=file)
+
+
+def plt():
+    """matplotlib.pyplot with the Agg backend, or None when matplotlib is not installed."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as pyplot
+    except ImportError:
+        return None
+    return pyplot
+
+
+Headline = Callable[[dict], list[tuple[str, str, str]]]
