@@ -1,57 +1,169 @@
-"""Benchmark the training loop against the papers' reported costs.
+"""Benchmark the training loop against the papers' reported costs and the authors' loop structure.
 
-Prints a table and writes ``benchmarks/results/baselines.json``.
+Prints a table and writes ``benchmarks/runs/baselines.json`` (``--update-reference``: also the
+committed ``benchmarks/results/baselines.json``).
 
 * Exact INPG, 400 iterations, coordination game N = 5 -- paper 003 reports ~200 s per
   400-iteration run (V100 GPU + 32 CPU cores); target <= 0.5 s here.
 * One exact and one sampled (T = 20, batch 20) estimate, for scale.
+* Paper 001's estimator (:class:`~baselines.sampler.ForcedActionEstimator`, visit-sum values, 10
+  samples, T = 20) on the authors' congestion game, N = 4 and N = 8, against a plain-Python loop
+  with the structure of the authors' scripts (one ``np.random.choice`` per agent and step, a Python
+  loop over samples, layers, states, steps, agents and actions), timed in the same run. The loop is
+  our re-implementation for timing, written from the scripts' structure; the ratio is what
+  vectorising buys.
+* A whole run of the authors' INPG protocol (N = 4, until their stop rule), for scale: the paper
+  reports ~50 iterations.
 
 The sampled-INPG-on-distancing and sampler-throughput benchmarks are in ``bench_sampler.py``.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+import argparse
+import tempfile
+import time
 
 import numpy as np
-from common import best_of, save_results
+from common import add_output_args, best_of, report, save_results
 
 from baselines.algorithms import INPG
 from baselines.estimators import ExactEstimator
-from baselines.sampler import SampledEstimator
-from mpg_envs import coordination_v0
+from baselines.sampler import ForcedActionEstimator, SampledEstimator
+from baselines.train import TrainConfig, train
+from mpg_envs import congestion_v0, coordination_v0, exact
+from mpg_envs.congestion.env import AUTHORS_CODE_GAME
 
-OUT = Path(__file__).parent / "results" / "baselines.json"
+
+def python_loop_iteration(
+    n_agents: int, policy: np.ndarray, samples: int = 10, T: int = 20, gamma=0.99
+) -> None:
+    """One iteration of the authors' congestion estimator, written as plain Python loops.
+
+    Args:
+        n_agents: N; the game has 2 units and 2^N states.
+        policy: Shape (S, N, 2).
+        samples, T, gamma: As in their scripts (10, 20, 0.99).
+    """
+    S, N, M = 2**n_agents, n_agents, 2
+    rng = np.random.default_rng(0)
+
+    def pick(p):
+        return rng.choice(M, p=p)
+
+    def reward(acts):
+        return [1.0 / acts.count(a) for a in acts]
+
+    def to_state(acts):
+        return sum(a * M**i for i, a in enumerate(acts))
+
+    value: dict[tuple[int, int], float] = {}
+    for _ in range(samples):
+        for layer in range(2):
+            for s0 in range(S):
+                s = s0
+                for t in range(T - layer):
+                    acts = [pick(policy[s, i]) for i in range(N)]
+                    r = reward(acts)
+                    for i in range(N):
+                        value[s, i] = value.get((s, i), 0.0) + gamma**t * r[i]
+                    s = to_state(acts)
+    for key in value:
+        value[key] /= samples
+    adv = np.zeros((S, N, M))
+    for s in range(S):
+        for i in range(N):
+            for a in range(M):
+                tot = 0.0
+                for _ in range(samples):
+                    acts = [pick(policy[s, j]) for j in range(N)]
+                    acts[i] = a
+                    tot += reward(acts)[i] + gamma * value.get((to_state(acts), i), 0.0)
+                adv[s, i, a] = tot / samples - value.get((s, i), 0.0)
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument(
+        "--quick", action="store_true", help="fewer repetitions, no N = 8 Python loop (smoke test)"
+    )
+    add_output_args(ap)
+    args = ap.parse_args()
+    reps = 1 if args.quick else 3
+
     env = coordination_v0.parallel_env(n_agents=5)
     model = env.model()
     est = ExactEstimator(model)
-    alg = INPG(eta=0.1)
+    sampled = SampledEstimator(env.dynamics, model.gamma, rng=0)
+    pol = exact.random_policy(model, np.random.default_rng(0))
 
     def run400() -> None:
+        alg = INPG(eta=0.1 * (1 - model.gamma))
         th = alg.init_params(model.n_states, model.action_sizes, np.random.default_rng(0))
         for _ in range(400):
             th, _ = alg.update(th, est)
 
-    pol = alg.policies(alg.init_params(model.n_states, model.action_sizes, np.random.default_rng(0)))
-    sampled = SampledEstimator(env.dynamics, model.gamma, horizon=20, batch=20, rng=np.random.default_rng(0))
     rows = [
-        ("exact INPG, 400 iterations, coordination N=5", best_of(run400, 3), 0.5, "paper 003: ~200 s (V100)"),
-        ("one exact estimate, coordination N=5", best_of(lambda: est.estimate(pol), 20), None, ""),
+        (
+            "exact INPG, 400 iterations, coordination N=5 (paper 003: ~200 s, V100)",
+            best_of(run400, reps),
+            "s",
+            0.5,
+        ),
+        ("one exact estimate, coordination N=5", best_of(lambda: est.estimate(pol), 20), "s", None),
         (
             "one sampled estimate (T=20, batch 20), coordination N=5",
             best_of(lambda: sampled.estimate(pol), 20),
+            "s",
             None,
-            "",
         ),
     ]
-    print(f"{'benchmark':<58} {'time':>10} {'target':>9}  anchor")
-    for name, t, target, anchor in rows:
-        tgt = "" if target is None else f"{target * 1e3:.0f} ms"
-        print(f"{name:<58} {t * 1e3:>7.1f} ms {tgt:>9}  {anchor}")
-    save_results(OUT, results=[{"name": n, "seconds": t, "target": g, "anchor": a} for n, t, g, a in rows])
+    ratios = {}
+    for n in (4,) if args.quick else (4, 8):
+        ring = congestion_v0.parallel_env(n_agents=n, **AUTHORS_CODE_GAME)
+        forced = ForcedActionEstimator(ring.dynamics, 0.99, samples=10, rng=0, value="visit_sum")
+        rpol = exact.random_policy(ring.model(), np.random.default_rng(0))
+        ours = best_of(lambda forced=forced, rpol=rpol: forced.estimate(rpol), 10)
+        rows.append(
+            (f"paper 001's estimator (visit sum, 10 samples), authors' game N={n}: ours", ours, "s", None)
+        )
+        table = np.stack(rpol, axis=1)  # (S, N, 2)
+        loop = best_of(lambda n=n, table=table: python_loop_iteration(n, table), 1)
+        rows.append((f"same, plain-Python loop of the authors' structure, N={n}", loop, "s", None))
+        ratios[f"N={n}"] = loop / ours
+    with tempfile.TemporaryDirectory() as tmp:
+        cfg = TrainConfig(
+            env="mpg/Congestion-v0",
+            env_kwargs={"n_agents": 4, **AUTHORS_CODE_GAME},
+            algo="inpg",
+            estimator="forced_visit_sum",
+            eta=1e-4,
+            batch=10,
+            init="uniform",
+            iters=500,
+            stop_l1=1e-5,
+            stop_rule="fox2022-npg",
+            eval_every=1000,
+            out=tmp,
+        )
+        t0 = time.perf_counter()
+        res = train(cfg, progress=False)
+        whole = time.perf_counter() - t0
+    rows.append(
+        (
+            f"authors' INPG protocol N=4, whole run "
+            f"({int(res.metrics[-1]['iteration'])} iterations to their stop)",
+            whole,
+            "s",
+            None,
+        )
+    )
+    out = report(rows)
+    notes = [
+        f"Plain-Python loop / ours, same run: {', '.join(f'{k}: {v:,.0f}x' for k, v in ratios.items())}."
+    ]
+    print("\n" + notes[0])
+    save_results("baselines", args, results=out, ratios=ratios, notes=notes, quick=args.quick)
 
 
 if __name__ == "__main__":

@@ -14,16 +14,13 @@ Usage::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
 import pettingzoo
-from common import best_of, report, save_results, step_throughput
+from common import add_output_args, best_of, report, save_results, step_throughput
 
 import mpg_envs
 from mpg_envs import exact
-
-OUT = Path(__file__).parent / "results" / "envs.json"
 
 #: Throughput configurations: (env id, kwargs); the paper-sized default of each env.
 STEP_CONFIGS = [
@@ -50,6 +47,7 @@ def _label(env_id: str, kw: dict) -> str:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer steps and repetitions (smoke test)")
+    add_output_args(ap)
     args = ap.parse_args()
     n_steps, reps = (4_000, 1) if args.quick else (30_000, 3)
 
@@ -81,7 +79,7 @@ def main() -> None:
         rows.append((f"advantages: {label}", t_adv, "s", None))
 
     out = report(rows)
-    save_results(OUT, results=out, quick=args.quick)
+    save_results("envs", args, results=out, quick=args.quick)
 
 
 if __name__ == "__main__":

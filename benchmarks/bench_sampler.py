@@ -24,17 +24,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import pettingzoo
-from common import best_of, report, save_results
+from common import add_output_args, best_of, report, save_results
 
 import mpg_envs
 from baselines.sampler import BatchSampler, SampledEstimator
 from mpg_envs import exact
-
-OUT = Path(__file__).parent / "results" / "sampler.json"
 
 #: (env id, kwargs) per registered env: default kwargs except the stated agent counts.
 CONFIGS = {
@@ -128,6 +125,7 @@ def main() -> None:
         default=10,
         help="INPG runs (seeds 0..K-1); seed 0 is timed against the target",
     )
+    add_output_args(ap)
     args = ap.parse_args()
     reps = 2 if args.quick else 5
 
@@ -173,7 +171,13 @@ def main() -> None:
     near = sum(r["relative_nash_gap"] < 0.01 for r in runs)
     print(f"runs ending within 1% of a Nash equilibrium (exact gap / max |V_i(mu)|): {near}/{len(runs)}")
     save_results(
-        OUT, results=out, inpg=runs, inpg_near_nash=near, inpg_max_iterations=INPG_MAX_ITERS, quick=args.quick
+        "sampler",
+        args,
+        results=out,
+        inpg=runs,
+        inpg_near_nash=near,
+        inpg_max_iterations=INPG_MAX_ITERS,
+        quick=args.quick,
     )
 
 

@@ -14,19 +14,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 import numpy as np
-from common import best_of, report, save_results, step_throughput
+from common import add_output_args, best_of, report, save_results, step_throughput
 
 from mpg_envs import congestion_v0, exact
-
-OUT = Path(__file__).parent / "results" / "spine.json"
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="fewer repetitions (smoke test)")
+    add_output_args(ap)
     args = ap.parse_args()
     n_steps = 5_000 if args.quick else 40_000
     reps = 2 if args.quick else 5
@@ -65,7 +63,7 @@ def main() -> None:
     out = report(rows, width=56)
     ratio = rows[1][1] / ref
     print(f"\nCongestion-v0 N=8 / rps-v2 agent-step throughput ratio (same run): {ratio:.2f}")
-    save_results(OUT, results=out, ratio_congestion8_over_rps=ratio, quick=args.quick)
+    save_results("spine", args, results=out, ratio_congestion8_over_rps=ratio, quick=args.quick)
 
 
 if __name__ == "__main__":

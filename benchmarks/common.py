@@ -1,7 +1,15 @@
-"""Shared benchmark helpers: timing, PettingZoo step throughput and the result table."""
+"""Shared benchmark helpers: timing, PettingZoo step throughput, the result table, and where
+results go.
+
+Every script prints its table and writes ``benchmarks/runs/<name>.json`` (not tracked). The
+committed reference, ``benchmarks/results/<name>.json``, changes only when asked for with
+``--update-reference``; the README's benchmark tables are rendered from it
+(:func:`render_readme_tables`, checked by ``tests/test_docs.py``).
+"""
 
 from __future__ import annotations
 
+import argparse
 import json
 import platform
 import time
@@ -56,9 +64,71 @@ def report(rows: list[tuple[str, float, str, float | None]], width: int = 78) ->
     return out
 
 
-def save_results(path: Path, **payload: object) -> None:
-    """Write ``payload`` plus the Python version and machine as JSON to ``path`` and say so."""
-    path.parent.mkdir(parents=True, exist_ok=True)
+HERE = Path(__file__).resolve().parent
+#: Benchmark name -> title of its README table, in README order.
+REFERENCES = {
+    "spine": "Exact model and analysis (bench_spine.py)",
+    "envs": "Every environment (bench_envs.py)",
+    "sampler": "Batched sampler and sampled training (bench_sampler.py)",
+    "baselines": "Training (bench_baselines.py)",
+}
+README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
+README_END = "<!-- benchmarks:end -->"
+
+
+def add_output_args(ap: argparse.ArgumentParser) -> None:
+    """``--update-reference``: also overwrite the committed ``benchmarks/results/<name>.json``."""
+    ap.add_argument(
+        "--update-reference",
+        action="store_true",
+        help="also write the committed reference benchmarks/results/<name>.json (not with --quick)",
+    )
+
+
+def save_results(name: str, args: argparse.Namespace, **payload: object) -> None:
+    """Write ``payload`` plus the Python version and machine to ``benchmarks/runs/<name>.json``
+    (and to the reference ``benchmarks/results/<name>.json`` with ``--update-reference``)."""
+    if getattr(args, "update_reference", False) and getattr(args, "quick", False):
+        raise SystemExit("error: --update-reference needs a full run (drop --quick)")
     meta = {"python": platform.python_version(), "numpy": np.__version__, "machine": platform.machine()}
-    path.write_text(json.dumps({**payload, **meta}, indent=2))
-    print(f"wrote {path}")
+    text = json.dumps({**payload, **meta}, indent=2) + "\n"
+    paths = [HERE / "runs" / f"{name}.json"]
+    if getattr(args, "update_reference", False):
+        paths.append(HERE / "results" / f"{name}.json")
+    for path in paths:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(f"wrote {path}")
+
+
+def _value(row: dict) -> str:
+    unit = row["unit"]
+    if unit.endswith("/s"):
+        return f"{row['value']:,.0f} {unit}"
+    v = row["value"]
+    return f"{v * 1e3:,.2f} ms" if v < 10 else f"{v:,.1f} s"
+
+
+def _target(row: dict) -> str:
+    t = row.get("target")
+    if t is None:
+        return ""
+    if row["unit"].endswith("/s"):
+        return f">= {t:,.0f}"
+    return f"<= {t * 1e3:,.0f} ms" if t < 10 else f"<= {t:,.0f} s"
+
+
+def render_readme_tables(results_dir: Path = HERE / "results") -> str:
+    """The README's benchmark tables, from the committed reference JSON files."""
+    parts = [README_START, ""]
+    for name, title in REFERENCES.items():
+        path = results_dir / f"{name}.json"
+        if not path.exists():
+            continue
+        data = json.loads(path.read_text())
+        parts += [f"**{title}**", "", "| benchmark | measured | target |", "|---|---|---|"]
+        parts += [f"| {r['name']} | {_value(r)} | {_target(r)} |" for r in data["results"]]
+        notes = data.get("notes", [])
+        parts += [""] + [f"{n}" for n in notes] + ([""] if notes else [])
+    parts.append(README_END)
+    return "\n".join(parts)
