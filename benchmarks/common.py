@@ -99,6 +99,17 @@ def save_results(name: str, args: argparse.Namespace, **payload: object) -> None
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(text)
         print(f"wrote {path}")
+    if getattr(args, "update_reference", False):
+        update_readme()
+
+
+def update_readme(readme: Path = HERE.parent / "README.md") -> None:
+    """Rewrite the README's benchmark tables from the committed reference."""
+    text = readme.read_text()
+    head, rest = text.split(README_START, 1)
+    _, tail = rest.split(README_END, 1)
+    readme.write_text(head + render_readme_tables() + tail)
+    print(f"updated the benchmark tables of {readme}")
 
 
 def _value(row: dict) -> str:
