@@ -224,13 +224,17 @@ class Coordination:
         ks = " / ".join(str(pick("NPG-BR", "eta A", N)["inner_steps"]) for N in NS)
         pg_gap = " / ".join(fmt(pick("PG", "eta grad", N)["final_nash_gap"]["mean"]) for N in NS)
 
-        def order(conv):  # algorithms by median iterations to gap < 1e-3, per N
+        def order(npg_conv, br_conv):  # algorithms by median iterations to gap < 1e-3, per N
             per_n = []
             for N in NS:
-                algs = [("NPG", conv), ("NPG-BR", conv), ("PG", "eta grad")]
+                algs = [("NPG", npg_conv), ("NPG-BR", br_conv), ("PG", "eta grad")]
                 med = {a: pick(a, c, N)["median_iterations_to_gap"] for a, c in algs}
-                ranked = sorted(med, key=lambda a: np.inf if med[a] is None else med[a])
-                per_n.append(" < ".join(ranked))
+                key = {a: np.inf if m is None else m for a, m in med.items()}
+                ranked = sorted(key, key=key.get)
+                text = ranked[0]
+                for prev, a in zip(ranked, ranked[1:]):
+                    text += (" = " if key[a] == key[prev] else " < ") + a
+                per_n.append(text)
             return " / ".join(per_n)
 
         p = results["paired"]
@@ -257,14 +261,17 @@ class Coordination:
                 f"median iterations to Nash gap < 1e-3: NPG-BR (K = {ks}) {medians('NPG-BR', 'eta A')}, "
                 f"NPG {medians('NPG', 'eta A')}, PG {medians('PG', 'eta grad')} (final gap {pg_gap}); "
                 f"converged NPG-BR {conv_count('NPG-BR', 'eta A')}, NPG {conv_count('NPG', 'eta A')}, "
-                f"PG {conv_count('PG', 'eta grad')} of {runs}. Order per outer iteration: {order('eta A')}; "
+                f"PG {conv_count('PG', 'eta grad')} of {runs}. Order per outer iteration: "
+                f"{order('eta A', 'eta A')}; "
                 "NPG-BR spends N(K+1)+1 estimates per iteration",
             ),
             (
                 "same, NPG and NPG-BR at eta/(1-gamma) A (paper 001's form: 20x the step)",
                 "as above",
                 f"median iterations NPG {medians('NPG', 'eta/(1-gamma) A')}, NPG-BR "
-                f"{medians('NPG-BR', 'eta/(1-gamma) A')}. Order: {order('eta/(1-gamma) A')}",
+                f"{medians('NPG-BR', 'eta/(1-gamma) A')}. Order, NPG at this step against NPG-BR at eta A: "
+                f"{order('eta/(1-gamma) A', 'eta A')}; both at this step: "
+                f"{order('eta/(1-gamma) A', 'eta/(1-gamma) A')}",
             ),
             (
                 "final POA, N = 2 / 3 / 5",
