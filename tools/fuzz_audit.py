@@ -14,7 +14,7 @@ Every case runs in a fresh interpreter with ``RLIMIT_AS`` (default 3 GiB) and a 
 
 =================  ==========================================================================
 ``clear``          an ``error`` case raised ValueError, TypeError, ModelTooLargeError or
-                   RuntimeError whose message names the bad value (its repr) or, for size
+                   RuntimeError (or a subclass) whose message names the bad value (its repr) or, for size
                    cases, an explicit size and limit
 ``accepted``       an ``accept``/``either`` case ran and its check passed
 ``unclear``        any other exception, or a message that does not name the value
@@ -121,6 +121,7 @@ except MemoryError as e:
     res["message"] = repr(e)
 except BaseException as e:  # noqa: BLE001
     res["raised"] = type(e).__name__
+    res["bases"] = [c.__name__ for c in type(e).__mro__]
     res["message"] = str(e)[:2000]
     res["where"] = traceback.format_exc(limit=-2)[-800:]
 else:
@@ -1108,7 +1109,8 @@ def classify(case: Case, res: dict) -> str:
         return "silent" if case.expect == "error" else "accepted"
     if case.expect == "accept":
         return "rejected"
-    if raised in CLEAR_TYPES and _names_value(case, res.get("message", "")):
+    types = set(res.get("bases") or [raised])
+    if types & set(CLEAR_TYPES) and _names_value(case, res.get("message", "")):
         return "clear"
     return "unclear"
 
