@@ -41,6 +41,8 @@ __all__ = [
     "real_array",
     "int_array",
     "distribution",
+    "low_precision",
+    "sum_tolerance",
     "options_dict",
     "format_count",
 ]
@@ -125,10 +127,17 @@ def integer(
 
 
 def positive_int(name: str, value: Any, *, maximum: int | None = None, what: str | None = None) -> int:
-    """An integer >= 1 (and <= maximum if given); see :func:`integer`."""
-    if what is None and maximum is not None:
-        what = f"a positive integer (at most {maximum:,})"
-    return integer(name, value, minimum=1, maximum=maximum, what=what)
+    """An integer >= 1 (and <= maximum if given); see :func:`integer`.
+
+    Above ``maximum`` the message gives the limit: ``n_agents must be a positive integer of at most
+    100,000, got 1000000``.
+    """
+    v = integer(name, value, minimum=1, what=what)
+    if maximum is not None and v > maximum:
+        raise ValueError(
+            f"{name} must be {what or 'a positive integer'} of at most {maximum:,}, got {show(value)}"
+        )
+    return v
 
 
 def real(
@@ -250,6 +259,20 @@ def _array(name: str, value: Any, what: str) -> np.ndarray:
     return arr
 
 
+def _first_bool(value: Any) -> Any:
+    """The first bool inside nested lists/tuples (NumPy converts them silently to 0/1), or None."""
+    if not isinstance(value, (list, tuple)):
+        return None
+    stack = [value]
+    while stack:
+        for x in stack.pop():
+            if isinstance(x, (bool, np.bool_)):
+                return x
+            if isinstance(x, (list, tuple)):
+                stack.append(x)
+    return None
+
+
 def real_array(
     name: str,
     value: Any,
@@ -279,6 +302,9 @@ def real_array(
         elif ndim is not None:
             what = f"a {ndim}-d array of real numbers"
     arr = _array(name, value, what)
+    first = _first_bool(value)
+    if first is not None:
+        raise ArgumentTypeError(f"{name} must be {what}, got {show(value)} (contains the bool {first!r})")
     if arr.dtype == bool or not (
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
@@ -317,8 +343,32 @@ def int_array(
     return arr.astype(np.int64, copy=False)
 
 
+#: Sums of low-precision (float32, float16) probabilities may be off by this many ulps per entry.
+LOW_PRECISION_ULPS = 100
+
+
+def low_precision(value: Any) -> np.dtype | None:
+    """The dtype of a floating array below float64 precision (e.g. float32), else None."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is not None and np.issubdtype(dtype, np.floating) and np.dtype(dtype).itemsize < 8:
+        return np.dtype(dtype)
+    return None
+
+
+def sum_tolerance(dtype: np.dtype | None, n: Any, base: float) -> Any:
+    """Tolerance of a sum of ``n`` probabilities: ``base`` for float64 (or exact) input, and
+    ``max(base, LOW_PRECISION_ULPS * eps(dtype) * n)`` for a low-precision dtype."""
+    if dtype is None:
+        return base
+    return np.maximum(base, LOW_PRECISION_ULPS * float(np.finfo(dtype).eps) * np.asarray(n, dtype=np.float64))
+
+
 def distribution(name: str, value: Any, size: int, *, tol: float = 1e-9) -> np.ndarray:
-    """A probability vector of length ``size``: real, finite, non-negative, summing to 1 (within ``tol``)."""
+    """A probability vector of length ``size``: real, finite, non-negative, summing to 1.
+
+    The sum may be off by ``tol``, or for float32/float16 input by :func:`sum_tolerance`; such
+    low-precision input is returned in float64, renormalised.
+    """
     what = f"a probability vector of shape ({size},)"
     p = real_array(name, value, what=what, finite=True)
     if p.shape != (size,):
@@ -326,10 +376,11 @@ def distribution(name: str, value: Any, size: int, *, tol: float = 1e-9) -> np.n
     if size and p.min() < 0:
         i = int(p.argmin())
         raise ValueError(f"{name} must be non-negative, got {name}[{i}] = {float(p[i])!r}")
+    low = low_precision(value)
     total = float(p.sum())
-    if abs(total - 1.0) > tol:
+    if abs(total - 1.0) > sum_tolerance(low, size, tol):
         raise ValueError(f"{name} must sum to 1, got a sum of {total!r}: {show(value)}")
-    return p
+    return p / total if low is not None else p
 
 
 def options_dict(name: str, value: Any) -> Mapping[str, Any]:
