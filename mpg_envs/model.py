@@ -69,7 +69,11 @@ def _action_sizes(value: Any, n: int) -> tuple[int, ...]:
 
 
 def _transition_matrix(value: Any, A: int, sizes: tuple[int, ...]) -> sp.csr_matrix:
-    """``P`` as a validated float64 CSR matrix of shape (S*A, S) with rows summing to 1."""
+    """``P`` as a validated float64 CSR matrix of shape (S*A, S) with rows summing to 1.
+
+    Rows must sum to 1 within 1e-9, or, for float32/float16 input, within the round-off of that
+    dtype (:func:`mpg_envs._validate.sum_tolerance`); such rows are renormalised in float64.
+    """
     if sp.issparse(value):
         if value.dtype == bool or not np.issubdtype(value.dtype, np.number) or np.iscomplexobj(value):
             raise V.ArgumentTypeError(
@@ -95,13 +99,16 @@ def _transition_matrix(value: Any, A: int, sizes: tuple[int, ...]) -> sp.csr_mat
         )
     P.eliminate_zeros()
     row_sums = np.asarray(P.sum(axis=1)).ravel()
-    bad = np.flatnonzero(np.abs(row_sums - 1.0) > _ATOL)
+    low = V.low_precision(value)  # float32 input: rows may be off by its round-off, then renormalised
+    bad = np.flatnonzero(np.abs(row_sums - 1.0) > V.sum_tolerance(low, np.diff(P.indptr), _ATOL))
     if bad.size:
         s, a = divmod(int(bad[0]), A)
         raise ValueError(
             f"P rows must sum to 1; {bad.size} rows do not, e.g. state {s}, joint action {a}: "
             f"sum = {float(row_sums[bad[0]])!r}"
         )
+    if low is not None:
+        P.data /= np.repeat(row_sums, np.diff(P.indptr))
     return P
 
 
@@ -318,17 +325,38 @@ class TabularModel:
         non-empty (a closed recurrent class avoiding `terminal` picks, in each of its states, an
         action whose successors stay inside the class).
 
+        Computed backwards from the terminal states in time linear in nnz(P): a (state, action)
+        row *leaks* once some successor with probability above 1e-9 has left C, and a state
+        leaves C once all its actions leak. (Recomputing ``P @ outside`` every round would cost
+        O(S * nnz(P)) on a long chain.)
+
         Returns:
             Indices of C, shape (|C|,).
         """
         A, S = self.n_joint_actions, self.n_states
+        Pc = self.P.tocsc()
+        keep = Pc.data > _ATOL
+        col = np.repeat(np.arange(S), np.diff(Pc.indptr))
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(col[keep], minlength=S))])
+        rows_of = Pc.indices[keep]  # column s: rows_of[indptr[s]:indptr[s + 1]] reach s
         inside = ~self.terminal
-        for _ in range(S + 1):
-            leak = self.P @ (~inside).astype(np.float64)  # (S*A,) mass leaving C
-            keep = np.any(leak.reshape(S, A) <= _ATOL, axis=1) & inside
-            if np.array_equal(keep, inside):
-                break
-            inside = keep
+        leaks = np.zeros(S * A, bool)
+        safe_actions = np.full(S, A, np.int64)
+        frontier = np.flatnonzero(self.terminal)
+        while frontier.size:
+            lo, hi = indptr[frontier], indptr[frontier + 1]
+            if frontier.size == 1:
+                rows = rows_of[lo[0] : hi[0]]
+            else:
+                n = hi - lo
+                rows = rows_of[np.repeat(lo - np.cumsum(n) + n, n) + np.arange(n.sum())]
+            rows = np.unique(rows[~leaks[rows]])
+            leaks[rows] = True
+            touched = rows // A
+            np.subtract.at(safe_actions, touched, 1)
+            touched = np.unique(touched)
+            frontier = touched[inside[touched] & (safe_actions[touched] == 0)]
+            inside[frontier] = False
         return np.flatnonzero(inside)
 
     def __repr__(self) -> str:
