@@ -67,9 +67,12 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs.congestion.dynamics import CongestionDynamics, RewardSpec
 from mpg_envs.core import MPGParallelEnv
 
+#: Most edges an ``rgb_array`` frame draws (about a second per frame at this size).
+MAX_RENDER_EDGES = 1_000
 #: Keyword arguments that give the congestion game of paper 001's public code (see the docstring).
 AUTHORS_CODE_GAME: dict[str, Any] = {"graph": "ring", "n_layers": 1, "load": "vertex"}
 
@@ -108,12 +111,11 @@ class CongestionEnv(MPGParallelEnv):
         dyn = CongestionDynamics(
             n_agents, n_layers, width, reward, load, at_sink, restart_reward, slip, graph=graph
         )
-        if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma <= 1.0):
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        if gamma == 1.0 and (at_sink == "restart" or graph == "ring"):
+        g = V.discount("gamma", gamma)
+        if g == 1.0 and (at_sink == "restart" or graph == "ring"):
             raise ValueError(
                 f"gamma = 1 with graph={graph!r}, at_sink={at_sink!r} gives infinite returns (episodes "
-                "never end); use gamma < 1 or graph='dag' with at_sink='terminate'"
+                f"never end); use gamma < 1 or graph='dag' with at_sink='terminate' (got gamma={gamma!r})"
             )
         self.own_observation_size = dyn.n_vertices
         super().__init__(
@@ -188,13 +190,28 @@ class CongestionEnv(MPGParallelEnv):
         y = 40 + (dyn.slot_of + 0.5) * (H - 80) / rows
         return np.stack([x, y], axis=1)
 
+    def _frame_shape(self) -> tuple[int, int]:
+        return 120 + 80 * self.dynamics.width, 160 + 130 * self.dynamics.n_layers
+
+    def _check_renderable(self) -> None:
+        """Every edge is drawn, each over a box as tall as the frame: bound the edges and the frame."""
+        n_edges = self.dynamics.n_edges
+        if n_edges > MAX_RENDER_EDGES:
+            raise ValueError(
+                f"render_mode='rgb_array' draws every edge: n_layers={self.dynamics.n_layers}, "
+                f"width={self.dynamics.width} give {n_edges:,} edges, over the limit of "
+                f"{MAX_RENDER_EDGES:,}; use render_mode='ansi' or a smaller graph"
+            )
+        super()._check_renderable()
+
     def render_rgb(self) -> np.ndarray:
         """Picture of the DAG: edges shaded and labelled by last step's load, agents as dots."""
         from mpg_envs import _raster as rz
 
+        self._check_renderable()
         dyn = self.dynamics
         ring = dyn.graph == "ring"
-        H, W = 120 + 80 * dyn.width, 160 + 130 * dyn.n_layers
+        H, W = self._frame_shape()
         img = rz.new_canvas(H, W)
         xy = self._layout(H, W)
         edge_load = np.zeros(dyn.n_edges, np.int64)
