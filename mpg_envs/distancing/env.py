@@ -93,6 +93,7 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs.core import MPGParallelEnv
 from mpg_envs.distancing.dynamics import DEFAULT_WEIGHTS, DISTANCING, SAFE, DistancingDynamics
 
@@ -135,15 +136,12 @@ class DistancingEnv(MPGParallelEnv):
         render_mode: str | None = None,
     ) -> None:
         dyn = DistancingDynamics(n_agents, weights, penalty, safe_threshold, distancing_threshold, mu)
-        if (
-            isinstance(gamma, bool)
-            or not isinstance(gamma, (int, float, np.integer, np.floating))
-            or not 0.0 < gamma < 1.0
-        ):
-            raise ValueError(
-                f"gamma must be in (0, 1), got {gamma!r} (the distancing game never terminates, "
-                "so gamma = 1 would give infinite returns)"
-            )
+        gamma = V.discount(
+            "gamma",
+            gamma,
+            allow_one=False,
+            why="the distancing game never terminates, so gamma = 1 would give infinite returns",
+        )
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
@@ -197,17 +195,25 @@ class DistancingEnv(MPGParallelEnv):
                 lines.append(f"{facility_name(k)} (w={dyn.weights[k]:g}): {counts[k]} [{who}]{reward}")
         return "\n".join(lines)
 
+    def _layout(self) -> tuple[int, int, int, int, int, int]:
+        """(agent columns, agent rows, box width, box height, gap, top) of the facility boxes."""
+        N = self.dynamics.n_agents
+        cols = min(4, N)
+        rows = -(-N // cols)
+        return cols, rows, max(96, 18 * cols + 24), 64 + 18 * rows, 14, 84
+
+    def _frame_shape(self) -> tuple[int, int]:
+        _, _, box_w, box_h, gap, top = self._layout()
+        return top + box_h + 56, max(380, gap + self.dynamics.n_facilities * (box_w + gap))
+
     def render_rgb(self) -> np.ndarray:
         """Banner (SAFE / DISTANCING), then one box per facility with last step's agents as dots."""
         from mpg_envs import _raster as rz
 
         dyn = self.dynamics
-        N, K = dyn.n_agents, dyn.n_facilities
-        cols = min(4, N)
-        rows = -(-N // cols)
-        box_w, box_h, gap, top = max(96, 18 * cols + 24), 64 + 18 * rows, 14, 84
-        W = max(380, gap + K * (box_w + gap))
-        H = top + box_h + 56
+        K = dyn.n_facilities
+        cols, rows, box_w, box_h, gap, top = self._layout()
+        H, W = self._frame_shape()
         img = rz.new_canvas(H, W, (250, 250, 250))
         s = int(self._state[0, 0])
         rz.fill_rect(img, 0, 0, W, 40, _STATE_COLORS[s])
