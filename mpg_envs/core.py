@@ -50,7 +50,7 @@ DEFAULT_MAX_TRANSITIONS = 20_000_000
 #: :func:`check_model_size`).
 DEFAULT_MAX_MODEL_BYTES = 2 * 2**30
 _BYTES_PER_TRANSITION = 24  # float64 prob + int64 row + int64 col while assembling COO
-_PEAK_BYTES_PER_TRANSITION = 48  # COO lists, their concatenation and the CSR matrix at once
+_PEAK_BYTES_PER_TRANSITION = 80  # COO lists, their concatenation, the CSR matrix and its copy
 #: Most agents an environment accepts (names, spaces and per-agent dicts grow with N).
 MAX_AGENTS = 100_000
 #: Most float32 entries the "vector" observations of one step may hold (N * (N + features)).
@@ -181,7 +181,7 @@ def check_model_size(dyn: Dynamics, max_transitions: int = DEFAULT_MAX_TRANSITIO
     Two limits, both checked before anything is allocated: the number of (state, joint action, noise
     outcome) evaluations, ``max_transitions``, and the estimated peak memory of the build (transition
     table, rewards and potential for every agent, state table), ``max(DEFAULT_MAX_MODEL_BYTES,
-    48 bytes x max_transitions)``. Sizes are exact Python ints, so huge games are reported, not
+    80 bytes x max_transitions)``. Sizes are exact Python ints, so huge games are reported, not
     overflowed.
 
     Args:
@@ -240,7 +240,8 @@ def build_model(
         gamma: Discount factor in (0, 1].
         max_transitions: Size limit checked before anything is allocated.
         name: Label stored in the model.
-        chunk: Max (state, joint action) rows processed at once (bounds peak memory).
+        chunk: Max (state, joint action) rows x max(N, d) processed at once (bounds peak memory
+            whatever the number of joint actions).
 
     Returns:
         The validated model.
@@ -257,16 +258,17 @@ def build_model(
     states = dyn.states()
     S, N = len(states), dyn.n_agents
     A = prod(dyn.action_sizes)
-    joint = np.stack(np.unravel_index(np.arange(A), dyn.action_sizes), axis=1).astype(np.int64)
     outcomes, oprobs = dyn.noise_outcomes()
-    rows_per_chunk = max(A, chunk // A * A)
+    # the dynamics' temporaries are (rows, N) or (rows, d) arrays: bound rows x max(N, d)
+    rows_per_chunk = max(1, chunk // max(N, dyn.state_dim, 1))
     R = np.zeros((N, S * A))
     phi = None
     coo_r, coo_c, coo_p = [], [], []
     for lo in range(0, S * A, rows_per_chunk):
         hi = min(S * A, lo + rows_per_chunk)
         flat = np.arange(lo, hi)
-        st, ac = states[flat // A], joint[flat % A]
+        st = states[flat // A]
+        ac = np.stack(np.unravel_index(flat % A, dyn.action_sizes), axis=1).astype(np.int64)
         for noise, p in zip(outcomes, oprobs):
             nxt, rew = dyn.step(st, ac, np.broadcast_to(noise, (hi - lo, len(noise))))
             idx = dyn.index(nxt)
