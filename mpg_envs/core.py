@@ -28,7 +28,7 @@ from gymnasium.utils import seeding
 from pettingzoo import ParallelEnv
 
 from mpg_envs import _validate as V
-from mpg_envs.model import ModelTooLargeError, TabularModel
+from mpg_envs.model import ModelTooLargeError, TabularModel, unravel_actions
 
 __all__ = [
     "Dynamics",
@@ -268,7 +268,7 @@ def build_model(
         hi = min(S * A, lo + rows_per_chunk)
         flat = np.arange(lo, hi)
         st = states[flat // A]
-        ac = np.stack(np.unravel_index(flat % A, dyn.action_sizes), axis=1).astype(np.int64)
+        ac = unravel_actions(flat % A, tuple(dyn.action_sizes))
         for noise, p in zip(outcomes, oprobs):
             nxt, rew = dyn.step(st, ac, np.broadcast_to(noise, (hi - lo, len(noise))))
             idx = dyn.index(nxt)

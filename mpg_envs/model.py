@@ -39,13 +39,44 @@ import scipy.sparse as sp
 
 from mpg_envs import _validate as V
 
-__all__ = ["TabularModel", "ModelTooLargeError"]
+__all__ = ["TabularModel", "ModelTooLargeError", "ravel_actions", "unravel_actions"]
 
 _ATOL = 1e-9
 
 
 class ModelTooLargeError(ValueError):
     """Raised before allocating a model whose transition table would exceed the size limit."""
+
+
+_NUMPY_MAX_DIMS = 32  # np.ravel_multi_index / np.unravel_index handle at most 64 dimensions
+
+
+def unravel_actions(joint: Any, sizes: tuple[int, ...]) -> np.ndarray:
+    """Joint indices (...) -> per-agent digits (..., N) int64, agent 0 most significant.
+
+    The same as ``np.unravel_index`` for any number of agents (NumPy's stops at 64).
+    """
+    idx = np.asarray(joint, dtype=np.int64)
+    if len(sizes) <= _NUMPY_MAX_DIMS:
+        return np.stack(np.unravel_index(idx, sizes), axis=-1).astype(np.int64)
+    out = np.zeros((*idx.shape, len(sizes)), np.int64)
+    rem = idx.copy()
+    for i in range(len(sizes) - 1, -1, -1):
+        if sizes[i] > 1:
+            rem, out[..., i] = np.divmod(rem, sizes[i])
+    return out
+
+
+def ravel_actions(actions: np.ndarray, sizes: tuple[int, ...]) -> np.ndarray:
+    """Per-agent digits (..., N) -> joint indices (...) int64 (``np.ravel_multi_index`` for any N)."""
+    a = np.asarray(actions, dtype=np.int64)
+    if len(sizes) <= _NUMPY_MAX_DIMS:
+        return np.asarray(np.ravel_multi_index(tuple(np.moveaxis(a, -1, 0)), sizes), dtype=np.int64)
+    idx = np.zeros(a.shape[:-1], np.int64)
+    for i, k in enumerate(sizes):
+        if k > 1:
+            idx = idx * k + a[..., i]
+    return idx
 
 
 def _readonly(a: np.ndarray) -> np.ndarray:
@@ -251,8 +282,7 @@ class TabularModel:
     @cached_property
     def joint_actions(self) -> np.ndarray:
         """All joint actions as per-agent actions, shape (A, N), row a = unravel(a)."""
-        grid = np.unravel_index(np.arange(self.n_joint_actions), self.action_sizes)
-        return _readonly(np.stack(grid, axis=1).astype(np.int64))
+        return _readonly(unravel_actions(np.arange(self.n_joint_actions), self.action_sizes))
 
     def joint_index(self, actions: Any) -> np.ndarray | int:
         """Per-agent actions -> joint action index.
@@ -274,8 +304,8 @@ class TabularModel:
         sizes = np.asarray(self.action_sizes)
         if np.any(a < 0) or np.any(a >= sizes):
             raise ValueError(f"actions out of range for action_sizes {self.action_sizes}: {V.show(actions)}")
-        idx = np.ravel_multi_index(tuple(np.moveaxis(a, -1, 0)), self.action_sizes)
-        return int(idx) if a.ndim == 1 else idx.astype(np.int64)
+        idx = ravel_actions(a, self.action_sizes)
+        return int(idx) if a.ndim == 1 else idx
 
     def agent_actions(self, joint: Any) -> np.ndarray:
         """Joint action index (int or (B,)) -> per-agent actions, shape (N,) or (B, N)."""

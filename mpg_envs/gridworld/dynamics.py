@@ -20,6 +20,7 @@ import numpy as np
 from mpg_envs import _validate as V
 from mpg_envs.core import MAX_AGENTS, Dynamics
 from mpg_envs.gridworld.tasks import Task
+from mpg_envs.model import ravel_actions, unravel_actions
 
 _MAX_INDEX = 1 << 62
 
@@ -92,12 +93,12 @@ class MultiTaskDynamics(Dynamics):
     def index(self, states: np.ndarray) -> np.ndarray:
         st = np.asarray(states, dtype=np.int64)
         ok = np.all((st >= 0) & (st < self.n_cells), axis=1)
-        idx = np.ravel_multi_index(tuple(np.where(ok[:, None], st, 0).T), (self.n_cells,) * self.n_agents)
+        idx = ravel_actions(np.where(ok[:, None], st, 0), (self.n_cells,) * self.n_agents)
         return np.where(ok, idx, -1)
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64)
-        return np.stack(np.unravel_index(idx, (self.n_cells,) * self.n_agents), axis=1).astype(np.int64)
+        return unravel_actions(idx, (self.n_cells,) * self.n_agents)
 
     def states(self) -> np.ndarray:
         return self.decode(np.arange(self.n_states))
