@@ -712,7 +712,7 @@ def _exact_cases() -> list[Case]:
     """Every public exact function with bad policies, mu, agent, rng, obs_map."""
     pol_bad = [  # (name, expression of a bad policy for model m, token)
         ("None", "None", "None"),
-        ("dict", "{'agent_0': 1}", "dict"),
+        ("dict", "{'agent_0': 1}", "{'agent_0': 1}"),
         ("one agent", "uni(m)[:1]", "1"),
         ("(S,A) array", "np.full((m.n_states, 2), 0.5)", "(10, 2)"),
         ("wrong shape", "[np.full((m.n_states, 3), 1 / 3)] * 2", "(10, 3)"),
@@ -1073,9 +1073,144 @@ def _exact_cases() -> list[Case]:
     return out
 
 
+def _more_cases() -> list[Case]:
+    """Direct uses of the building blocks: Task, GridSpec, dynamics, long chains, low precision."""
+    chain = (
+        "S = 200_000\nrows = np.arange(S)\n"
+        "P = sp.csr_matrix((np.ones(S), (rows, np.minimum(rows + 1, S - 1))), shape=(S, S))\n"
+        "term = np.zeros(S, bool); term[-1] = True\nmu = np.zeros(S); mu[0] = 1.0\n"
+    )
+    return [
+        A(
+            "model/gamma=1 long chain",
+            chain + "m = TabularModel(n_agents=1, action_sizes=(1,), P=P, "
+            "R=np.zeros((1, S, 1)), mu=mu, gamma=1.0, terminal=term)",
+            check="assert m.gamma == 1.0",
+        ),
+        E(
+            "model/gamma=1 long chain with a loop",
+            chain + "P = P.tolil(); P[S // 2, S // 2 + 1] = 0.0; "
+            "P[S // 2, S // 2] = 1.0\nTabularModel(n_agents=1, action_sizes=(1,), P=P.tocsr(), "
+            "R=np.zeros((1, S, 1)), mu=mu, gamma=1.0, terminal=term)",
+            "gamma = 1",
+        ),
+        A(
+            "model/P float32",
+            "m = tm(P=np.full((8, 2), 0.3, np.float32) + np.array([0.0, 0.4], np.float32))",
+            check="assert abs(m.P.sum(axis=1) - 1).max() < 1e-12",
+        ),
+        A(
+            "model/mu float32",
+            "m = tm(mu=np.array([0.1, 0.9], np.float32))",
+            check="assert abs(m.mu.sum() - 1) < 1e-12",
+        ),
+        A("dist/mu float32", "env = dist(mu=np.array([0.1, 0.9], np.float32))"),
+        E(
+            "task/Task P nan",
+            "from mpg_envs.gridworld import Task\n"
+            "Task(np.full((2, 1, 2), np.nan), np.zeros(2), np.zeros(2, bool), [1.0, 0.0], (1, 2))",
+            "nan",
+        ),
+        E(
+            "task/Task start nan",
+            "from mpg_envs.gridworld import Task\n"
+            "Task(np.full((2, 1, 2), 0.5), np.zeros(2), np.zeros(2, bool), [np.nan, 1.0], (1, 2))",
+            "nan",
+        ),
+        E(
+            "task/Task P rows",
+            "from mpg_envs.gridworld import Task\n"
+            "Task(np.full((2, 1, 2), 0.6), np.zeros(2), np.zeros(2, bool), [1.0, 0.0], (1, 2))",
+            "0.6",
+        ),
+        E(
+            "task/GridSpec float cell",
+            "from mpg_envs.gridworld import GridSpec\nGridSpec((3, 3), goals=((1, 1.5),))",
+            "1.5",
+        ),
+        E(
+            "task/GridSpec short cell",
+            "from mpg_envs.gridworld import GridSpec\nGridSpec((3, 3), goals=((1,),))",
+            "(1,)",
+        ),
+        E("task/GridSpec shape", "from mpg_envs.gridworld import GridSpec\nGridSpec((3.0, 3))", "3.0"),
+        E("task/GridSpec huge", "from mpg_envs.gridworld import GridSpec\nGridSpec((10**6, 10**6))", SIZE),
+        E(
+            "task/chain_tasks p=True",
+            "from mpg_envs.gridworld import chain_tasks\nchain_tasks('slip', True)",
+            "True",
+        ),
+        E("task/chain_tasks variant=1", "from mpg_envs.gridworld import chain_tasks\nchain_tasks(1)", "1"),
+        EITHER(
+            "grid/40x40 cells",
+            "rows = ['.' * 40] * 40; rows[0] = 'S' + '.' * 39; rows[-1] = '.' * 39 + 'G'\n"
+            "env = ready(grid(layout=['/'.join(rows)] * 2, slip=0.1))\nms = env.task_models()",
+            SIZE,
+            check="assert ms[0].n_states == 1600",
+        ),
+        E(
+            "grid/most_likely_path max_len=True",
+            "from mpg_envs.gridworld import most_likely_path, chain_tasks\n"
+            "most_likely_path(chain_tasks()[0], np.full((5, 2), 0.5), max_len=True)",
+            "True",
+        ),
+        E(
+            "exact/visitation gamma=1 mu on terminal",
+            "m = cong(n_agents=2, at_sink='terminate', gamma=1.0).model()\n"
+            "mu = np.zeros(m.n_states); mu[-1] = 1.0\nd = exact.visitation(m, uni(m), mu=mu)",
+            "terminal",
+        ),
+        E(
+            "exact/cycle_residual one agent",
+            "m = cong(n_agents=1).model()\nexact.cycle_residual(m, 0)",
+            "N=1",
+        ),
+        A(
+            "exact/one-hot int policy",
+            "m = small()\nv = exact.evaluate(m, [np.eye(2, dtype=np.int64)[np.zeros(10, int)]] * 2)",
+        ),
+        A(
+            "exact/nash_gap float32 ~ float64",
+            "m = dist(n_agents=3, gamma=0.9).model()\n"
+            "p = exact.random_policy(m, 5)\ng64 = exact.nash_gap(m, p)\n"
+            "g32 = exact.nash_gap(m, [x.astype(np.float32) for x in p])",
+            check="assert abs(g32.gap - g64.gap) <= 1e-6 * max(1.0, abs(g64.gap))",
+        ),
+        E(
+            "core/sample_step(state off the graph)",
+            "d = cong(n_agents=2).dynamics\nsample_step(d, np.array([[0, 99]]), np.zeros((1, 2), int), 0)",
+            "[0, 99]",
+        ),
+        A("core/Dynamics.sample_initial(rng=0)", "x = cong(n_agents=2).dynamics.sample_initial(3, 0)"),
+        A(
+            "core/Dynamics.sample_initial ring (rng=None)",
+            "x = cong(n_agents=2, graph='ring').dynamics.sample_initial(3, None)",
+        ),
+        A("core/grid sample_initial(rng=0)", "x = grid(layout='chain_slip').dynamics.sample_initial(3, 0)"),
+        EITHER(
+            "dist/n_agents=11:model",
+            "m = dist(n_agents=11).model()",
+            SIZE,
+            check="assert m.n_joint_actions == 4**11",
+        ),
+        E("dist/n_agents=12:model", "dist(n_agents=12).model()", SIZE),
+        EITHER(
+            "cong/width=1,n_agents=1e5,n_layers=100:model",
+            "m = cong(width=1, n_agents=10**5, n_layers=100).model()",
+            SIZE,
+        ),
+        A(
+            "task/reset state=np.int64",
+            "env = task(); o, _ = env.reset(options={'state': np.int64(7)})",
+            check="assert o == 7",
+        ),
+        E("task/reset seed=-3", "task().reset(seed=-3)", "-3"),
+    ]
+
+
 def cases() -> list[Case]:
     """Every audit case (ids are unique)."""
-    out = _ctor_cases() + _reset_step_cases() + _model_cases() + _exact_cases()
+    out = _ctor_cases() + _reset_step_cases() + _model_cases() + _exact_cases() + _more_cases()
     ids = Counter(c.id for c in out)
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
