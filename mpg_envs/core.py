@@ -25,7 +25,9 @@ import gymnasium
 import numpy as np
 import scipy.sparse as sp
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from mpg_envs import _validate as V
 from mpg_envs.model import ModelTooLargeError, TabularModel, unravel_actions
@@ -38,6 +40,7 @@ __all__ = [
     "sample_initial",
     "row_counts",
     "MPGParallelEnv",
+    "to_aec",
     "DEFAULT_MAX_TRANSITIONS",
     "DEFAULT_MAX_MODEL_BYTES",
     "MAX_AGENTS",
@@ -665,18 +668,22 @@ class MPGParallelEnv(ParallelEnv):
             )
         out = np.zeros(self.dynamics.n_agents, np.int64)  # finished agents act 0 (ignored)
         for agent, a in actions.items():
-            i = self._agent_ids[agent]
-            if isinstance(a, np.ndarray) and a.size == 1:
-                a = a.reshape(())[()]
-            if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-                raise TypeError(
-                    f"action for {agent} must be an integer in [0, {self._sizes[i]}), got {a!r} "
-                    f"({type(a).__name__})"
-                )
-            if not 0 <= a < self._sizes[i]:
-                raise ValueError(f"action for {agent} must be in [0, {self._sizes[i]}), got {a}")
-            out[i] = a
+            out[self._agent_ids[agent]] = self._check_action(agent, a)
         return out
+
+    def _check_action(self, agent: str, a: Any) -> int:
+        """One agent's action: an int (NumPy ints and size-1 arrays accepted) in its range."""
+        i = self._agent_ids[agent]
+        if isinstance(a, np.ndarray) and a.size == 1:
+            a = a.reshape(())[()]
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise TypeError(
+                f"action for {agent} must be an integer in [0, {self._sizes[i]}), got {V.show(a)} "
+                f"({type(a).__name__})"
+            )
+        if not 0 <= a < self._sizes[i]:
+            raise ValueError(f"action for {agent} must be in [0, {self._sizes[i]}), got {V.show(a)}")
+        return int(a)
 
     def _observe(self, agents: list[str]) -> dict[str, Any]:
         st = self._state
@@ -722,3 +729,19 @@ class MPGParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         pass
+
+
+class _CheckedAEC(parallel_to_aec_wrapper):
+    """``parallel_to_aec`` that checks each agent's action when it is given, not when the last
+    agent's action triggers the parallel step (an error would then name another call's action)."""
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if not (self.terminations.get(agent) or self.truncations.get(agent)):
+            self.env.unwrapped._check_action(agent, action)
+        super().step(action)
+
+
+def to_aec(par_env: MPGParallelEnv) -> AECEnv:
+    """The AEC version of one of our parallel envs (order enforced, actions checked per call)."""
+    return OrderEnforcingWrapper(_CheckedAEC(par_env))
