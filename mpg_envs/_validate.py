@@ -311,6 +311,7 @@ def real_array(
         if arr.dtype == object or arr.dtype.kind in "USV":  # find the offending element for the message
             bad = next((x for x in arr.ravel() if not is_real(x)), None)
             if bad is not None or arr.dtype.kind in "USV":
+                bad = bad.item() if isinstance(bad, np.generic) else bad
                 raise ArgumentTypeError(f"{name} must be {what}, got {show(value)} (contains {show(bad)})")
             arr = arr.astype(np.float64)
         else:

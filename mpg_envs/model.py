@@ -303,7 +303,9 @@ class TabularModel:
             raise TypeError(f"actions must be integers, got dtype {a.dtype}: {V.show(actions)}")
         sizes = np.asarray(self.action_sizes)
         if np.any(a < 0) or np.any(a >= sizes):
-            raise ValueError(f"actions out of range for action_sizes {self.action_sizes}: {V.show(actions)}")
+            raise ValueError(
+                f"actions out of range for action_sizes {self.action_sizes}, got {V.show(actions)}"
+            )
         idx = ravel_actions(a, self.action_sizes)
         return int(idx) if a.ndim == 1 else idx
 

@@ -1205,6 +1205,18 @@ def _more_cases() -> list[Case]:
             check="assert o == 7",
         ),
         E("task/reset seed=-3", "task().reset(seed=-3)", "-3"),
+        E("aec/step(5)", "env = congestion_v0.env(n_agents=2); env.reset(seed=0); env.step(5)", "5"),
+        E("aec/step(0.5)", "env = distancing_v0.env(n_agents=2); env.reset(seed=0); env.step(0.5)", "0.5"),
+        E(
+            "aec/step(True)",
+            "env = coordination_v0.env(n_agents=2); env.reset(seed=0); env.step(True)",
+            "True",
+        ),
+        A(
+            "aec/step(np.int64)",
+            "env = multitask_gridworld_v0.env(layout='chain_slip'); env.reset(seed=0)\n"
+            "env.step(np.int64(1)); env.step(np.int64(0))",
+        ),
     ]
 
 
