@@ -571,9 +571,14 @@ class MPGParallelEnv(ParallelEnv):
         """Start an episode.
 
         Args:
-            seed: Seeds the env's generator (``np_random``).
-            options: ``{"state": s}`` starts from model state index ``s`` (or a state descriptor
-                of shape (d,)) instead of sampling from mu. Other keys are ignored.
+            seed: None or a non-negative int (NumPy integers accepted) seeding ``np_random``.
+            options: None or a dict; ``{"state": s}`` starts from model state index ``s`` (an int,
+                NumPy int or 0-d int array) or a state descriptor of shape (d,) instead of
+                sampling from mu (states the dynamics refuse as starts, e.g. walls, raise). Other
+                keys are ignored.
+
+        Raises:
+            ValueError / TypeError: A bad seed, options or start state, naming the value.
         """
         seed = V.seed(seed)
         options = V.options_dict("options", options)

@@ -1,6 +1,10 @@
 """Exact analysis of a :class:`~mpg_envs.model.TabularModel`: pure functions of (model, policy).
 
-A *policy* is a sequence of N row-stochastic arrays, ``policies[i]`` of shape (S, |A_i|).
+A *policy* is a sequence of N row-stochastic arrays, ``policies[i]`` of shape (S, |A_i|), in any
+real dtype: float32 policies (torch's default) are held to the round-off of float32 and computed
+in float64 (:func:`check_policy`). Functions that draw random policies take a
+``numpy.random.Generator``, an int seed or None. Nash gaps are never negative (round-off of an
+exact equilibrium is clipped to 0).
 Everything is vectorised over states and joint actions (sparse products, ``einsum``); the only
 Python loops run over agents, policy-iteration rounds or sampled certificate checks.
 

@@ -55,7 +55,11 @@ game. Its uniform policy is an exact Nash equilibrium, as in the DAG.
 **Arguments.** ``n_agents=4, n_layers=2, width=2, reward="inverse" (or callable f(loads), or the
 N values f(1..N)), load="edge"|"vertex", at_sink="restart"|"terminate", restart_reward=0.0,
 slip=0.0, graph="dag"|"ring", gamma=0.99, observation="state"|"vector"|"own", max_cycles=20
-(paper 001's T), render_mode=None|"human"|"ansi"|"rgb_array"``.
+(paper 001's T), render_mode=None|"human"|"ansi"|"rgb_array"``. Sizes are bounded before anything
+is allocated: at most ``MAX_AGENTS`` = 100,000 agents, a graph of at most 10^7 edges, fewer than
+2^62 states; ``render_mode="rgb_array"`` draws at most 1,000 edges, ``observation="vector"`` at
+most 2^25 floats per step, and ``model()`` refuses models beyond ``max_transitions`` transitions or
+their memory budget. Numbers may be NumPy scalars; bools are refused.
 
 **Version history.** v0: initial release; ``graph="ring"`` (the game of the authors' code) added
 without changing the default game.

@@ -81,7 +81,11 @@ render_mode=None|"human"|"ansi"|"rgb_array"``. Thresholds are real numbers in [0
 with a strict ``>``; either order is allowed (a distancing threshold at or above the safe one removes
 the hysteresis). The game can return to safe only if ``K * floor(distancing_threshold) >= N``: with
 the default 4 facilities and N/4, only when 4 divides N -- for N = 3, 5, 6, 7 distancing is absorbing.
-Weights and penalty may be any finite numbers (the paper's are positive, increasing weights).
+Weights and penalty may be any finite numbers (the paper's are positive, increasing weights);
+bools are refused, and a float32 ``mu`` is accepted within float32 round-off (then renormalised).
+Any number of facilities K is fine for the simulator (counts take O(N) memory); ``model()``
+refuses ``K**N`` beyond its transition and memory budget, ``render_mode="rgb_array"`` frames
+beyond 2^24 pixels.
 
 **Version history.** v0: initial release.
 """

@@ -17,7 +17,9 @@ own policy just solve their own task.
 reconstruction of Fig. 2, whose picture is not in the paper's text; ``"chain_reversed"`` and
 ``"chain_slip"`` (the two 5-state, 2-task chains of §2.2; ``chain_p`` sets the second one's
 p); or custom grids, one text string per task (``"S..#..G"``; ``.`` empty, ``S`` start, ``G``
-goal, ``#`` obstacle, ``W`` wall; rows separated by newlines or ``/``).
+goal, ``#`` obstacle, ``W`` wall; rows separated by newlines or ``/``). A grid has at most
+``MAX_GRID_CELLS`` = 1,600 cells (its transition table is a dense (S, 4, S) array) and a layout's
+tables together at most 0.5 GiB; larger ones are refused before anything is built.
 
 **State.** The cell of every agent; model index ``ravel_multi_index(cells, (S,) * N)``. The joint
 model ``env.unwrapped.model()`` exists for small layouts (the chains: 25 states); for 10x10 grids
@@ -27,7 +29,12 @@ dynamics) and :func:`mpg_envs.exact.multitask_value` / ``multitask_gradient``.
 
 **Actions.** Grids: ``Discrete(4)``, 0 up, 1 down, 2 left, 3 right (off-grid or into a wall: stay);
 chains: ``Discrete(2)``, 0 = L, 1 = R. With ``slip > 0`` a uniformly random action replaces the
-chosen one with probability ``slip``.
+chosen one with probability ``slip``, on grids and chains alike (the paper's chains have
+``slip=0``).
+
+**Episodes.** ``reset(options={"state": s})`` starts from a joint index or a cell per agent
+(shape (N,)); a wall cannot start an episode. ``GridWorldTask-v0`` raises ``RuntimeError`` when
+stepped after termination or truncation, until ``reset()``.
 
 **Observations.** ``"own"`` (default) -- the agent's own cell, ``Discrete(S)``: what a shared
 policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -- one-hot agent id
@@ -53,12 +60,14 @@ objective (exact gradient 0). The paper's specialisations to gamma = sqrt(0.5),
 ``sqrt(2) (2 - 4p) / 3``, which the exact model reproduces (the paper's ordering conclusion still
 holds).
 
-**Arguments.** ``layout="no_conflict"``, ``slip=0.0``, ``chain_p=0.75``, ``gamma=0.95``,
-``observation="own"|"state"|"vector"``, ``max_cycles=100``,
+**Arguments.** ``layout="no_conflict"``, ``slip=0.0`` (probability, every layout),
+``chain_p=0.75`` (probability, used by ``"chain_slip"``, checked for every layout),
+``gamma=0.95`` (in (0, 1)), ``observation="own"|"state"|"vector"``, ``max_cycles=100``,
 ``render_mode=None|"human"|"ansi"|"rgb_array"``. ``env.unwrapped.render_rgb(policy)`` draws a
 shared policy's most likely path in every task (the paper's Fig. 2 as a picture).
 
-**Version history.** v0: initial release.
+**Version history.** v0: initial release; ``slip`` applies to the chain layouts too (it was
+ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation.
 """
 
 from __future__ import annotations
