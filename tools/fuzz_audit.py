@@ -29,8 +29,10 @@ Usage::
     PYTHONPATH=. python tools/fuzz_audit.py -k gamma -v     # cases whose id contains "gamma"
     PYTHONPATH=. python tools/fuzz_audit.py --out /tmp/audit.json --jobs 2
 
-The package under test is whatever ``import mpg_envs`` finds (set ``PYTHONPATH``). The cases use
-only the public API, so the same script audits older versions of the package.
+The package under test is whatever ``import mpg_envs`` finds through ``PYTHONPATH`` (the children
+run with ``python -P`` from the temporary directory, so the current directory does not shadow it);
+the table and the JSON name the package each case ran against. The cases use only the public API,
+so the same script audits older versions of the package.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import os
 import resource
 import subprocess
 import sys
+import tempfile
 import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
@@ -113,7 +116,7 @@ import json, sys, traceback
 case = json.loads(sys.argv[1])
 ns = {}
 exec(compile(PRELUDE, "<prelude>", "exec"), ns)
-res = {"raised": None, "message": "", "check_failed": None}
+res = {"raised": None, "message": "", "check_failed": None, "package": ns["mpg_envs"].__path__[0]}
 try:
     exec(compile(case["code"], "<case>", "exec"), ns)
 except MemoryError as e:
@@ -1278,13 +1281,14 @@ def run_case(case: Case, *, timeout: float, mem_bytes: int) -> dict:
     script = f"PRELUDE = {PRELUDE!r}\n{CHILD}"
     t0 = time.perf_counter()
     try:
-        proc = subprocess.run(
-            [sys.executable, "-c", script, json.dumps(asdict(case))],
+        proc = subprocess.run(  # -P and a neutral cwd: import mpg_envs from PYTHONPATH, not from '.'
+            [sys.executable, "-P", "-c", script, json.dumps(asdict(case))],
             capture_output=True,
             text=True,
             timeout=timeout,
             preexec_fn=_limit(mem_bytes),
             env=env,
+            cwd=tempfile.gettempdir(),
         )
     except subprocess.TimeoutExpired:
         return {"crash": f"timeout after {timeout:g} s", "seconds": time.perf_counter() - t0}
@@ -1332,25 +1336,18 @@ def main(argv: list[str] | None = None) -> int:
     by_expect = {
         e: Counter(r["outcome"] for r in rows if r["expect"] == e) for e in ("error", "accept", "either")
     }
-    print(f"\nmpg_envs from {_package_path()}; {len(rows)} cases in {time.perf_counter() - t0:.0f} s\n")
+    packages = sorted({r["package"] for r in rows if r.get("package")})
+    print(f"\nmpg_envs from {', '.join(packages)}; {len(rows)} cases in {time.perf_counter() - t0:.0f} s\n")
     print(f"{'expect':8s}" + "".join(f"{o:>10s}" for o in OUTCOMES) + f"{'total':>10s}")
     for e, cnt in by_expect.items():
         print(f"{e:8s}" + "".join(f"{cnt[o]:>10d}" for o in OUTCOMES) + f"{sum(cnt.values()):>10d}")
     print(f"{'all':8s}" + "".join(f"{counts[o]:>10d}" for o in OUTCOMES) + f"{len(rows):>10d}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {o: counts[o] for o in OUTCOMES} | {"total": len(rows)}
-    payload = {"package": _package_path(), "summary": summary, "cases": rows}
+    payload = {"package": packages, "summary": summary, "cases": rows}
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"\nwrote {args.out}")
     return 0
-
-
-def _package_path() -> str:
-    try:
-        import mpg_envs
-    except ImportError:
-        return "?"
-    return str(Path(mpg_envs.__file__).parent)
 
 
 if __name__ == "__main__":
