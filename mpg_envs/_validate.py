@@ -259,18 +259,26 @@ def _array(name: str, value: Any, what: str) -> np.ndarray:
     return arr
 
 
-def _first_bool(value: Any) -> Any:
-    """The first bool inside nested lists/tuples (NumPy converts them silently to 0/1), or None."""
+def _first_item(value: Any, bad: Any) -> Any:
+    """The first item of nested lists/tuples for which ``bad(item)`` holds, or None."""
     if not isinstance(value, (list, tuple)):
         return None
-    stack = [value]
+    stack = [iter(value)]
     while stack:
-        for x in stack.pop():
-            if isinstance(x, (bool, np.bool_)):
-                return x
+        for x in stack[-1]:
             if isinstance(x, (list, tuple)):
-                stack.append(x)
+                stack.append(iter(x))
+                break
+            if bad(x):
+                return x
+        else:
+            stack.pop()
     return None
+
+
+def _first_bool(value: Any) -> Any:
+    """The first bool inside nested lists/tuples (NumPy converts them silently to 0/1), or None."""
+    return _first_item(value, lambda x: isinstance(x, (bool, np.bool_)))
 
 
 def real_array(
@@ -309,7 +317,9 @@ def real_array(
         np.issubdtype(arr.dtype, np.integer) or np.issubdtype(arr.dtype, np.floating)
     ):
         if arr.dtype == object or arr.dtype.kind in "USV":  # find the offending element for the message
-            bad = next((x for x in arr.ravel() if not is_real(x)), None)
+            bad = _first_item(value, lambda x: not is_real(x))  # the item as given, not as NumPy cast it
+            if bad is None:
+                bad = next((x for x in arr.ravel() if not is_real(x)), None)
             if bad is not None or arr.dtype.kind in "USV":
                 bad = bad.item() if isinstance(bad, np.generic) else bad
                 raise ArgumentTypeError(f"{name} must be {what}, got {show(value)} (contains {show(bad)})")
@@ -323,7 +333,8 @@ def real_array(
     arr = np.asarray(arr, dtype=np.float64)
     if finite and arr.size and not np.all(np.isfinite(arr)):
         idx = np.unravel_index(int(np.flatnonzero(~np.isfinite(arr))[0]), arr.shape)
-        where = f"{name}[{', '.join(map(str, idx))}]" if arr.ndim else name
+        at = ", ".join(map(str, idx))
+        where = (f"{name}[{at}]" if name.isidentifier() else f"entry [{at}]") if arr.ndim else "the value"
         raise ValueError(f"{name} has non-finite entries, e.g. {where} = {float(arr[idx])!r}")
     return arr
 

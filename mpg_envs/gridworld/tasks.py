@@ -43,6 +43,14 @@ _MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
 _CHARS = set(".SG#W")
 
 
+def _task_array(task: str, name: str, value: object, **kw: object) -> np.ndarray:
+    """:func:`mpg_envs._validate.real_array`, its message prefixed with the task's name."""
+    try:
+        return V.real_array(name, value, **kw)
+    except ValueError as err:
+        raise type(err)(f"task {task!r}: {err}") from None
+
+
 @dataclass(frozen=True, eq=False)
 class Task:
     """One task: a tabular single-agent MDP with arrival rewards.
@@ -68,7 +76,7 @@ class Task:
     name: str = ""
 
     def __post_init__(self) -> None:
-        P = V.real_array(f"task {self.name!r}: P", self.P, what="an array of probabilities (S, A, S)")
+        P = _task_array(self.name, "P", self.P, what="an array of probabilities (S, A, S)")
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
             raise ValueError(f"task {self.name!r}: P must have shape (S, A, S), got {P.shape}")
         S, A, _ = P.shape
@@ -83,8 +91,8 @@ class Task:
             )
         term = np.asarray(self.terminal, dtype=bool)
         walls = np.zeros(S, bool) if self.walls is None else np.asarray(self.walls, dtype=bool)
-        start = V.real_array(f"task {self.name!r}: start", self.start)
-        reward = V.real_array(f"task {self.name!r}: reward", self.reward, finite=False)
+        start = _task_array(self.name, "start", self.start)
+        reward = _task_array(self.name, "reward", self.reward, finite=False)
         for nm, arr in (("reward", reward), ("terminal", term), ("start", start), ("walls", walls)):
             if arr.shape != (S,):
                 raise ValueError(f"task {self.name!r}: {nm} must have shape ({S},), got {arr.shape}")
