@@ -26,7 +26,9 @@ from collections.abc import Sequence
 import numpy as np
 
 __all__ = [
+    "MAX_CANVAS_PIXELS",
     "Color",
+    "check_canvas_size",
     "draw_arrow",
     "draw_circle",
     "draw_line",
@@ -192,6 +194,19 @@ def _fill_triangle(img: np.ndarray, pts: Sequence[tuple[float, float]], color: C
 # ----------------------------------------------------------------------------------------------
 
 
+#: Largest canvas :func:`new_canvas` allocates (16.8 million pixels, 48 MB).
+MAX_CANVAS_PIXELS = 1 << 24
+
+
+def check_canvas_size(height: int, width: int) -> None:
+    """Raise ValueError if an (height, width) canvas would exceed :data:`MAX_CANVAS_PIXELS`."""
+    if height * width > MAX_CANVAS_PIXELS:
+        raise ValueError(
+            f"an rgb_array frame of {height:,} x {width:,} = {height * width:,} pixels is over the limit of "
+            f"{MAX_CANVAS_PIXELS:,} pixels; render a smaller instance or use render_mode='ansi'"
+        )
+
+
 def new_canvas(height: int, width: int, color: Color = (255, 255, 255)) -> np.ndarray:
     """Create a blank image.
 
@@ -204,11 +219,13 @@ def new_canvas(height: int, width: int, color: Color = (255, 255, 255)) -> np.nd
         A new ``uint8`` array of shape (H, W, 3) filled with ``color``.
 
     Raises:
-        ValueError: If a dimension is not a positive int or ``color`` is invalid.
+        ValueError: If a dimension is not a positive int, ``color`` is invalid, or the canvas would
+            exceed :data:`MAX_CANVAS_PIXELS`.
     """
     for name, v in (("height", height), ("width", width)):
         if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 1:
             raise ValueError(f"{name} must be an integer >= 1, got {v!r}")
+    check_canvas_size(int(height), int(width))
     rgb = _check_color(color)
     img = np.empty((int(height), int(width), 3), dtype=np.uint8)
     img[...] = rgb

@@ -25,15 +25,41 @@ import gymnasium
 import numpy as np
 import scipy.sparse as sp
 from gymnasium.utils import seeding
-from pettingzoo import ParallelEnv
+from pettingzoo import AECEnv, ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
-from mpg_envs.model import ModelTooLargeError, TabularModel
+from mpg_envs import _validate as V
+from mpg_envs.model import ModelTooLargeError, TabularModel, unravel_actions
 
-__all__ = ["Dynamics", "build_model", "sample_step", "MPGParallelEnv", "DEFAULT_MAX_TRANSITIONS"]
+__all__ = [
+    "Dynamics",
+    "build_model",
+    "check_model_size",
+    "sample_step",
+    "sample_initial",
+    "row_counts",
+    "MPGParallelEnv",
+    "to_aec",
+    "DEFAULT_MAX_TRANSITIONS",
+    "DEFAULT_MAX_MODEL_BYTES",
+    "MAX_AGENTS",
+    "MAX_OBSERVATION_FLOATS",
+]
 
 #: Default cap on S * A * (noise outcomes) evaluated when building a model (~0.5 GB worst case).
 DEFAULT_MAX_TRANSITIONS = 20_000_000
+#: Default cap on the memory a model build may need (raised with ``max_transitions``, see
+#: :func:`check_model_size`).
+DEFAULT_MAX_MODEL_BYTES = 2 * 2**30
 _BYTES_PER_TRANSITION = 24  # float64 prob + int64 row + int64 col while assembling COO
+_PEAK_BYTES_PER_TRANSITION = 80  # COO lists, their concatenation, the CSR matrix and its copy
+#: Most agents an environment accepts (names, spaces and per-agent dicts grow with N).
+MAX_AGENTS = 100_000
+#: Most float32 entries the "vector" observations of one step may hold (N * (N + features)).
+MAX_OBSERVATION_FLOATS = 2**25
+#: Largest per-row histogram (rows x keys) counted densely; larger ones are counted by sorting.
+_DENSE_COUNT_LIMIT = 1 << 22
 
 
 class Dynamics(ABC):
@@ -98,12 +124,25 @@ class Dynamics(ABC):
         """
         return np.repeat(self.terminal(states)[:, None], self.n_agents, axis=1)
 
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
-        """Draw n initial states from mu, shape (n, d). Override when mu's support is huge."""
+    def sample_initial(self, n: int, rng: np.random.Generator | int | None) -> np.ndarray:
+        """Draw n initial states from mu, shape (n, d). Override when mu's support is huge.
+
+        ``rng`` is a Generator, an int seed or None (overrides should accept the same, via
+        ``mpg_envs._validate.generator``).
+        """
+        rng = V.generator(rng)
         st, p = self.initial_distribution()
         if len(st) == 1:
             return np.repeat(st, n, axis=0)
         return st[rng.choice(len(st), size=n, p=p)]
+
+    def start_error(self, state: np.ndarray) -> str | None:
+        """Why a model state (descriptor, shape (d,)) cannot start an episode, or None if it can.
+
+        Default: every model state can (``reset(options={"state": s})`` accepts any of them).
+        Override to refuse states that are in the enumeration but never occupied (e.g. walls).
+        """
+        return None
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
         """Model indices (B,) -> state descriptors (B, d). Default: rows of :meth:`states`."""
@@ -140,21 +179,50 @@ class Dynamics(ABC):
 
 
 def check_model_size(dyn: Dynamics, max_transitions: int = DEFAULT_MAX_TRANSITIONS) -> int:
-    """Raise :class:`ModelTooLargeError` if building the model would exceed ``max_transitions``.
+    """Raise :class:`ModelTooLargeError` if building the model would take too much time or memory.
+
+    Two limits, both checked before anything is allocated: the number of (state, joint action, noise
+    outcome) evaluations, ``max_transitions``, and the estimated peak memory of the build (transition
+    table, rewards and potential for every agent, state table), ``max(DEFAULT_MAX_MODEL_BYTES,
+    80 bytes x max_transitions)``. Sizes are exact Python ints, so huge games are reported, not
+    overflowed.
+
+    Args:
+        dyn: The dynamics.
+        max_transitions: Positive int.
 
     Returns:
         The number of (state, joint action, noise outcome) evaluations the build needs.
     """
-    S, A, C = dyn.n_states, prod(dyn.action_sizes), dyn.n_noise_outcomes
+    max_transitions = V.positive_int("max_transitions", max_transitions)
+    S, A, C = int(dyn.n_states), prod(int(k) for k in dyn.action_sizes), int(dyn.n_noise_outcomes)
+    N, d = int(dyn.n_agents), int(dyn.state_dim)
     total = S * A * C
+    fmt = V.format_count
+    advice = "use fewer agents/actions/states or raise max_transitions"
     if total > max_transitions:
         raise ModelTooLargeError(
-            f"the exact model has S={S:,} states x A={A:,} joint actions x {C:,} noise outcomes "
-            f"= {total:,} transitions (~{total * _BYTES_PER_TRANSITION / 2**30:.1f} GiB to build), "
-            f"over the limit max_transitions={max_transitions:,}; use fewer agents/actions or "
-            "raise max_transitions"
+            f"the exact model has S={fmt(S)} states x A={fmt(A)} joint actions x {fmt(C)} noise outcomes "
+            f"= {fmt(total)} transitions (~{_gib(total * _BYTES_PER_TRANSITION)} GiB to build), over the "
+            f"limit max_transitions={max_transitions:,}; {advice}"
+        )
+    need = total * _PEAK_BYTES_PER_TRANSITION + 8 * (N + 1) * S * A + 16 * S * d
+    limit = max(DEFAULT_MAX_MODEL_BYTES, _PEAK_BYTES_PER_TRANSITION * max_transitions)
+    if need > limit:
+        raise ModelTooLargeError(
+            f"the exact model of N={N:,} agents, S={fmt(S)} states and A={fmt(A)} joint actions needs "
+            f"~{_gib(need)} GiB (transitions, rewards R of shape (N, S, A), state table of shape "
+            f"(S, {d})), over the memory limit of {_gib(limit)} GiB (max_transitions={max_transitions:,}); "
+            f"{advice}"
         )
     return total
+
+
+def _gib(nbytes: int) -> str:
+    gib = nbytes // 2**30
+    if gib < 10**6:
+        return f"{nbytes / 2**30:,.1f}"
+    return f"{float(gib):.2e}" if gib.bit_length() < 1000 else V.format_count(gib)
 
 
 def build_model(
@@ -175,7 +243,8 @@ def build_model(
         gamma: Discount factor in (0, 1].
         max_transitions: Size limit checked before anything is allocated.
         name: Label stored in the model.
-        chunk: Max (state, joint action) rows processed at once (bounds peak memory).
+        chunk: Max (state, joint action) rows x max(N, d) processed at once (bounds peak memory
+            whatever the number of joint actions).
 
     Returns:
         The validated model.
@@ -184,20 +253,25 @@ def build_model(
         ModelTooLargeError: If S * A * noise outcomes exceeds ``max_transitions``.
         RuntimeError: If the dynamics step outside their own state enumeration.
     """
+    if not isinstance(dyn, Dynamics):
+        raise V.ArgumentTypeError(f"dyn must be a mpg_envs.core.Dynamics, got {V.show(dyn)}")
+    V.discount("gamma", gamma)  # refuse a bad gamma before the (possibly long) build
+    chunk = V.positive_int("chunk", chunk)
     check_model_size(dyn, max_transitions)
     states = dyn.states()
     S, N = len(states), dyn.n_agents
     A = prod(dyn.action_sizes)
-    joint = np.stack(np.unravel_index(np.arange(A), dyn.action_sizes), axis=1).astype(np.int64)
     outcomes, oprobs = dyn.noise_outcomes()
-    rows_per_chunk = max(A, chunk // A * A)
+    # the dynamics' temporaries are (rows, N) or (rows, d) arrays: bound rows x max(N, d)
+    rows_per_chunk = max(1, chunk // max(N, dyn.state_dim, 1))
     R = np.zeros((N, S * A))
     phi = None
     coo_r, coo_c, coo_p = [], [], []
     for lo in range(0, S * A, rows_per_chunk):
         hi = min(S * A, lo + rows_per_chunk)
         flat = np.arange(lo, hi)
-        st, ac = states[flat // A], joint[flat % A]
+        st = states[flat // A]
+        ac = unravel_actions(flat % A, tuple(dyn.action_sizes))
         for noise, p in zip(outcomes, oprobs):
             nxt, rew = dyn.step(st, ac, np.broadcast_to(noise, (hi - lo, len(noise))))
             idx = dyn.index(nxt)
@@ -258,15 +332,82 @@ def _noise_cdf(dyn: Dynamics) -> np.ndarray:
 
 
 def sample_step(
+    dyn: Dynamics, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator | int | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Sample one transition for a batch: (B, d), (B, N) -> next states (B, d), rewards (B, N).
+
+    Args:
+        dyn: The dynamics.
+        states: Shape (B, d) integer state descriptors.
+        actions: Shape (B, N) integer actions, each in range.
+        rng: Generator, or an int seed / None for a fresh one (see :func:`mpg_envs._validate.generator`).
+
+    Raises:
+        ValueError / TypeError: Actions of the wrong shape, dtype or range, states of the wrong shape
+            (or outside the dynamics' state enumeration, when that makes the step index out of range;
+            the states are not checked otherwise, to keep the batched samplers fast).
+    """
+    rng = V.generator(rng)
+    st = np.asarray(states)
+    a = np.asarray(actions)
+    if st.ndim != 2 or st.shape[1] != dyn.state_dim or not np.issubdtype(st.dtype, np.integer):
+        raise ValueError(
+            f"states must be an integer array of shape (B, d={dyn.state_dim}), got shape {st.shape} and "
+            f"dtype {st.dtype}"
+        )
+    if a.shape != (len(st), dyn.n_agents):
+        raise ValueError(f"actions must have shape (B, N) = {(len(st), dyn.n_agents)}, got {a.shape}")
+    if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+        raise V.ArgumentTypeError(f"actions must be integers, got dtype {a.dtype}: {V.show(actions)}")
+    if a.size:
+        bad = (a < 0) | (a >= np.asarray(dyn.action_sizes))
+        if bad.any():
+            b, i = (int(x) for x in np.argwhere(bad)[0])
+            raise ValueError(
+                f"actions[{b}, {i}] = {int(a[b, i])} is out of range for agent {i} (|A_{i}| = "
+                f"{dyn.action_sizes[i]})"
+            )
+    try:
+        return _sample_step(dyn, st, a, rng)
+    except IndexError:  # a state outside the enumeration indexed past a table: say which one
+        bad = np.flatnonzero(dyn.index(st) < 0)
+        if bad.size:
+            b = int(bad[0])
+            raise ValueError(f"states[{b}] = {st[b].tolist()} is not a state of these dynamics") from None
+        raise
+
+
+def _sample_step(
     dyn: Dynamics, states: np.ndarray, actions: np.ndarray, rng: np.random.Generator
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Sample one transition for a batch: (B, d), (B, N) -> next states (B, d), rewards (B, N)."""
+    """:func:`sample_step` without argument checks (for callers that already validated them)."""
     return dyn.step(states, actions, sample_noise(dyn, len(states), rng))
 
 
-def sample_initial(dyn: Dynamics, n: int, rng: np.random.Generator) -> np.ndarray:
-    """Draw n initial states from mu, shape (n, d) (see :meth:`Dynamics.sample_initial`)."""
-    return dyn.sample_initial(n, rng)
+def sample_initial(dyn: Dynamics, n: int, rng: np.random.Generator | int | None) -> np.ndarray:
+    """Draw n initial states from mu, shape (n, d) (see :meth:`Dynamics.sample_initial`).
+
+    ``rng`` may be a Generator, an int seed or None.
+    """
+    return dyn.sample_initial(V.integer("n", n, minimum=0), V.generator(rng))
+
+
+def row_counts(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The non-zero entries of the per-row histogram of ``keys`` (B, N) over ``range(n_keys)``.
+
+    Memory is O(B * N) whatever ``n_keys`` (a dense (B, n_keys) histogram would be B * n_keys).
+
+    Returns:
+        ``(rows, values, counts, group)``: for each distinct (row, key) pair, sorted by row then
+        key, its row (U,), key (U,) and count (U,); and ``group`` (B, N), the pair index of every
+        entry of ``keys`` (so ``counts[group]`` is each entry's own count).
+    """
+    keys = np.asarray(keys, dtype=np.int64)
+    B, N = keys.shape
+    flat = (np.arange(B, dtype=np.int64)[:, None] * int(n_keys) + keys).ravel()
+    uniq, group, counts = np.unique(flat, return_inverse=True, return_counts=True)
+    rows, values = np.divmod(uniq, int(n_keys))
+    return rows, values, counts, group.reshape(B, N)
 
 
 OBS_MODES = ("state", "vector", "own")
@@ -298,21 +439,21 @@ class MPGParallelEnv(ParallelEnv):
         observation: str = "state",
         render_mode: str | None = None,
     ) -> None:
-        if observation not in OBS_MODES or (observation == "own" and self.own_observation_size is None):
+        if not any(observation == m and type(observation) is str for m in OBS_MODES) or (
+            observation == "own" and self.own_observation_size is None
+        ):
             allowed = [m for m in OBS_MODES if m != "own" or self.own_observation_size is not None]
-            raise ValueError(f"observation must be one of {allowed}, got {observation!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
-            )
-        if not isinstance(max_cycles, (int, np.integer)) or max_cycles < 1:
-            raise ValueError(f"max_cycles must be a positive integer, got {max_cycles!r}")
+            raise ValueError(f"observation must be one of {allowed}, got {V.show(observation)}")
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and not any(render_mode == m and type(render_mode) is str for m in modes):
+            raise ValueError(f"render_mode must be None or one of {modes}, got {V.show(render_mode)}")
+        max_cycles = V.positive_int("max_cycles", max_cycles)
+        n = V.positive_int("n_agents", dynamics.n_agents, maximum=MAX_AGENTS)
         self.dynamics = dynamics
-        self.gamma = float(gamma)
-        self.max_cycles = int(max_cycles)
+        self.gamma = V.discount("gamma", gamma)
+        self.max_cycles = max_cycles
         self.observation_mode = observation
         self.render_mode = render_mode
-        n = dynamics.n_agents
         self.possible_agents = [f"agent_{i}" for i in range(n)]
         self._agent_ids = {a: i for i, a in enumerate(self.possible_agents)}
         self.agents: list[str] = []
@@ -321,6 +462,12 @@ class MPGParallelEnv(ParallelEnv):
             a: gymnasium.spaces.Discrete(int(k)) for a, k in zip(self.possible_agents, dynamics.action_sizes)
         }
         n_feat = len(self.state_features(dynamics.decode(np.zeros(1, np.int64)))[0])
+        if observation == "vector" and n * (n + n_feat) > MAX_OBSERVATION_FLOATS:
+            raise ValueError(
+                f"observation='vector' gives each of the N={n:,} agents {n + n_feat:,} floats (one-hot agent "
+                f"id + {n_feat:,} state features): {n * (n + n_feat):,} floats per step, over the limit of "
+                f"{MAX_OBSERVATION_FLOATS:,}; use observation='state' or fewer agents"
+            )
         if observation == "state":
             space_fn = lambda: gymnasium.spaces.Discrete(dynamics.n_states)  # noqa: E731
         elif observation == "vector":
@@ -328,8 +475,9 @@ class MPGParallelEnv(ParallelEnv):
         else:
             space_fn = lambda: gymnasium.spaces.Discrete(self.own_observation_size)  # noqa: E731
         self._observation_spaces = {a: space_fn() for a in self.possible_agents}
+        if render_mode == "rgb_array":
+            self._check_renderable()
         self.state_space = gymnasium.spaces.Box(0.0, 1.0, (n_feat,), np.float32)
-        self._eye = np.eye(n, dtype=np.float32)
         self._state: np.ndarray | None = None
         self._prev_state: np.ndarray | None = None  # state before the last step (for infos/render)
         self._index = -1
@@ -394,6 +542,18 @@ class MPGParallelEnv(ParallelEnv):
     def render_rgb(self) -> np.ndarray:
         raise NotImplementedError
 
+    def _frame_shape(self) -> tuple[int, int] | None:
+        """(H, W) of :meth:`render_rgb`'s frame, or None if unknown (override with the renderer)."""
+        return None
+
+    def _check_renderable(self) -> None:
+        """Refuse, at construction, an ``rgb_array`` frame too large to draw (see ``_raster``)."""
+        shape = self._frame_shape()
+        if shape is not None:
+            from mpg_envs import _raster
+
+            _raster.check_canvas_size(*shape)
+
     # ---------------------------------------------------------------- API
     def state(self) -> np.ndarray:
         """Global state features, shape (F,) float32 (see :attr:`state_space`)."""
@@ -411,15 +571,22 @@ class MPGParallelEnv(ParallelEnv):
         """Start an episode.
 
         Args:
-            seed: Seeds the env's generator (``np_random``).
-            options: ``{"state": s}`` starts from model state index ``s`` (or a state descriptor
-                of shape (d,)) instead of sampling from mu. Other keys are ignored.
+            seed: None or a non-negative int (NumPy integers accepted) seeding ``np_random``.
+            options: None or a dict; ``{"state": s}`` starts from model state index ``s`` (an int,
+                NumPy int or 0-d int array) or a state descriptor of shape (d,) instead of
+                sampling from mu (states the dynamics refuse as starts, e.g. walls, raise). Other
+                keys are ignored.
+
+        Raises:
+            ValueError / TypeError: A bad seed, options or start state, naming the value.
         """
+        seed = V.seed(seed)
+        options = V.options_dict("options", options)
         if seed is not None:
             self.np_random, self.np_random_seed = seeding.np_random(seed)
-        start = None if options is None else options.get("state")
+        start = options.get("state")
         if start is None:
-            self._state = sample_initial(self.dynamics, 1, self.np_random)
+            self._state = self.dynamics.sample_initial(1, self.np_random)
         else:
             self._state = self._parse_start(start)
         self._index = int(self.dynamics.index(self._state)[0])
@@ -434,20 +601,31 @@ class MPGParallelEnv(ParallelEnv):
         return obs, infos
 
     def _parse_start(self, start: Any) -> np.ndarray:
-        S = self.dynamics.n_states
-        if isinstance(start, (int, np.integer)) and not isinstance(start, bool):
-            if not 0 <= int(start) < S:
-                raise ValueError(f"options['state'] must be a state index in [0, {S}), got {start}")
-            return self.dynamics.decode(np.array([int(start)]))
-        desc = np.asarray(start)
-        if desc.shape != (self.dynamics.state_dim,) or not np.issubdtype(desc.dtype, np.integer):
-            raise ValueError(
-                f"options['state'] must be an int index in [0, {S}) or an integer state descriptor "
-                f"of shape ({self.dynamics.state_dim},), got {start!r}"
-            )
-        desc = desc.astype(np.int64)[None]
-        if self.dynamics.index(desc)[0] < 0:
-            raise ValueError(f"options['state'] = {start!r} is not a state of this environment")
+        """``options["state"]``: a model index (int, NumPy int or 0-d int array) or a descriptor (d,)."""
+        S, d = self.dynamics.n_states, self.dynamics.state_dim
+        if V.is_integer(start):
+            i = int(start[()] if isinstance(start, np.ndarray) else start)
+            if not 0 <= i < S:
+                raise ValueError(f"options['state'] must be a state index in [0, {S:,}), got {V.show(start)}")
+            desc = self.dynamics.decode(np.array([i]))
+        else:
+            arr = np.asarray(start) if isinstance(start, (list, tuple, np.ndarray)) else None
+            if (
+                arr is None
+                or arr.shape != (d,)
+                or arr.dtype == bool
+                or not np.issubdtype(arr.dtype, np.integer)
+            ):
+                raise ValueError(
+                    f"options['state'] must be an int index in [0, {S:,}) or an integer state descriptor "
+                    f"of shape ({d},), got {V.show(start)}"
+                )
+            desc = arr.astype(np.int64)[None]
+            if self.dynamics.index(desc)[0] < 0:
+                raise ValueError(f"options['state'] = {V.show(start)} is not a state of this environment")
+        why = self.dynamics.start_error(desc[0])
+        if why:
+            raise ValueError(f"options['state'] = {V.show(start)} cannot start an episode: {why}")
         return desc
 
     def step(self, actions: dict[str, Any]):
@@ -463,7 +641,7 @@ class MPGParallelEnv(ParallelEnv):
         if self._state is None or not self.agents:
             raise RuntimeError("step() called after the episode ended (or before reset()); call reset()")
         act = self._parse_actions(actions)
-        nxt, rew = sample_step(self.dynamics, self._state, act[None], self.np_random)
+        nxt, rew = _sample_step(self.dynamics, self._state, act[None], self.np_random)
         self._prev_state = self._state
         self._state = nxt
         self._index = int(self.dynamics.index(nxt)[0])
@@ -495,18 +673,22 @@ class MPGParallelEnv(ParallelEnv):
             )
         out = np.zeros(self.dynamics.n_agents, np.int64)  # finished agents act 0 (ignored)
         for agent, a in actions.items():
-            i = self._agent_ids[agent]
-            if isinstance(a, np.ndarray) and a.size == 1:
-                a = a.reshape(())[()]
-            if isinstance(a, bool) or not isinstance(a, (int, np.integer)):
-                raise TypeError(
-                    f"action for {agent} must be an integer in [0, {self._sizes[i]}), got {a!r} "
-                    f"({type(a).__name__})"
-                )
-            if not 0 <= a < self._sizes[i]:
-                raise ValueError(f"action for {agent} must be in [0, {self._sizes[i]}), got {a}")
-            out[i] = a
+            out[self._agent_ids[agent]] = self._check_action(agent, a)
         return out
+
+    def _check_action(self, agent: str, a: Any) -> int:
+        """One agent's action: an int (NumPy ints and size-1 arrays accepted) in its range."""
+        i = self._agent_ids[agent]
+        if isinstance(a, np.ndarray) and a.size == 1:
+            a = a.reshape(())[()]
+        if isinstance(a, (bool, np.bool_)) or not isinstance(a, (int, np.integer)):
+            raise TypeError(
+                f"action for {agent} must be an integer in [0, {self._sizes[i]}), got {V.show(a)} "
+                f"({type(a).__name__})"
+            )
+        if not 0 <= a < self._sizes[i]:
+            raise ValueError(f"action for {agent} must be in [0, {self._sizes[i]}), got {V.show(a)}")
+        return int(a)
 
     def _observe(self, agents: list[str]) -> dict[str, Any]:
         st = self._state
@@ -516,7 +698,14 @@ class MPGParallelEnv(ParallelEnv):
             own = self.own_observation(st)[0]
             return {a: np.int64(own[self._agent_ids[a]]) for a in agents}
         feat = self.state_features(st)[0]
-        return {a: np.concatenate([self._eye[self._agent_ids[a]], feat]) for a in agents}
+        n = len(self.possible_agents)
+        out = {}
+        for a in agents:
+            v = np.zeros(n + len(feat), np.float32)
+            v[self._agent_ids[a]] = 1.0
+            v[n:] = feat
+            out[a] = v
+        return out
 
     def _infos(self, agents: list[str], rewards: np.ndarray) -> dict[str, dict[str, Any]]:
         s = self._index
@@ -545,3 +734,19 @@ class MPGParallelEnv(ParallelEnv):
 
     def close(self) -> None:
         pass
+
+
+class _CheckedAEC(parallel_to_aec_wrapper):
+    """``parallel_to_aec`` that checks each agent's action when it is given, not when the last
+    agent's action triggers the parallel step (an error would then name another call's action)."""
+
+    def step(self, action: Any) -> None:
+        agent = self.agent_selection
+        if not (self.terminations.get(agent) or self.truncations.get(agent)):
+            self.env.unwrapped._check_action(agent, action)
+        super().step(action)
+
+
+def to_aec(par_env: MPGParallelEnv) -> AECEnv:
+    """The AEC version of one of our parallel envs (order enforced, actions checked per call)."""
+    return OrderEnforcingWrapper(_CheckedAEC(par_env))

@@ -1,6 +1,10 @@
 """Exact analysis of a :class:`~mpg_envs.model.TabularModel`: pure functions of (model, policy).
 
-A *policy* is a sequence of N row-stochastic arrays, ``policies[i]`` of shape (S, |A_i|).
+A *policy* is a sequence of N row-stochastic arrays, ``policies[i]`` of shape (S, |A_i|), in any
+real dtype: float32 policies (torch's default) are held to the round-off of float32 and computed
+in float64 (:func:`check_policy`). Functions that draw random policies take a
+``numpy.random.Generator``, an int seed or None. Nash gaps are never negative (round-off of an
+exact equilibrium is clipped to 0).
 Everything is vectorised over states and joint actions (sparse products, ``einsum``); the only
 Python loops run over agents, policy-iteration rounds or sampled certificate checks.
 
@@ -27,7 +31,7 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
@@ -37,6 +41,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mpg_envs import _validate as chk
 from mpg_envs.model import TabularModel
 
 __all__ = [
@@ -69,53 +74,107 @@ __all__ = [
     "multitask_gradient",
     "potential_residual",
     "cycle_residual",
+    "MAX_CERTIFICATE_SAMPLES",
 ]
 
 Policy = Sequence[np.ndarray]
 _STOCH_TOL = 1e-8
+#: Most random samples the potential certificates draw (each needs several exact evaluations).
+MAX_CERTIFICATE_SAMPLES = 1_000_000
 _DENSE_MAX = 3000  # never factor densely above this many states
 _SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2
+
+
+def _check_model(model: object, name: str = "model") -> TabularModel:
+    if not isinstance(model, TabularModel):
+        raise chk.ArgumentTypeError(f"{name} must be a mpg_envs.TabularModel, got {chk.show(model)}")
+    return model
 
 
 # ---------------------------------------------------------------------------- policies
 def check_policy(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Validate a product policy and return it as float64 arrays.
 
+    Row sums must be 1 within ``max(1e-8, 100 * eps * |A_i|)``, where ``eps`` is the machine epsilon
+    of the policy's floating dtype: float64 policies are held to 1e-8, while float32 ones (torch's
+    default, e.g. a softmax network's output) may be off by the round-off of their dtype. Policies
+    in a lower precision than float64 are converted to float64 and their rows renormalised, so
+    they give the same exact values as the float64 policy they approximate.
+
+    Args:
+        model: The model.
+        policies: N arrays (S, |A_i|) of real probabilities (a list, a tuple, or an (N, S, |A|)
+            array when every agent has |A| actions).
+
+    Returns:
+        N float64 arrays (S, |A_i|).
+
     Raises:
-        ValueError: Wrong number of agents, wrong shapes, non-finite or negative entries, rows not
-            summing to 1 (within 1e-8).
+        ValueError / TypeError: Wrong number of agents, wrong shapes, bool or non-numeric entries,
+            non-finite or negative entries, rows not summing to 1.
     """
+    model = _check_model(model)
     N, S = model.n_agents, model.n_states
+    what = f"a sequence of {N} arrays of shape (S, |A_i|), one per agent"
     if isinstance(policies, np.ndarray) and policies.dtype != object and policies.ndim != 3:
-        raise ValueError(f"policies must be a sequence of {N} arrays of shape (S, |A_i|)")
+        raise ValueError(f"policies must be {what}, got an array of shape {policies.shape}")
+    if isinstance(policies, (str, bytes, Mapping)) or not isinstance(policies, (Sequence, np.ndarray)):
+        raise chk.ArgumentTypeError(f"policies must be {what}, got {chk.show(policies)}")
     if len(policies) != N:
         raise ValueError(f"expected one policy per agent ({N}), got {len(policies)}")
     out = []
     for i, (p, k) in enumerate(zip(policies, model.action_sizes)):
-        p = np.asarray(p, dtype=np.float64)
-        if p.shape != (S, k):
-            raise ValueError(f"policy of agent {i} must have shape (S, |A_i|) = {(S, k)}, got {p.shape}")
-        if not np.all(np.isfinite(p)):
-            raise ValueError(f"policy of agent {i} has NaN or infinite entries")
-        if p.min() < 0:
-            raise ValueError(f"policy of agent {i} has negative probabilities (min {p.min():.3g})")
-        dev = np.abs(p.sum(axis=1) - 1.0)
-        if dev.max() > _STOCH_TOL:
+        name = f"policy of agent {i}"
+        raw = np.asarray(p) if isinstance(p, np.ndarray) else None
+        q = chk.real_array(
+            name, p, finite=False, what=f"an array of probabilities of shape (S, |A_i|) = {(S, k)}"
+        )
+        if q.shape != (S, k):
+            raise ValueError(f"{name} must have shape (S, |A_i|) = {(S, k)}, got {q.shape}")
+        if not np.all(np.isfinite(q)):
+            s = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
+            raise ValueError(f"{name} has NaN or infinite entries, e.g. row {s} = {q[s].tolist()}")
+        if q.min() < 0:
+            s, a = np.unravel_index(int(q.argmin()), q.shape)
+            raise ValueError(
+                f"{name} has negative probabilities (min {q.min():.3g}, row {int(s)} = {q[s].tolist()})"
+            )
+        low = chk.low_precision(raw)
+        tol = float(chk.sum_tolerance(low, k, _STOCH_TOL))
+        sums = q.sum(axis=1)
+        dev = np.abs(sums - 1.0)
+        if dev.max() > tol:
             s = int(dev.argmax())
-            raise ValueError(f"policy of agent {i} is not row-stochastic: row {s} sums to {p[s].sum()!r}")
-        out.append(p)
+            raise ValueError(
+                f"{name} is not row-stochastic: row {s} sums to {float(sums[s])!r} (tolerance {tol:.2g})"
+            )
+        if low is not None:
+            q = q / sums[:, None]
+        out.append(q)
     return out
 
 
 def uniform_policy(model: TabularModel) -> list[np.ndarray]:
     """Every agent uniform in every state."""
+    model = _check_model(model)
     return [np.full((model.n_states, k), 1.0 / k) for k in model.action_sizes]
 
 
 def softmax_policy(logits: Sequence[np.ndarray]) -> list[np.ndarray]:
     """Tabular softmax: logits[i] (S, |A_i|) -> policies[i] (S, |A_i|)."""
+    if isinstance(logits, (str, bytes, Mapping)) or not isinstance(logits, (Sequence, np.ndarray)):
+        raise chk.ArgumentTypeError(f"logits must be a sequence of (S, |A_i|) arrays, got {chk.show(logits)}")
     out = []
-    for th in logits:
+    for i, th in enumerate(logits):
+        name = f"logits of agent {i}"
+        th = chk.real_array(name, th, ndim=2, finite=False, what="a 2-d array (S, |A_i|) of real numbers")
+        bad = np.isnan(th) | np.isposinf(th)
+        if bad.any() or (th.size and np.isneginf(th).all(axis=1).any()):
+            s = int(np.flatnonzero(bad.any(axis=1) | np.isneginf(th).all(axis=1))[0])
+            raise ValueError(
+                f"{name} must be finite or -inf with a finite entry in every row, got row {s} = "
+                f"{th[s].tolist()}"
+            )
         z = np.exp(th - th.max(axis=1, keepdims=True))
         out.append(z / z.sum(axis=1, keepdims=True))
     return out
@@ -123,7 +182,7 @@ def softmax_policy(logits: Sequence[np.ndarray]) -> list[np.ndarray]:
 
 def random_policy(
     model: TabularModel,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int | None,
     *,
     deterministic: bool = False,
     obs_map: np.ndarray | None = None,
@@ -133,17 +192,21 @@ def random_policy(
 
     Args:
         model: The model.
-        rng: Generator.
+        rng: Generator, or an int seed (``np.random.default_rng(rng)``), or None (fresh entropy).
         deterministic: One-hot rows (a pure policy) instead of Dirichlet(1) rows.
-        obs_map: Shape (N, S) ints: agent i's policy is a table over observations
+        obs_map: Shape (N, S) ints in [0, S): agent i's policy is a table over observations
             ``obs_map[i, s]`` (e.g. own position only), lifted to states; None = global state.
         agents: Draw only these agents (others get None in the returned list).
 
     Returns:
         List of N arrays (S, |A_i|) (None for agents not drawn).
     """
+    model = _check_model(model)
+    rng = chk.generator(rng)
+    deterministic = chk.flag("deterministic", deterministic)
     S = model.n_states
     obs_map = _check_obs_map(model, obs_map)
+    agents = _check_agents(model, agents)
     out: list[np.ndarray] = [None] * model.n_agents  # type: ignore[list-item]
     for i in range(model.n_agents) if agents is None else agents:
         k = model.action_sizes[i]
@@ -157,18 +220,31 @@ def random_policy(
 
 
 def _check_obs_map(model: TabularModel, obs_map: np.ndarray | None) -> np.ndarray | None:
+    """None, or ints of shape (N, S) in [0, S) (an observation label per agent and state)."""
     if obs_map is None:
         return None
-    om = np.asarray(obs_map)
-    if (
-        om.shape != (model.n_agents, model.n_states)
-        or not np.issubdtype(om.dtype, np.integer)
-        or om.min() < 0
-    ):
-        raise ValueError(
-            f"obs_map must be non-negative ints of shape (N, S) = {(model.n_agents, model.n_states)}"
-        )
+    N, S = model.n_agents, model.n_states
+    what = f"an integer array of shape (N, S) = {(N, S)} with observation labels in [0, {S})"
+    om = chk.int_array("obs_map", obs_map, what=what)
+    if om.shape != (N, S):
+        raise ValueError(f"obs_map must be {what}, got shape {om.shape}")
+    if om.size and (om.min() < 0 or om.max() >= S):
+        i, s = np.unravel_index(int(om.argmin() if om.min() < 0 else om.argmax()), om.shape)
+        raise ValueError(f"obs_map must be {what}, got obs_map[{int(i)}, {int(s)}] = {int(om[i, s])}")
     return om
+
+
+def _check_agents(model: TabularModel, agents: Sequence[int] | None) -> list[int] | None:
+    if agents is None:
+        return None
+    if isinstance(agents, (str, bytes)) or not isinstance(agents, (Sequence, np.ndarray)):
+        raise chk.ArgumentTypeError(
+            f"agents must be None or a sequence of agent indices, got {chk.show(agents)}"
+        )
+    N = model.n_agents
+    return [
+        chk.integer("agents", a, minimum=0, maximum=N - 1, what=f"agent indices in [0, {N})") for a in agents
+    ]
 
 
 def joint_policy(model: TabularModel, policies: Policy) -> np.ndarray:
@@ -334,7 +410,11 @@ def _evaluate(model: TabularModel, pol: Sequence[np.ndarray], extra: np.ndarray 
 
 def joint_q(model: TabularModel, V: np.ndarray) -> np.ndarray:
     """Q_i(s, a) = r_i(s, a) + gamma * sum_s' P(s'|s,a) V_i(s') for values V (N, S): (N, S, A)."""
+    model = _check_model(model)
     S, A = model.n_states, model.n_joint_actions
+    V = chk.real_array("V", V, what=f"values of shape (N, S) = {(model.n_agents, S)}")
+    if V.shape != (model.n_agents, S):
+        raise ValueError(f"V must have shape (N, S) = {(model.n_agents, S)}, got {V.shape}")
     PV = (model.P @ V.T).T.reshape(-1, S, A)
     return model.R + model.gamma * PV
 
@@ -366,21 +446,33 @@ def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = Non
     """Expected discounted visits sum_t gamma^t Pr(s_t = s), shape (S,).
 
     For gamma = 1, terminal states get 0 (they would be visited infinitely often).
+
+    Args:
+        model: The model.
+        policies: The policy.
+        mu: Initial distribution, shape (S,), non-negative and summing to 1; default the model's.
     """
     pol = check_policy(model, policies)
-    mu = model.mu if mu is None else np.asarray(mu, dtype=np.float64)
+    mu = model.mu if mu is None else chk.distribution("mu", mu, model.n_states)
     return _solve(model, _p_pi(model, _joint(pol)), mu, transpose=True)
 
 
 def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
     """Discounted state visitation d_mu^pi(s) = (1 - gamma) * occupancy, shape (S,), sums to 1.
 
-    For gamma = 1 it is the occupancy normalised over non-terminal states.
+    For gamma = 1 it is the occupancy normalised over non-terminal states (undefined, and refused
+    with a ValueError, when mu puts all its mass on terminal states).
     """
     occ = occupancy(model, policies, mu)
     if model.gamma < 1.0:
         return (1.0 - model.gamma) * occ
-    return occ / occ.sum()
+    total = occ.sum()
+    if total <= 0:
+        raise ValueError(
+            "with gamma = 1 the visitation is normalised over non-terminal states, but mu puts all its "
+            "mass on terminal states (the expected number of non-terminal visits is 0)"
+        )
+    return occ / total
 
 
 def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
@@ -389,6 +481,7 @@ def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     Raises:
         ValueError: If the model has no stage potential ``phi``.
     """
+    model = _check_model(model)
     if model.phi is None:
         raise ValueError("this model has no stage potential phi")
     pol = check_policy(model, policies)
@@ -422,11 +515,15 @@ def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
 
 def l1_distance(a: Policy, b: Policy) -> float:
     """Paper 001's L1-accuracy: (1/N) sum_i sum_s sum_a |pi_i(a|s) - pi'_i(a|s)|."""
-    if len(a) != len(b):
+    for name, x in (("a", a), ("b", b)):
+        if isinstance(x, (str, bytes, Mapping)) or not isinstance(x, (Sequence, np.ndarray)):
+            raise chk.ArgumentTypeError(f"{name} must be a sequence of per-agent policies, got {chk.show(x)}")
+    if len(a) != len(b) or len(a) == 0:
         raise ValueError(f"policies have different numbers of agents: {len(a)} vs {len(b)}")
     total = 0.0
     for i, (p, q) in enumerate(zip(a, b)):
-        p, q = np.asarray(p, dtype=np.float64), np.asarray(q, dtype=np.float64)
+        p = chk.real_array(f"policy of agent {i} in a", p)
+        q = chk.real_array(f"policy of agent {i} in b", q)
         if p.shape != q.shape:
             raise ValueError(f"agent {i}: shapes differ, {p.shape} vs {q.shape}")
         total += float(np.abs(p - q).sum())
@@ -435,12 +532,20 @@ def l1_distance(a: Policy, b: Policy) -> float:
 
 # ---------------------------------------------------------------------------- multi-task
 def _check_tasks(models: Sequence[TabularModel], policy: np.ndarray) -> np.ndarray:
-    if len(models) == 0:
-        raise ValueError("need at least one task model")
-    for m in models:
-        if m.n_agents != 1 or (m.n_states, m.action_sizes) != (models[0].n_states, models[0].action_sizes):
-            raise ValueError("multi-task models must be single-agent with one common state and action space")
-    return check_policy(models[0], [policy])[0]
+    if isinstance(models, (str, bytes, Mapping)) or not isinstance(models, Sequence) or len(models) == 0:
+        raise ValueError(
+            f"models must be a non-empty sequence of single-agent models, got {chk.show(models)}"
+        )
+    first = _check_model(models[0], "models[0]")
+    for k, m in enumerate(models):
+        m = _check_model(m, f"models[{k}]")
+        if m.n_agents != 1 or (m.n_states, m.action_sizes) != (first.n_states, first.action_sizes):
+            raise ValueError(
+                "multi-task models must be single-agent with one common state and action space: models[0] "
+                f"has N=1, S={first.n_states}, A={first.action_sizes}, models[{k}] has N={m.n_agents}, "
+                f"S={m.n_states}, A={m.action_sizes}"
+            )
+    return check_policy(first, [policy])[0]
 
 
 def multitask_value(models: Sequence[TabularModel], policy: np.ndarray) -> float:
@@ -519,9 +624,9 @@ def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResp
     The returned deterministic policy is optimal from every state simultaneously.
     """
     pol = check_policy(model, policies)
-    if not isinstance(agent, (int, np.integer)) or not 0 <= agent < model.n_agents:
-        raise ValueError(f"agent must be in [0, {model.n_agents}), got {agent!r}")
-    return _best_response(model, pol, int(agent))
+    n = model.n_agents
+    agent = chk.integer("agent", agent, minimum=0, maximum=n - 1, what=f"in [0, {n})")
+    return _best_response(model, pol, agent)
 
 
 def _best_response(
@@ -542,8 +647,11 @@ def _best_response(
 class NashGap:
     """Per-agent best-response improvements.
 
+    Every gap is >= 0: a best response never does worse, so the round-off of an exact equilibrium
+    (e.g. -3e-13) is clipped to 0.
+
     Attributes:
-        per_state: V_i^{BR_i, pi_-i}(s) - V_i^pi(s), shape (N, S).
+        per_state: max(0, V_i^{BR_i, pi_-i}(s) - V_i^pi(s)), shape (N, S).
         at_mu: mu-weighted improvement per agent, shape (N,).
         worst_state: max over states per agent, shape (N,).
         best_responses: The N best responses.
@@ -566,11 +674,16 @@ class NashGap:
 
 
 def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
-    """How much each agent gains by best-responding, at mu and in the worst state."""
+    """How much each agent gains by best-responding, at mu and in the worst state.
+
+    The gains are clipped at 0 (``per_state``, ``at_mu``, ``worst_state``, ``gap`` and ``worst``
+    are never negative): a best response cannot do worse than the current policy, and the
+    difference of two solves for an exact equilibrium is round-off of either sign.
+    """
     pol = check_policy(model, policies)
     V = _evaluate(model, pol)
     brs = tuple(_best_response(model, pol, i, V[i]) for i in range(model.n_agents))
-    per_state = np.stack([br.value for br in brs]) - V
+    per_state = np.maximum(np.stack([br.value for br in brs]) - V, 0.0)
     return NashGap(per_state, per_state @ model.mu, per_state.max(axis=1), brs)
 
 
@@ -594,6 +707,7 @@ def social_optimum(model: TabularModel) -> SocialOptimum:
 
     The team MDP's optimum is attained by a deterministic joint policy, which is a product policy.
     """
+    model = _check_model(model)
     r = model.R.sum(axis=0)
     act, V, _ = _policy_iteration(model, model.P, r, r.argmax(axis=1))
     per_agent = model.joint_actions[act]  # (S, N)
@@ -610,6 +724,11 @@ def price_of_anarchy(model: TabularModel, policies: Policy, optimum: SocialOptim
     Raises:
         ValueError: If the optimal welfare is not positive (the ratio is then meaningless).
     """
+    model = _check_model(model)
+    if optimum is not None and not isinstance(optimum, SocialOptimum):
+        raise chk.ArgumentTypeError(
+            f"optimum must be None or the SocialOptimum of social_optimum(model), got {chk.show(optimum)}"
+        )
     opt = social_optimum(model) if optimum is None else optimum
     if opt.welfare <= 0:
         raise ValueError(f"price of anarchy needs a positive optimal welfare, got {opt.welfare!r}")
@@ -648,7 +767,7 @@ def _sample_pair(model, rng, obs_map, agents, pure):
 
 def potential_residual(
     model: TabularModel,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int | None,
     *,
     n_samples: int = 32,
     obs_map: np.ndarray | None = None,
@@ -659,11 +778,18 @@ def potential_residual(
     restricted to the class given by ``obs_map``), measures
     ``max_s |[V_i(pi'_i, pi_-i) - V_i(pi)](s) - [Phi(pi'_i, pi_-i) - Phi(pi)](s)|`` with
     ``Phi = potential_value``. Zero for all deviations means Phi is an MPG potential.
+
+    Args:
+        model: The model (with ``phi``).
+        rng: Generator, or an int seed (``np.random.default_rng(rng)``), or None (fresh entropy).
+        n_samples: Number of random deviations, in [1, MAX_CERTIFICATE_SAMPLES].
+        obs_map: Restrict policies to a class (see :func:`random_policy`).
     """
+    model = _check_model(model)
     if model.phi is None:
         raise ValueError("this model has no stage potential phi; use cycle_residual")
-    if n_samples < 1:
-        raise ValueError(f"n_samples must be >= 1, got {n_samples}")
+    rng = chk.generator(rng)
+    n_samples = chk.positive_int("n_samples", n_samples, maximum=MAX_CERTIFICATE_SAMPLES)
     obs_map = _check_obs_map(model, obs_map)
     res, scale, worst = np.zeros(n_samples), 0.0, {}
     for k in range(n_samples):
@@ -684,7 +810,7 @@ def potential_residual(
 
 def cycle_residual(
     model: TabularModel,
-    rng: np.random.Generator,
+    rng: np.random.Generator | int | None,
     *,
     n_cycles: int = 32,
     obs_map: np.ndarray | None = None,
@@ -698,16 +824,20 @@ def cycle_residual(
     exists for that policy class (Monderer & Shapley's 4-cycle condition).
 
     Args:
-        n_cycles: Number of random cycles (half with pure policies, half Dirichlet).
+        model: The model.
+        rng: Generator, or an int seed (``np.random.default_rng(rng)``), or None (fresh entropy).
+        n_cycles: Number of random cycles (half with pure policies, half Dirichlet), in
+            [1, MAX_CERTIFICATE_SAMPLES].
         obs_map: Restrict policies to a class (see :func:`random_policy`).
 
     Raises:
         ValueError: For a single-agent model.
     """
+    model = _check_model(model)
     if model.n_agents < 2:
-        raise ValueError("cycle_residual needs at least 2 agents")
-    if n_cycles < 1:
-        raise ValueError(f"n_cycles must be >= 1, got {n_cycles}")
+        raise ValueError(f"cycle_residual needs at least 2 agents, got a model with N={model.n_agents}")
+    rng = chk.generator(rng)
+    n_cycles = chk.positive_int("n_cycles", n_cycles, maximum=MAX_CERTIFICATE_SAMPLES)
     obs_map = _check_obs_map(model, obs_map)
     res, scale, worst = np.zeros(n_cycles), 0.0, {}
     for k in range(n_cycles):

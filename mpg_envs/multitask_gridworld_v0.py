@@ -8,8 +8,8 @@ from __future__ import annotations
 from typing import Any
 
 from pettingzoo import AECEnv
-from pettingzoo.utils.conversions import parallel_to_aec
 
+from mpg_envs.core import to_aec
 from mpg_envs.gridworld import env as _impl
 from mpg_envs.gridworld.env import MultiTaskGridWorldEnv, raw_env
 
@@ -23,5 +23,6 @@ def parallel_env(**kwargs: Any) -> MultiTaskGridWorldEnv:
 
 
 def env(**kwargs: Any) -> AECEnv:
-    """The AEC version (``parallel_to_aec`` of :func:`parallel_env`, order enforced)."""
-    return parallel_to_aec(parallel_env(**kwargs))
+    """The AEC version (``parallel_to_aec`` of :func:`parallel_env`, order enforced, each action
+    checked when it is given)."""
+    return to_aec(parallel_env(**kwargs))

@@ -16,11 +16,13 @@ the state is the unit every agent occupies, every agent picks its next unit and 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from mpg_envs.core import Dynamics
+from mpg_envs import _validate as V
+from mpg_envs.core import _DENSE_COUNT_LIMIT, MAX_AGENTS, Dynamics, row_counts
 
 RewardSpec = str | Callable[[np.ndarray], np.ndarray] | Sequence[float]
 _MAX_INDEX = 1 << 62
@@ -35,18 +37,23 @@ def reward_table(reward: RewardSpec, n_agents: int) -> np.ndarray:
         n_agents: N.
     """
     loads = np.arange(1, n_agents + 1)
+    what = f"'inverse', a callable f(loads) or {n_agents} finite numbers f(1), ..., f({n_agents})"
     if isinstance(reward, str):
         if reward != "inverse":
-            raise ValueError(f"reward must be 'inverse', a callable or {n_agents} numbers, got {reward!r}")
+            raise ValueError(f"reward must be {what}, got {reward!r}")
         vals = 1.0 / loads
     elif callable(reward):
-        vals = np.asarray(reward(loads.astype(np.float64)), dtype=np.float64)
+        vals = V.real_array(
+            "reward", reward(loads.astype(np.float64)), finite=False, what=f"{what} (the callable's f(loads))"
+        )
+    elif V.is_real(reward) or reward is None or isinstance(reward, (bool, np.bool_)):
+        raise V.ArgumentTypeError(f"reward must be {what}, got {V.show(reward)}")
     else:
-        vals = np.asarray(reward, dtype=np.float64)
+        vals = V.real_array("reward", reward, finite=False, what=what)
     if vals.shape != (n_agents,) or not np.all(np.isfinite(vals)):
         raise ValueError(
             f"reward must give a finite f(l) for each load l = 1..{n_agents} (shape ({n_agents},)), "
-            f"got {vals!r}"
+            f"got {V.show(reward if not callable(reward) else vals)}"
         )
     return np.concatenate([[0.0], vals])
 
@@ -91,43 +98,37 @@ class CongestionDynamics(Dynamics):
         slip: float = 0.0,
         graph: str = "dag",
     ) -> None:
-        for name, v in (("n_agents", n_agents), ("n_layers", n_layers), ("width", width)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        if graph not in GRAPHS:
-            raise ValueError(f"graph must be one of {list(GRAPHS)}, got {graph!r}")
-        if load not in ("edge", "vertex"):
-            raise ValueError(f"load must be 'edge' or 'vertex', got {load!r}")
-        if at_sink not in ("restart", "terminate"):
-            raise ValueError(f"at_sink must be 'restart' or 'terminate', got {at_sink!r}")
-        if isinstance(slip, bool) or not isinstance(slip, (int, float, np.integer, np.floating)):
-            raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
-        if not 0.0 <= slip <= 1.0:
-            raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
-        if (
-            isinstance(restart_reward, bool)
-            or not isinstance(restart_reward, (int, float, np.integer, np.floating))
-            or not np.isfinite(restart_reward)
-        ):
-            raise ValueError(f"restart_reward must be a finite number, got {restart_reward!r}")
+        N = V.positive_int("n_agents", n_agents, maximum=MAX_AGENTS)
+        L = V.positive_int("n_layers", n_layers)
+        w = V.positive_int("width", width)
+        graph = V.one_of("graph", graph, GRAPHS)
+        load = V.one_of("load", load, ("edge", "vertex"))
+        at_sink = V.one_of("at_sink", at_sink, ("restart", "terminate"))
+        slip = V.probability("slip", slip)
+        restart_reward = V.finite_real("restart_reward", restart_reward)
         if graph == "ring" and (at_sink != "restart" or restart_reward != 0):
             raise ValueError(
                 f"graph='ring' has no sink: at_sink and restart_reward apply to graph='dag' only "
                 f"(got at_sink={at_sink!r}, restart_reward={restart_reward!r})"
             )
-        N, L, w = int(n_agents), int(n_layers), int(width)
         ring = graph == "ring"
         n_edges = L * w * w if ring else (L - 1) * w * w + 2 * w + 1
-        V = L * w + (0 if ring else 2)
-        if max(n_edges, V * w) > MAX_GRAPH_SIZE:
+        nv = L * w + (0 if ring else 2)
+        if max(n_edges, nv * w) > MAX_GRAPH_SIZE:
             raise ValueError(
-                f"n_layers={L}, width={w} give a graph of {V:,} vertices and {n_edges:,} edges, over the "
+                f"n_layers={L}, width={w} give a graph of {nv:,} vertices and {n_edges:,} edges, over the "
                 f"limit of {MAX_GRAPH_SIZE:,}; use fewer layers or a smaller width"
             )
-        if L * w**N >= _MAX_INDEX:
+        log10_states = math.log10(L) + N * math.log10(w)  # no huge power for huge N
+        if log10_states > 19 or L * w**N >= _MAX_INDEX:
+            count = (
+                V.format_count(L * w**N + (0 if ring else 2))
+                if log10_states < 30
+                else f"~10^{log10_states:.0f}"
+            )
             raise ValueError(
-                f"{L} layers of width {w} with {N} agents give {L * w**N + 2:.3e} states, too many "
-                "to index with int64"
+                f"{L} layers of width {w} with {N:,} agents give {count} states, over the limit of "
+                f"{_MAX_INDEX:,} that int64 state indices can address; use fewer agents or a smaller width"
             )
         self.n_agents, self.n_layers, self.width, self.graph = N, L, w, graph
         self.load, self.at_sink = load, at_sink
@@ -136,13 +137,13 @@ class CongestionDynamics(Dynamics):
         self.state_dim = N
         self.f = reward_table(reward, N)  # (N+1,)
         self.F = np.cumsum(self.f)  # Rosenthal: F(l) = sum_{k<=l} f(k), F(0) = 0
-        self.n_vertices = V
+        self.n_vertices = nv
         inner = np.arange(L * w)
         off = 0 if ring else 1  # vertex id of the first layer's first vertex
-        self.source, self.sink = (-1, -1) if ring else (0, V - 1)
+        self.source, self.sink = (-1, -1) if ring else (0, nv - 1)
         # layer (1-based; 0 = s, L + 1 = t) and slot of each vertex
-        self.layer_of = np.zeros(V, np.int64)
-        self.slot_of = np.zeros(V, np.int64)
+        self.layer_of = np.zeros(nv, np.int64)
+        self.slot_of = np.zeros(nv, np.int64)
         self.layer_of[off : off + L * w] = 1 + inner // w
         self.slot_of[off : off + L * w] = inner % w
         if not ring:
@@ -156,18 +157,18 @@ class CongestionDynamics(Dynamics):
         else:  # s -> layer 1 (ids 0..w-1), layer l -> l + 1 (w*w each), layer L -> t, t -> s or t
             mid = np.arange((L - 1) * w)  # vertices of layers 1..L-1, offset by 1
             tails = np.concatenate(
-                [np.zeros(w, np.int64), np.repeat(1 + mid, w), 1 + (L - 1) * w + a, [V - 1]]
+                [np.zeros(w, np.int64), np.repeat(1 + mid, w), 1 + (L - 1) * w + a, [nv - 1]]
             )
             heads = np.concatenate(
                 [1 + a, (1 + (mid // w + 1) * w)[:, None].repeat(w, 1).ravel() + np.tile(a, (L - 1) * w),
-                 np.full(w, V - 1), [0 if at_sink == "restart" else V - 1]]
+                 np.full(w, nv - 1), [0 if at_sink == "restart" else nv - 1]]
             )  # fmt: skip
             last = w + (L - 1) * w * w  # first edge id into t
-            self.edge_of = np.empty((V, w), np.int64)
+            self.edge_of = np.empty((nv, w), np.int64)
             self.edge_of[0] = a
             self.edge_of[1 : 1 + (L - 1) * w] = w + mid[:, None] * w + a
-            self.edge_of[1 + (L - 1) * w : V - 1] = (last + a)[:, None]
-            self.edge_of[V - 1] = n_edges - 1
+            self.edge_of[1 + (L - 1) * w : nv - 1] = (last + a)[:, None]
+            self.edge_of[nv - 1] = n_edges - 1
         self.tail, self.head = tails.astype(np.int64), heads.astype(np.int64)
         self.n_edges = n_edges
         self.noise_probs = (
@@ -219,7 +220,8 @@ class CongestionDynamics(Dynamics):
             return self.states(), np.full(self.n_states, 1.0 / self.n_states)
         return np.full((1, self.n_agents), self.source, np.int64), np.ones(1)
 
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def sample_initial(self, n: int, rng: np.random.Generator | int | None) -> np.ndarray:
+        rng = V.generator(rng)
         if self.graph == "ring":  # a uniform state: a uniform layer, then a uniform vertex per agent
             layer = rng.integers(self.n_layers, size=(n, 1))
             return layer * self.width + rng.integers(self.width, size=(n, self.n_agents))
@@ -250,8 +252,11 @@ class CongestionDynamics(Dynamics):
     def loads(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Load of each agent's chosen resource, shape (B, N) int64."""
         res, n = self._resources(self.chosen_edges(states, actions))
-        counts = self._counts(res, n)
-        return np.take_along_axis(counts, res, axis=1)
+        if len(res) * n <= _DENSE_COUNT_LIMIT:
+            counts = self._counts(res, n)
+            return np.take_along_axis(counts, res, axis=1)
+        _, _, counts, group = row_counts(res, n)  # memory O(B N), not O(B x resources)
+        return counts[group]
 
     def step(
         self, states: np.ndarray, actions: np.ndarray, noise: np.ndarray
@@ -266,7 +271,11 @@ class CongestionDynamics(Dynamics):
     def potential(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Rosenthal's potential sum_r F(load_r) over resources; N*c on the t -> s edge."""
         res, n = self._resources(self.chosen_edges(states, actions))
-        phi = self.F[self._counts(res, n)].sum(axis=1)
+        if len(res) * n <= _DENSE_COUNT_LIMIT:
+            phi = self.F[self._counts(res, n)].sum(axis=1)
+        else:
+            rows, _, counts, _ = row_counts(res, n)
+            phi = np.bincount(rows, weights=self.F[counts], minlength=len(res))
         if self.graph == "ring":
             return phi
         all_sink = np.all(states == self.sink, axis=1)

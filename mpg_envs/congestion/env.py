@@ -55,7 +55,11 @@ game. Its uniform policy is an exact Nash equilibrium, as in the DAG.
 **Arguments.** ``n_agents=4, n_layers=2, width=2, reward="inverse" (or callable f(loads), or the
 N values f(1..N)), load="edge"|"vertex", at_sink="restart"|"terminate", restart_reward=0.0,
 slip=0.0, graph="dag"|"ring", gamma=0.99, observation="state"|"vector"|"own", max_cycles=20
-(paper 001's T), render_mode=None|"human"|"ansi"|"rgb_array"``.
+(paper 001's T), render_mode=None|"human"|"ansi"|"rgb_array"``. Sizes are bounded before anything
+is allocated: at most ``MAX_AGENTS`` = 100,000 agents, a graph of at most 10^7 edges, fewer than
+2^62 states; ``render_mode="rgb_array"`` draws at most 1,000 edges, ``observation="vector"`` at
+most 2^25 floats per step, and ``model()`` refuses models beyond ``max_transitions`` transitions or
+their memory budget. Numbers may be NumPy scalars; bools are refused.
 
 **Version history.** v0: initial release; ``graph="ring"`` (the game of the authors' code) added
 without changing the default game.
@@ -67,9 +71,12 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs.congestion.dynamics import CongestionDynamics, RewardSpec
 from mpg_envs.core import MPGParallelEnv
 
+#: Most edges an ``rgb_array`` frame draws (about a second per frame at this size).
+MAX_RENDER_EDGES = 1_000
 #: Keyword arguments that give the congestion game of paper 001's public code (see the docstring).
 AUTHORS_CODE_GAME: dict[str, Any] = {"graph": "ring", "n_layers": 1, "load": "vertex"}
 
@@ -108,12 +115,11 @@ class CongestionEnv(MPGParallelEnv):
         dyn = CongestionDynamics(
             n_agents, n_layers, width, reward, load, at_sink, restart_reward, slip, graph=graph
         )
-        if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma <= 1.0):
-            raise ValueError(f"gamma must be in (0, 1], got {gamma!r}")
-        if gamma == 1.0 and (at_sink == "restart" or graph == "ring"):
+        g = V.discount("gamma", gamma)
+        if g == 1.0 and (at_sink == "restart" or graph == "ring"):
             raise ValueError(
                 f"gamma = 1 with graph={graph!r}, at_sink={at_sink!r} gives infinite returns (episodes "
-                "never end); use gamma < 1 or graph='dag' with at_sink='terminate'"
+                f"never end); use gamma < 1 or graph='dag' with at_sink='terminate' (got gamma={gamma!r})"
             )
         self.own_observation_size = dyn.n_vertices
         super().__init__(
@@ -188,13 +194,28 @@ class CongestionEnv(MPGParallelEnv):
         y = 40 + (dyn.slot_of + 0.5) * (H - 80) / rows
         return np.stack([x, y], axis=1)
 
+    def _frame_shape(self) -> tuple[int, int]:
+        return 120 + 80 * self.dynamics.width, 160 + 130 * self.dynamics.n_layers
+
+    def _check_renderable(self) -> None:
+        """Every edge is drawn, each over a box as tall as the frame: bound the edges and the frame."""
+        n_edges = self.dynamics.n_edges
+        if n_edges > MAX_RENDER_EDGES:
+            raise ValueError(
+                f"render_mode='rgb_array' draws every edge: n_layers={self.dynamics.n_layers}, "
+                f"width={self.dynamics.width} give {n_edges:,} edges, over the limit of "
+                f"{MAX_RENDER_EDGES:,}; use render_mode='ansi' or a smaller graph"
+            )
+        super()._check_renderable()
+
     def render_rgb(self) -> np.ndarray:
         """Picture of the DAG: edges shaded and labelled by last step's load, agents as dots."""
         from mpg_envs import _raster as rz
 
+        self._check_renderable()
         dyn = self.dynamics
         ring = dyn.graph == "ring"
-        H, W = 120 + 80 * dyn.width, 160 + 130 * dyn.n_layers
+        H, W = self._frame_shape()
         img = rz.new_canvas(H, W)
         xy = self._layout(H, W)
         edge_load = np.zeros(dyn.n_edges, np.int64)

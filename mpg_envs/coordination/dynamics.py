@@ -13,11 +13,10 @@ independent ``flip_i ~ Bernoulli(eps)``, i.e. ``P(s_i' = 0 | a_i = 0) = 1 - eps`
 
 from __future__ import annotations
 
-import numbers
-
 import numpy as np
 import scipy.sparse as sp
 
+from mpg_envs import _validate as V
 from mpg_envs.core import DEFAULT_MAX_TRANSITIONS, Dynamics, check_model_size
 from mpg_envs.model import TabularModel
 
@@ -49,27 +48,21 @@ def reward_table(n_agents: int) -> np.ndarray:
 
 
 def _check_n_agents(n_agents: object) -> int:
-    if (
-        isinstance(n_agents, bool)
-        or not isinstance(n_agents, (int, np.integer))
-        or not MIN_AGENTS <= n_agents <= MAX_AGENTS
-    ):
-        raise ValueError(
-            f"n_agents must be an integer in [{MIN_AGENTS}, {MAX_AGENTS}] (a coordination game needs "
-            f"at least 2 agents; N = {MAX_AGENTS} already has 2^{2 * MAX_AGENTS} (state, joint "
-            f"action) pairs and 2^{3 * MAX_AGENTS} transition entries), got {n_agents!r}"
-        )
-    return int(n_agents)
+    return V.integer(
+        "n_agents",
+        n_agents,
+        minimum=MIN_AGENTS,
+        maximum=MAX_AGENTS,
+        what=(
+            f"an integer in [{MIN_AGENTS}, {MAX_AGENTS}] (a coordination game needs at least 2 agents; "
+            f"N = {MAX_AGENTS} already has 2^{2 * MAX_AGENTS} (state, joint action) pairs and "
+            f"2^{3 * MAX_AGENTS} transition entries)"
+        ),
+    )
 
 
 def _check_eps(eps: object) -> float:
-    if (
-        isinstance(eps, bool)
-        or not isinstance(eps, numbers.Real)
-        or not 0.0 <= float(eps) <= 1.0  # False for NaN
-    ):
-        raise ValueError(f"eps must be a probability in [0, 1], got {eps!r}")
-    return float(eps)
+    return V.probability("eps", eps)
 
 
 class CoordinationDynamics(Dynamics):
@@ -168,6 +161,7 @@ class CoordinationDynamics(Dynamics):
         Raises:
             ModelTooLargeError: If S * A * noise outcomes exceeds ``max_transitions``.
         """
+        gamma = V.discount("gamma", gamma)
         check_model_size(self, max_transitions)
         S = A = self.n_states
         Q = self.next_state_matrix()

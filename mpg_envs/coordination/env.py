@@ -79,6 +79,7 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs.coordination.dynamics import CoordinationDynamics
 from mpg_envs.core import MPGParallelEnv
 
@@ -107,15 +108,12 @@ class CoordinationEnv(MPGParallelEnv):
         render_mode: str | None = None,
     ) -> None:
         dyn = CoordinationDynamics(n_agents, eps)
-        if isinstance(gamma, bool) or not (
-            isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma <= 1.0
-        ):
-            raise ValueError(f"gamma must be in (0, 1), got {gamma!r}")
-        if gamma == 1.0:
+        if V.is_real(gamma) and float(gamma) == 1.0:
             raise ValueError(
                 "gamma = 1 gives infinite returns: the coordination game has no terminal state; "
-                "use gamma in (0, 1)"
+                f"use gamma in (0, 1) (got gamma={gamma!r})"
             )
+        gamma = V.discount("gamma", gamma, allow_one=False)
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )

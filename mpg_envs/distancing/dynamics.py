@@ -17,11 +17,11 @@ pairs is stepped without Python loops.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from numbers import Real
 
 import numpy as np
 
-from mpg_envs.core import Dynamics
+from mpg_envs import _validate as V
+from mpg_envs.core import _DENSE_COUNT_LIMIT, MAX_AGENTS, Dynamics, row_counts
 
 __all__ = ["DistancingDynamics", "SAFE", "DISTANCING", "DEFAULT_WEIGHTS"]
 
@@ -30,15 +30,6 @@ DISTANCING = 1
 #: The original authors' facility weights (A, B, C, D).
 DEFAULT_WEIGHTS = (1.0, 2.0, 4.0, 6.0)
 _MU_TOL = 1e-9
-
-
-def _real(name: str, value: object, allowed: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, (Real, np.integer, np.floating)):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    v = float(value)
-    if not np.isfinite(v):
-        raise ValueError(f"{name} must be {allowed}, got {value!r}")
-    return v
 
 
 class DistancingDynamics(Dynamics):
@@ -67,41 +58,43 @@ class DistancingDynamics(Dynamics):
         distancing_threshold: float | None = None,
         mu: Sequence[float] = (0.5, 0.5),
     ) -> None:
-        if isinstance(n_agents, bool) or not isinstance(n_agents, (int, np.integer)) or n_agents < 1:
-            raise ValueError(f"n_agents must be a positive integer, got {n_agents!r}")
-        N = int(n_agents)
-        if isinstance(weights, (str, bytes)):
-            raise ValueError(f"weights must be a non-empty sequence of finite numbers, got {weights!r}")
-        try:
-            w = np.array(weights, dtype=np.float64)
-        except (TypeError, ValueError):
-            raise ValueError(
-                f"weights must be a non-empty sequence of finite numbers, got {weights!r}"
-            ) from None
+        N = V.positive_int("n_agents", n_agents, maximum=MAX_AGENTS)
+        what = "a non-empty sequence of finite numbers (one per facility)"
+        if V.is_real(weights):
+            raise V.ArgumentTypeError(f"weights must be {what}, got {V.show(weights)}")
+        w = V.real_array("weights", weights, what=what, finite=False)
+        what = "a non-empty 1-D sequence of finite numbers (one per facility)"
         if w.ndim != 1 or w.size == 0 or not np.all(np.isfinite(w)):
-            raise ValueError(
-                f"weights must be a non-empty 1-D sequence of finite numbers (one per facility), "
-                f"got {weights!r}"
-            )
-        c = _real("penalty", penalty, "a finite number")
+            raise ValueError(f"weights must be {what}, got {V.show(weights)}")
+        c = V.finite_real("penalty", penalty)
         thresholds = {}
         for name, value, default in (
             ("safe_threshold", safe_threshold, N / 2),
             ("distancing_threshold", distancing_threshold, N / 4),
         ):
-            t = default if value is None else _real(name, value, f"a finite number in [0, N={N}]")
-            if not 0.0 <= t <= N:
-                raise ValueError(f"{name} must be a number in [0, N={N}], got {value!r}")
-            thresholds[name] = t
-        try:
-            m = np.array(mu, dtype=np.float64)
-        except (TypeError, ValueError):
-            m = np.full(0, np.nan)
-        if m.shape != (2,) or not np.all(np.isfinite(m)) or m.min() < 0 or abs(m.sum() - 1.0) > _MU_TOL:
-            raise ValueError(
-                "mu must be a probability distribution over the 2 states (safe, distancing): "
-                f"shape (2,), non-negative, summing to 1; got {mu!r}"
+            t = (
+                default
+                if value is None
+                else V.finite_real(name, value, what=f"a finite number in [0, N={N}]")
             )
+            if not 0.0 <= t <= N:
+                raise ValueError(f"{name} must be a number in [0, N={N}], got {V.show(value)}")
+            thresholds[name] = t
+        what = (
+            "a probability distribution over the 2 states (safe, distancing): shape (2,), non-negative, "
+            "summing to 1"
+        )
+        m = V.real_array("mu", mu, finite=False, what=what)
+        low = V.low_precision(mu)  # float32 input: off by its round-off, then renormalised
+        if (
+            m.shape != (2,)
+            or not np.all(np.isfinite(m))
+            or m.min() < 0
+            or abs(m.sum() - 1.0) > V.sum_tolerance(low, 2, _MU_TOL)
+        ):
+            raise ValueError(f"mu must be {what}; got {V.show(mu)}")
+        if low is not None:
+            m = m / m.sum()
         self.n_agents = N
         self.weights = w
         self.weights.setflags(write=False)
@@ -153,22 +146,46 @@ class DistancingDynamics(Dynamics):
 
     def own_counts(self, actions: np.ndarray) -> np.ndarray:
         """Agents at each agent's own facility (itself included), shape (B, N) int64."""
-        return np.take_along_axis(self.counts(actions), np.asarray(actions, dtype=np.int64), axis=1)
+        return self._count_stats(np.asarray(actions, dtype=np.int64), potential=False)[0]
 
     def next_states(self, states: np.ndarray, counts: np.ndarray) -> np.ndarray:
         """Next state from the current states (B, 1) and this step's counts (B, K): (B, 1)."""
-        crowded = counts.max(axis=1) > self._thr[states[:, 0]]
+        return self._next(states, counts.max(axis=1))
+
+    def _next(self, states: np.ndarray, max_count: np.ndarray) -> np.ndarray:
+        crowded = max_count > self._thr[states[:, 0]]
         return np.where(crowded, DISTANCING, SAFE).astype(np.int64)[:, None]
+
+    def _count_stats(
+        self, actions: np.ndarray, potential: bool
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+        """Own counts (B, N), the largest count (B,) and, if asked, sum_k w_k n_k (n_k + 1) / 2 (B,).
+
+        A dense (B, K) histogram while it is small; beyond that the counts come from sorting, in
+        O(B N) memory whatever the number of facilities K.
+        """
+        B, K = len(actions), self.n_facilities
+        if B * K <= _DENSE_COUNT_LIMIT:
+            cnt = self.counts(actions)
+            own = np.take_along_axis(cnt, actions, axis=1)
+            ros = (cnt * (cnt + 1.0) / 2.0) @ self.weights if potential else None
+            return own, cnt.max(axis=1), ros
+        rows, fac, cnt, group = row_counts(actions, K)
+        mx = np.zeros(B, np.int64)
+        np.maximum.at(mx, rows, cnt)
+        ros = None
+        if potential:
+            ros = np.bincount(rows, weights=self.weights[fac] * (cnt * (cnt + 1.0) / 2.0), minlength=B)
+        return cnt[group], mx, ros
 
     def step(
         self, states: np.ndarray, actions: np.ndarray, noise: np.ndarray
     ) -> tuple[np.ndarray, np.ndarray]:
         states = np.asarray(states, dtype=np.int64)
         actions = np.asarray(actions, dtype=np.int64)
-        cnt = self.counts(actions)
-        own = np.take_along_axis(cnt, actions, axis=1)
+        own, mx, _ = self._count_stats(actions, potential=False)
         rewards = self.weights[actions] * own - self._pen[states[:, 0]][:, None]
-        return self.next_states(states, cnt), rewards
+        return self._next(states, mx), rewards
 
     def potential(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:
         """Stage-game potential, shape (B,): Rosenthal's for the weights, minus the penalty once.
@@ -182,6 +199,5 @@ class DistancingDynamics(Dynamics):
         when an agent's deviation moves the game between states (with all weights 0 the game is
         an identical-interest game with potential exactly ``-c * [s = distancing]``).
         """
-        n = self.counts(actions).astype(np.float64)
-        rosenthal = (n * (n + 1.0) / 2.0) @ self.weights
+        rosenthal = self._count_stats(np.asarray(actions, dtype=np.int64), potential=True)[2]
         return rosenthal - self._pen[np.asarray(states, dtype=np.int64)[:, 0]]

@@ -81,7 +81,11 @@ render_mode=None|"human"|"ansi"|"rgb_array"``. Thresholds are real numbers in [0
 with a strict ``>``; either order is allowed (a distancing threshold at or above the safe one removes
 the hysteresis). The game can return to safe only if ``K * floor(distancing_threshold) >= N``: with
 the default 4 facilities and N/4, only when 4 divides N -- for N = 3, 5, 6, 7 distancing is absorbing.
-Weights and penalty may be any finite numbers (the paper's are positive, increasing weights).
+Weights and penalty may be any finite numbers (the paper's are positive, increasing weights);
+bools are refused, and a float32 ``mu`` is accepted within float32 round-off (then renormalised).
+Any number of facilities K is fine for the simulator (counts take O(N) memory); ``model()``
+refuses ``K**N`` beyond its transition and memory budget, ``render_mode="rgb_array"`` frames
+beyond 2^24 pixels.
 
 **Version history.** v0: initial release.
 """
@@ -93,6 +97,7 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs.core import MPGParallelEnv
 from mpg_envs.distancing.dynamics import DEFAULT_WEIGHTS, DISTANCING, SAFE, DistancingDynamics
 
@@ -135,15 +140,12 @@ class DistancingEnv(MPGParallelEnv):
         render_mode: str | None = None,
     ) -> None:
         dyn = DistancingDynamics(n_agents, weights, penalty, safe_threshold, distancing_threshold, mu)
-        if (
-            isinstance(gamma, bool)
-            or not isinstance(gamma, (int, float, np.integer, np.floating))
-            or not 0.0 < gamma < 1.0
-        ):
-            raise ValueError(
-                f"gamma must be in (0, 1), got {gamma!r} (the distancing game never terminates, "
-                "so gamma = 1 would give infinite returns)"
-            )
+        gamma = V.discount(
+            "gamma",
+            gamma,
+            allow_one=False,
+            why="the distancing game never terminates, so gamma = 1 would give infinite returns",
+        )
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
@@ -197,17 +199,25 @@ class DistancingEnv(MPGParallelEnv):
                 lines.append(f"{facility_name(k)} (w={dyn.weights[k]:g}): {counts[k]} [{who}]{reward}")
         return "\n".join(lines)
 
+    def _layout(self) -> tuple[int, int, int, int, int, int]:
+        """(agent columns, agent rows, box width, box height, gap, top) of the facility boxes."""
+        N = self.dynamics.n_agents
+        cols = min(4, N)
+        rows = -(-N // cols)
+        return cols, rows, max(96, 18 * cols + 24), 64 + 18 * rows, 14, 84
+
+    def _frame_shape(self) -> tuple[int, int]:
+        _, _, box_w, box_h, gap, top = self._layout()
+        return top + box_h + 56, max(380, gap + self.dynamics.n_facilities * (box_w + gap))
+
     def render_rgb(self) -> np.ndarray:
         """Banner (SAFE / DISTANCING), then one box per facility with last step's agents as dots."""
         from mpg_envs import _raster as rz
 
         dyn = self.dynamics
-        N, K = dyn.n_agents, dyn.n_facilities
-        cols = min(4, N)
-        rows = -(-N // cols)
-        box_w, box_h, gap, top = max(96, 18 * cols + 24), 64 + 18 * rows, 14, 84
-        W = max(380, gap + K * (box_w + gap))
-        H = top + box_h + 56
+        K = dyn.n_facilities
+        cols, rows, box_w, box_h, gap, top = self._layout()
+        H, W = self._frame_shape()
         img = rz.new_canvas(H, W, (250, 250, 250))
         s = int(self._state[0, 0])
         rz.fill_rect(img, 0, 0, W, 40, _STATE_COLORS[s])

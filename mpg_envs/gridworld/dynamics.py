@@ -12,12 +12,15 @@ so the per-task exact models come from this code too.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
 
-from mpg_envs.core import Dynamics
+from mpg_envs import _validate as V
+from mpg_envs.core import MAX_AGENTS, Dynamics
 from mpg_envs.gridworld.tasks import Task
+from mpg_envs.model import ravel_actions, unravel_actions
 
 _MAX_INDEX = 1 << 62
 
@@ -33,12 +36,22 @@ class MultiTaskDynamics(Dynamics):
         tasks = list(tasks)
         if not tasks:
             raise ValueError("need at least one task")
+        bad = next((t for t in tasks if not isinstance(t, Task)), None)
+        if bad is not None:
+            raise V.ArgumentTypeError(f"tasks must be Task objects, got {V.show(bad)}")
         S, A = tasks[0].n_cells, tasks[0].n_actions
         if any(t.n_cells != S or t.n_actions != A for t in tasks):
             raise ValueError("all tasks must share the number of cells and of actions")
         N = len(tasks)
-        if S**N >= _MAX_INDEX:
-            raise ValueError(f"{N} tasks of {S} cells give {S**N:.3e} joint states, too many to index")
+        if N > MAX_AGENTS:
+            raise ValueError(f"{N:,} tasks (one agent each) are over the limit of {MAX_AGENTS:,} agents")
+        log10_states = N * math.log10(S)
+        if log10_states > 19 or S**N >= _MAX_INDEX:
+            count = V.format_count(S**N) if log10_states < 30 else f"~10^{log10_states:.0f}"
+            raise ValueError(
+                f"{N:,} tasks of {S:,} cells give {count} joint states, over the limit of {_MAX_INDEX:,} "
+                "that int64 state indices can address; use fewer tasks or smaller grids"
+            )
         self.tasks = tasks
         self.n_agents, self.n_cells = N, S
         self.action_sizes = (A,) * N
@@ -80,12 +93,12 @@ class MultiTaskDynamics(Dynamics):
     def index(self, states: np.ndarray) -> np.ndarray:
         st = np.asarray(states, dtype=np.int64)
         ok = np.all((st >= 0) & (st < self.n_cells), axis=1)
-        idx = np.ravel_multi_index(tuple(np.where(ok[:, None], st, 0).T), (self.n_cells,) * self.n_agents)
+        idx = ravel_actions(np.where(ok[:, None], st, 0), (self.n_cells,) * self.n_agents)
         return np.where(ok, idx, -1)
 
     def decode(self, indices: np.ndarray) -> np.ndarray:
         idx = np.asarray(indices, dtype=np.int64)
-        return np.stack(np.unravel_index(idx, (self.n_cells,) * self.n_agents), axis=1).astype(np.int64)
+        return unravel_actions(idx, (self.n_cells,) * self.n_agents)
 
     def states(self) -> np.ndarray:
         return self.decode(np.arange(self.n_states))
@@ -97,8 +110,17 @@ class MultiTaskDynamics(Dynamics):
         p = np.prod([self.tasks[i].start[st[:, i]] for i in range(self.n_agents)], axis=0)
         return st, p
 
-    def sample_initial(self, n: int, rng: np.random.Generator) -> np.ndarray:
+    def start_error(self, state: np.ndarray) -> str | None:
+        """Walls are model states (absorbing, never entered) but no agent can start in one."""
+        for i, (task, cell) in enumerate(zip(self.tasks, np.asarray(state).tolist())):
+            if task.walls[cell]:
+                r, c = divmod(int(cell), task.shape[1])
+                return f"agent_{i}'s cell {cell} (row {r}, column {c}) is a wall of its task"
+        return None
+
+    def sample_initial(self, n: int, rng: np.random.Generator | int | None) -> np.ndarray:
         """Each task's start cell drawn independently, shape (n, N)."""
+        rng = V.generator(rng)
         return np.stack([rng.choice(self.n_cells, size=n, p=t.start) for t in self.tasks], axis=1)
 
     def agent_terminal(self, states: np.ndarray) -> np.ndarray:

@@ -17,7 +17,9 @@ own policy just solve their own task.
 reconstruction of Fig. 2, whose picture is not in the paper's text; ``"chain_reversed"`` and
 ``"chain_slip"`` (the two 5-state, 2-task chains of §2.2; ``chain_p`` sets the second one's
 p); or custom grids, one text string per task (``"S..#..G"``; ``.`` empty, ``S`` start, ``G``
-goal, ``#`` obstacle, ``W`` wall; rows separated by newlines or ``/``).
+goal, ``#`` obstacle, ``W`` wall; rows separated by newlines or ``/``). A grid has at most
+``MAX_GRID_CELLS`` = 1,600 cells (its transition table is a dense (S, 4, S) array) and a layout's
+tables together at most 0.5 GiB; larger ones are refused before anything is built.
 
 **State.** The cell of every agent; model index ``ravel_multi_index(cells, (S,) * N)``. The joint
 model ``env.unwrapped.model()`` exists for small layouts (the chains: 25 states); for 10x10 grids
@@ -27,7 +29,12 @@ dynamics) and :func:`mpg_envs.exact.multitask_value` / ``multitask_gradient``.
 
 **Actions.** Grids: ``Discrete(4)``, 0 up, 1 down, 2 left, 3 right (off-grid or into a wall: stay);
 chains: ``Discrete(2)``, 0 = L, 1 = R. With ``slip > 0`` a uniformly random action replaces the
-chosen one with probability ``slip``.
+chosen one with probability ``slip``, on grids and chains alike (the paper's chains have
+``slip=0``).
+
+**Episodes.** ``reset(options={"state": s})`` starts from a joint index or a cell per agent
+(shape (N,)); a wall cannot start an episode. ``GridWorldTask-v0`` raises ``RuntimeError`` when
+stepped after termination or truncation, until ``reset()``.
 
 **Observations.** ``"own"`` (default) -- the agent's own cell, ``Discrete(S)``: what a shared
 policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -- one-hot agent id
@@ -53,12 +60,14 @@ objective (exact gradient 0). The paper's specialisations to gamma = sqrt(0.5),
 ``sqrt(2) (2 - 4p) / 3``, which the exact model reproduces (the paper's ordering conclusion still
 holds).
 
-**Arguments.** ``layout="no_conflict"``, ``slip=0.0``, ``chain_p=0.75``, ``gamma=0.95``,
-``observation="own"|"state"|"vector"``, ``max_cycles=100``,
+**Arguments.** ``layout="no_conflict"``, ``slip=0.0`` (probability, every layout),
+``chain_p=0.75`` (probability, used by ``"chain_slip"``, checked for every layout),
+``gamma=0.95`` (in (0, 1)), ``observation="own"|"state"|"vector"``, ``max_cycles=100``,
 ``render_mode=None|"human"|"ansi"|"rgb_array"``. ``env.unwrapped.render_rgb(policy)`` draws a
 shared policy's most likely path in every task (the paper's Fig. 2 as a picture).
 
-**Version history.** v0: initial release.
+**Version history.** v0: initial release; ``slip`` applies to the chain layouts too (it was
+ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation.
 """
 
 from __future__ import annotations
@@ -69,7 +78,8 @@ from typing import Any
 import gymnasium
 import numpy as np
 
-from mpg_envs.core import MPGParallelEnv, build_model, sample_step
+from mpg_envs import _validate as V
+from mpg_envs.core import MPGParallelEnv, _sample_step, build_model
 from mpg_envs.gridworld.dynamics import MultiTaskDynamics
 from mpg_envs.gridworld.tasks import Task, layout_tasks
 from mpg_envs.model import TabularModel
@@ -87,9 +97,18 @@ _COLORS = {
 
 
 def _check_gamma(gamma: float) -> float:
-    if not (isinstance(gamma, (int, float, np.floating)) and 0.0 < gamma < 1.0):
-        raise ValueError(f"gamma must be in (0, 1) (tasks may never terminate), got {gamma!r}")
-    return float(gamma)
+    return V.discount("gamma", gamma, allow_one=False, why="tasks may never terminate")
+
+
+def _check_policy(task: Task, policy: Any) -> np.ndarray | None:
+    """A shared policy for drawing: None or a finite (S, A) array."""
+    if policy is None:
+        return None
+    shape = (task.n_cells, task.n_actions)
+    p = V.real_array("policy", policy, what=f"an array of shape (S, A) = {shape}")
+    if p.shape != shape:
+        raise ValueError(f"policy must have shape (S, A) = {shape}, got {p.shape}")
+    return p
 
 
 def most_likely_path(task: Task, policy: np.ndarray | None, max_len: int | None = None) -> list[int]:
@@ -100,6 +119,9 @@ def most_likely_path(task: Task, policy: np.ndarray | None, max_len: int | None 
         policy: Shared policy (S, A); None gives just the start cell.
         max_len: Stop after this many cells (default S); a repeated cell also stops the path.
     """
+    policy = _check_policy(task, policy)
+    if max_len is not None:
+        max_len = V.positive_int("max_len", max_len)
     cell = int(task.start.argmax())
     path = [cell]
     if policy is None:
@@ -134,10 +156,15 @@ def draw_tasks(
     """
     from mpg_envs import _raster as rz
 
+    tasks = list(tasks)
+    if not tasks or not all(isinstance(t, Task) for t in tasks):
+        raise V.ArgumentTypeError(f"tasks must be a non-empty sequence of Task, got {V.show(tasks)}")
+    policy = _check_policy(tasks[0], policy)
+    cell_px = V.positive_int("cell_px", cell_px)
     H, W = tasks[0].shape
     pad, title = 12, 18
     tw, th = W * cell_px, H * cell_px
-    img = rz.new_canvas(th + 2 * pad + title, len(tasks) * (tw + pad) + pad)
+    img = rz.new_canvas(*_frame_shape(tasks, cell_px))
     for k, task in enumerate(tasks):
         x0, y0 = pad + k * (tw + pad), pad + title
         rz.draw_text(img, f"TASK {k + 1}", x0, 4, (0, 0, 0))
@@ -170,6 +197,13 @@ def draw_tasks(
                 img, x0 + (c + 0.5) * cell_px, y0 + (r + 0.5) * cell_px, cell_px / 4, _COLORS["agent"]
             )
     return img
+
+
+def _frame_shape(tasks: Sequence[Task], cell_px: int = 26) -> tuple[int, int]:
+    """(H, W) of :func:`draw_tasks`' picture."""
+    H, W = tasks[0].shape
+    pad, title = 12, 18
+    return H * cell_px + 2 * pad + title, len(tasks) * (W * cell_px + pad) + pad
 
 
 def _text_grid(task: Task, cell: int | None) -> str:
@@ -208,8 +242,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
         max_cycles: int = 100,
         render_mode: str | None = None,
     ) -> None:
-        if not (isinstance(slip, (int, float, np.floating)) and 0.0 <= slip <= 1.0):
-            raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
         self.tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
         self.layout = layout
         dyn = MultiTaskDynamics(self.tasks)
@@ -222,6 +254,9 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
             render_mode=render_mode,
         )
         self._task_models: list[TabularModel] | None = None
+
+    def _frame_shape(self) -> tuple[int, int]:
+        return _frame_shape(self.tasks)
 
     def task_models(self) -> list[TabularModel]:
         """One single-agent exact model per task (S cells, A actions), from the same dynamics."""
@@ -258,11 +293,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
     def render_rgb(self, policy: np.ndarray | None = None) -> np.ndarray:
         """Tasks side by side with agents; with ``policy`` (S, A), its most likely path per task."""
         cells = None if self._state is None else self._state[0]
-        if policy is not None:
-            policy = np.asarray(policy, dtype=np.float64)
-            shape = (self.dynamics.n_cells, self.dynamics.action_sizes[0])
-            if policy.shape != shape:
-                raise ValueError(f"policy must have shape (S, A) = {shape}, got {policy.shape}")
         return draw_tasks(self.tasks, cells, policy)
 
 
@@ -298,16 +328,15 @@ class GridWorldTaskEnv(gymnasium.Env):
         render_mode: str | None = None,
     ) -> None:
         tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
-        if isinstance(task, bool) or not isinstance(task, (int, np.integer)) or not 0 <= task < len(tasks):
-            raise ValueError(f"task must be an index in [0, {len(tasks)}), got {task!r}")
-        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
-            raise ValueError(
-                f"render_mode must be None or one of {self.metadata['render_modes']}, got {render_mode!r}"
-            )
-        if not isinstance(max_steps, (int, np.integer)) or max_steps < 1:
-            raise ValueError(f"max_steps must be a positive integer, got {max_steps!r}")
+        task = V.integer(
+            "task", task, minimum=0, maximum=len(tasks) - 1, what=f"an index in [0, {len(tasks)})"
+        )
+        modes = self.metadata["render_modes"]
+        if render_mode is not None and not any(render_mode == m and type(render_mode) is str for m in modes):
+            raise ValueError(f"render_mode must be None or one of {modes}, got {V.show(render_mode)}")
+        max_steps = V.positive_int("max_steps", max_steps)
         self.task = tasks[task]
-        self.task_id = int(task)
+        self.task_id = task
         self.dynamics = MultiTaskDynamics([self.task])
         self.gamma = _check_gamma(gamma)
         self.max_steps = int(max_steps)
@@ -316,6 +345,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         self.action_space = gymnasium.spaces.Discrete(self.task.n_actions)
         self._cell: np.ndarray | None = None
         self._t = 0
+        self._ended = ""  # why the episode ended ("terminated" / "truncated"), "" while it runs
         self._model: TabularModel | None = None
 
     def model(self) -> TabularModel:
@@ -325,40 +355,49 @@ class GridWorldTaskEnv(gymnasium.Env):
         return self._model
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start an episode; ``options={"state": cell}`` starts in a given non-wall cell."""
+        seed = V.seed(seed)
+        options = V.options_dict("options", options)
         super().reset(seed=seed)
-        start = None if options is None else options.get("state")
+        start = options.get("state")
         if start is None:
             self._cell = self.dynamics.sample_initial(1, self.np_random)
         else:
-            if (
-                isinstance(start, bool)
-                or not isinstance(start, (int, np.integer))
-                or not 0 <= start < self.task.n_cells
-            ):
-                raise ValueError(
-                    f"options['state'] must be a cell in [0, {self.task.n_cells}), got {start!r}"
-                )
-            self._cell = np.array([[int(start)]])
+            S = self.task.n_cells
+            cell = V.integer("options['state']", start, minimum=0, maximum=S - 1, what=f"a cell in [0, {S})")
+            why = self.dynamics.start_error(np.array([cell]))
+            if why:
+                raise ValueError(f"options['state'] = {V.show(start)} cannot start an episode: {why}")
+            self._cell = np.array([[cell]])
         self._t = 0
+        self._ended = ""
         return int(self._cell[0, 0]), {"cell": int(self._cell[0, 0])}
 
     def step(self, action: Any):
+        """One move; after termination or truncation, call ``reset()`` before stepping again.
+
+        Raises:
+            RuntimeError: Before ``reset()`` or after the episode ended.
+            TypeError / ValueError: A non-integer or out-of-range action.
+        """
         if self._cell is None:
             raise RuntimeError("call reset() before step()")
         if isinstance(action, np.ndarray) and action.size == 1:
             action = action.reshape(())[()]
-        if isinstance(action, bool) or not isinstance(action, (int, np.integer)):
-            raise TypeError(f"action must be an integer in [0, {self.task.n_actions}), got {action!r}")
+        if isinstance(action, (bool, np.bool_)) or not isinstance(action, (int, np.integer)):
+            raise TypeError(f"action must be an integer in [0, {self.task.n_actions}), got {V.show(action)}")
         if not 0 <= action < self.task.n_actions:
-            raise ValueError(f"action must be in [0, {self.task.n_actions}), got {action}")
-        if self.task.terminal[self._cell[0, 0]]:
-            raise RuntimeError("step() called after the episode terminated; call reset()")
-        nxt, rew = sample_step(self.dynamics, self._cell, np.array([[action]]), self.np_random)
+            raise ValueError(f"action must be in [0, {self.task.n_actions}), got {V.show(action)}")
+        if self._ended or self.task.terminal[self._cell[0, 0]]:
+            why = self._ended or "terminated"
+            raise RuntimeError(f"step() called after the episode {why}; call reset()")
+        nxt, rew = _sample_step(self.dynamics, self._cell, np.array([[action]], np.int64), self.np_random)
         self._cell = nxt
         self._t += 1
         cell = int(nxt[0, 0])
         terminated = bool(self.task.terminal[cell])
         truncated = self._t >= self.max_steps and not terminated
+        self._ended = "terminated" if terminated else "truncated" if truncated else ""
         return cell, float(rew[0, 0]), terminated, truncated, {"cell": cell}
 
     def render(self):

@@ -20,6 +20,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mpg_envs import _validate as V
+
 __all__ = [
     "Task",
     "GridSpec",
@@ -32,8 +34,21 @@ __all__ = [
 ]
 
 GRID_ACTIONS = ("up", "down", "left", "right")
+#: Most cells of a grid task: its transition table is a dense (S, 4, S) array (S = 1,600, a 40x40
+#: grid: 82 MB, about 0.5 GB and 1 s to compile with slip).
+MAX_GRID_CELLS = 1_600
+#: Most memory the dense transition tables of one layout's tasks may take together.
+MAX_TASK_TABLE_BYTES = 2**29
 _MOVES = np.array([[-1, 0], [1, 0], [0, -1], [0, 1]])
 _CHARS = set(".SG#W")
+
+
+def _task_array(task: str, name: str, value: object, **kw: object) -> np.ndarray:
+    """:func:`mpg_envs._validate.real_array`, its message prefixed with the task's name."""
+    try:
+        return V.real_array(name, value, **kw)
+    except ValueError as err:
+        raise type(err)(f"task {task!r}: {err}") from None
 
 
 @dataclass(frozen=True, eq=False)
@@ -61,23 +76,32 @@ class Task:
     name: str = ""
 
     def __post_init__(self) -> None:
-        P = np.asarray(self.P, dtype=np.float64)
+        P = _task_array(self.name, "P", self.P, what="an array of probabilities (S, A, S)")
         if P.ndim != 3 or P.shape[0] != P.shape[2]:
             raise ValueError(f"task {self.name!r}: P must have shape (S, A, S), got {P.shape}")
         S, A, _ = P.shape
-        if np.any(P < 0) or np.any(np.abs(P.sum(axis=2) - 1) > 1e-9):
-            raise ValueError(f"task {self.name!r}: P(. | s, a) must be probability vectors")
+        dev = np.abs(P.sum(axis=2) - 1)
+        if np.any(P < 0) or np.any(dev > 1e-9):
+            s, a = np.unravel_index(
+                int(dev.argmax() if dev.max() > 1e-9 else P.min(axis=2).argmin()), dev.shape
+            )
+            raise ValueError(
+                f"task {self.name!r}: P(. | s, a) must be probability vectors, got P[{s}, {a}] = "
+                f"{P[s, a].tolist()}"
+            )
         term = np.asarray(self.terminal, dtype=bool)
         walls = np.zeros(S, bool) if self.walls is None else np.asarray(self.walls, dtype=bool)
-        start = np.asarray(self.start, dtype=np.float64)
-        reward = np.asarray(self.reward, dtype=np.float64)
+        start = _task_array(self.name, "start", self.start)
+        reward = _task_array(self.name, "reward", self.reward, finite=False)
         for nm, arr in (("reward", reward), ("terminal", term), ("start", start), ("walls", walls)):
             if arr.shape != (S,):
                 raise ValueError(f"task {self.name!r}: {nm} must have shape ({S},), got {arr.shape}")
         if not np.all(np.isfinite(reward)):
             raise ValueError(f"task {self.name!r}: rewards must be finite")
         if start.min() < 0 or abs(start.sum() - 1) > 1e-9:
-            raise ValueError(f"task {self.name!r}: start must be a probability vector")
+            raise ValueError(
+                f"task {self.name!r}: start must be a probability vector, got {V.show(self.start)}"
+            )
         if np.any(start[term | walls] > 0):
             raise ValueError(
                 f"task {self.name!r}: the start distribution puts mass on a terminal or wall cell"
@@ -85,6 +109,10 @@ class Task:
         ts = np.flatnonzero(term)
         if np.any(P[ts, :, ts] != 1.0):
             raise ValueError(f"task {self.name!r}: terminal cells must be absorbing")
+        shape = tuple(self.shape) if isinstance(self.shape, (tuple, list)) else ()
+        if len(shape) != 2 or not all(V.is_integer(x) for x in shape):
+            raise ValueError(f"task {self.name!r}: shape must be (rows, cols), got {V.show(self.shape)}")
+        object.__setattr__(self, "shape", (int(shape[0]), int(shape[1])))
         if len(self.action_names) != A or self.shape[0] * self.shape[1] != S:
             raise ValueError(f"task {self.name!r}: shape/action_names do not match S={S}, A={A}")
         for k, v in (("P", P), ("reward", reward), ("terminal", term), ("start", start), ("walls", walls)):
@@ -148,14 +176,24 @@ class GridSpec:
     name: str = ""
 
     def __post_init__(self) -> None:
-        H, W = self.shape
+        shape = tuple(self.shape) if isinstance(self.shape, (tuple, list)) else ()
+        if len(shape) != 2 or not all(V.is_integer(x) for x in shape):
+            raise V.ArgumentTypeError(
+                f"grid {self.name!r}: shape must be (rows, cols), got {V.show(self.shape)}"
+            )
+        H, W = (int(x) for x in shape)
         if H < 1 or W < 1:
             raise ValueError(f"grid {self.name!r}: shape must be positive, got {self.shape}")
+        _check_cells(H * W, f"grid {self.name!r} of {H}x{W}")
         kinds = {"goal": self.goals, "obstacle": self.obstacles, "wall": self.walls, "start": self.starts}
         seen: dict[tuple[int, int], str] = {}
         for kind, cells in kinds.items():
             for rc in cells:
-                r, c = rc
+                if not (isinstance(rc, (tuple, list)) and len(rc) == 2 and all(V.is_integer(x) for x in rc)):
+                    raise ValueError(
+                        f"grid {self.name!r}: a {kind} must be a (row, col) pair of ints, got {V.show(rc)}"
+                    )
+                r, c = (int(x) for x in rc)
                 if not (0 <= r < H and 0 <= c < W):
                     raise ValueError(f"grid {self.name!r}: {kind} {tuple(rc)} is outside the {H}x{W} grid")
                 if tuple(rc) in seen:
@@ -167,9 +205,12 @@ class GridSpec:
     @classmethod
     def from_text(cls, text: str, name: str = "") -> GridSpec:
         """Parse the text format (see module docstring)."""
+        if not isinstance(text, str):
+            raise V.ArgumentTypeError(f"grid {name!r}: a grid layout must be a str, got {V.show(text)}")
         rows = [r.strip() for r in text.replace("/", "\n").strip().splitlines() if r.strip()]
         if not rows:
             raise ValueError(f"grid {name!r}: empty layout")
+        _check_cells(sum(len(r) for r in rows), f"grid {name!r} of {len(rows)}x{len(rows[0])}")
         width = len(rows[0])
         if any(len(r) != width for r in rows):
             raise ValueError(f"grid {name!r}: rows have different lengths {[len(r) for r in rows]}")
@@ -201,8 +242,7 @@ class GridSpec:
 
     def task(self, slip: float = 0.0) -> Task:
         """Compile to a :class:`Task` (4 moves, arrival rewards, optional slip)."""
-        if not 0.0 <= slip <= 1.0:
-            raise ValueError(f"slip must be a probability in [0, 1], got {slip!r}")
+        slip = V.probability("slip", slip)
         H, W = self.shape
         S = H * W
 
@@ -229,7 +269,9 @@ class GridSpec:
         else:
             start = (~(term | wall)).astype(float)
             if start.sum() == 0:
-                raise ValueError(f"grid {self.name!r}: no free cell to start from")
+                raise ValueError(
+                    f"grid {self.name!r}: no free cell to start from in {V.show(self.to_text())}"
+                )
         reward = np.where(goal, 1.0, np.where(obst, -1.0, 0.0))
         return Task(P, reward, term, start / start.sum(), (H, W), walls=wall, name=self.name)
 
@@ -240,7 +282,7 @@ def grid_task(text: str, slip: float = 0.0, name: str = "") -> Task:
 
 
 # --------------------------------------------------------------------------------------- chains
-def chain_tasks(variant: str = "reversed", p: float = 0.75) -> list[Task]:
+def chain_tasks(variant: str = "reversed", p: float = 0.75, slip: float = 0.0) -> list[Task]:
     """The two 5-state, 2-task chains of paper 004 §2.2 (actions 0 = L, 1 = R; start S_3).
 
     Task 1 pays +1 for reaching S_1 and -1 for S_5; task 2 the reverse; both are absorbing.
@@ -250,11 +292,13 @@ def chain_tasks(variant: str = "reversed", p: float = 0.75) -> list[Task]:
             reverses them in S_2 and S_4) or ``"slip"`` (second example: in S_2 and S_4 the move
             ignores the action, task 1 going left with prob. 1 - p, task 2 with prob. p).
         p: The second example's probability, in (0.5, 1] in the paper (any [0, 1] accepted).
+        slip: Probability that a uniformly random action replaces the chosen one (0 in the
+            paper), as on grids.
     """
-    if variant not in ("reversed", "slip"):
-        raise ValueError(f"chain variant must be 'reversed' or 'slip', got {variant!r}")
-    if not 0.0 <= p <= 1.0:
-        raise ValueError(f"p must be a probability in [0, 1], got {p!r}")
+    if not (isinstance(variant, str) and variant in ("reversed", "slip")):
+        raise ValueError(f"chain variant must be 'reversed' or 'slip', got {V.show(variant)}")
+    p = V.probability("p", p)
+    slip = V.probability("slip", slip)
     S, L, R = 5, 0, 1
     tasks = []
     for k in range(2):
@@ -273,6 +317,7 @@ def chain_tasks(variant: str = "reversed", p: float = 0.75) -> list[Task]:
         reward = np.array([1.0, 0, 0, 0, -1.0]) * (1 if k == 0 else -1)
         term = np.array([True, False, False, False, True])
         start = np.eye(S)[2]
+        P[~term] = (1 - slip) * P[~term] + slip * P[~term].mean(axis=1, keepdims=True)
         tasks.append(
             Task(P, reward, term, start, (1, S), action_names=("L", "R"), name=f"chain_{variant}_{k + 1}")
         )
@@ -335,28 +380,63 @@ LAYOUTS = {
 def layout_tasks(layout: str | Sequence[str], slip: float = 0.0, chain_p: float = 0.75) -> list[Task]:
     """Tasks of a named layout, or of custom grids given as one text string per task.
 
+    Args:
+        layout: A name in :data:`LAYOUTS` or a non-empty sequence of grid strings (one per task).
+        slip: Probability that a uniformly random action replaces the chosen one (every layout).
+        chain_p: The ``"chain_slip"`` layout's p (validated for every layout).
+
     Raises:
-        ValueError: Unknown name, malformed text, or tasks with different grid shapes.
+        ValueError: Unknown name, malformed text, too many cells or tasks, tasks with different grid
+            shapes, or a slip / chain_p that is not a probability.
     """
+    slip = V.probability("slip", slip)
+    chain_p = V.probability("chain_p", chain_p)
     if isinstance(layout, str):
         if layout == "chain_reversed":
-            return chain_tasks("reversed")
+            return chain_tasks("reversed", slip=slip)
         if layout == "chain_slip":
-            return chain_tasks("slip", chain_p)
+            return chain_tasks("slip", chain_p, slip=slip)
         if layout not in LAYOUTS:
             raise ValueError(
                 f"unknown layout {layout!r}; named layouts: {sorted(LAYOUTS)}, "
                 "or pass one grid string per task"
             )
         return [spec.task(slip) for spec in _named(layout)]
+    what = "a layout name or a non-empty sequence of grid strings, one per task"
+    if not isinstance(layout, Sequence) or isinstance(layout, bytes):
+        raise V.ArgumentTypeError(f"layout must be {what}, got {V.show(layout)}")
     texts = list(layout)
-    if not texts or not all(isinstance(t, str) for t in texts):
-        raise ValueError("a custom layout is a non-empty sequence of grid strings, one per task")
-    tasks = [grid_task(t, slip, name=f"task_{i + 1}") for i, t in enumerate(texts)]
-    shapes = {t.shape for t in tasks}
+    bad = next((t for t in texts if not isinstance(t, str)), None)
+    if not texts or bad is not None:
+        detail = f" (item {V.show(bad)} is not a str)" if texts else ""
+        raise ValueError(f"layout must be {what}, got {V.show(layout)}{detail}")
+    from mpg_envs.core import MAX_AGENTS
+
+    if len(texts) > MAX_AGENTS:
+        raise ValueError(
+            f"a custom layout has one task per agent, at most {MAX_AGENTS:,}; got {len(texts):,}"
+        )
+    specs = [GridSpec.from_text(t, name=f"task_{i + 1}") for i, t in enumerate(texts)]
+    shapes = {spec.shape for spec in specs}
     if len(shapes) > 1:
         raise ValueError(f"all tasks must share one grid shape (one state space), got {sorted(shapes)}")
-    return tasks
+    H, W = specs[0].shape
+    nbytes = len(specs) * (H * W) ** 2 * len(GRID_ACTIONS) * 8
+    if nbytes > MAX_TASK_TABLE_BYTES:
+        raise ValueError(
+            f"{len(specs):,} tasks of {H * W:,} cells need {nbytes / 2**30:.1f} GiB of dense (S, 4, S) "
+            f"transition tables, over the limit of {MAX_TASK_TABLE_BYTES / 2**30:.1f} GiB; use fewer tasks "
+            "or smaller grids"
+        )
+    return [spec.task(slip) for spec in specs]
+
+
+def _check_cells(n_cells: int, what: str) -> None:
+    if n_cells > MAX_GRID_CELLS:
+        raise ValueError(
+            f"{what} has {n_cells:,} cells, over the limit of {MAX_GRID_CELLS:,} (a task's transition "
+            "table is a dense (S, 4, S) array); use a smaller grid"
+        )
 
 
 def layout_text(layout: str) -> list[str]:
