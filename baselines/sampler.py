@@ -42,6 +42,7 @@ from scipy.signal import lfilter
 
 from baselines.estimators import Estimate
 from mpg_envs.core import Dynamics, sample_step
+from mpg_envs.exact import check_policy_table
 
 __all__ = [
     "Rollouts",
@@ -52,7 +53,6 @@ __all__ = [
     "returns_to_go",
 ]
 
-_STOCH_TOL = 1e-8  # same tolerance as mpg_envs.exact.check_policy
 #: Up to this many model states, the terminal flags are tabulated once per sampler (a lookup per
 #: step instead of a call to ``Dynamics.terminal``).
 TERMINAL_TABLE_MAX_STATES = 1 << 20
@@ -170,21 +170,11 @@ class BatchSampler:
             raise ValueError(f"policies must be a sequence of {N} arrays of shape (S, |A_i|)")
         if len(policies) != N:
             raise ValueError(f"expected one policy per agent ({N}), got {len(policies)}")
-        pols = [np.asarray(p, dtype=np.float64) for p in policies]
-        S = self.dynamics.n_states
-        for i, (p, k) in enumerate(zip(pols, sizes)):
-            if self.observe is None and p.shape != (S, k):
-                raise ValueError(f"policy of agent {i} must have shape (S, |A_i|) = {(S, k)}, got {p.shape}")
-            if self.observe is not None and (p.ndim != 2 or p.shape[1] != k or p.shape[0] < 1):
-                raise ValueError(
-                    f"policy of agent {i} must have shape (n_observations, |A_i| = {k}), got {p.shape}"
-                )
-            if not np.all(np.isfinite(p)) or p.min() < 0:
-                raise ValueError(f"policy of agent {i} has negative, NaN or infinite entries")
-            dev = np.abs(p.sum(axis=1) - 1.0)
-            if dev.max() > _STOCH_TOL:
-                s = int(dev.argmax())
-                raise ValueError(f"policy of agent {i} is not row-stochastic: row {s} sums to {p[s].sum()!r}")
+        rows = None if self.observe is not None else self.dynamics.n_states
+        pols = [
+            check_policy_table(f"policy of agent {i}", p, k, n_rows=rows)
+            for i, (p, k) in enumerate(zip(policies, sizes))
+        ]
         R = max(p.shape[0] for p in pols)
         K1 = max(sizes) - 1
         cdf = np.full((R, N, max(K1, 1)), np.inf)

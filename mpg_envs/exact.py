@@ -35,6 +35,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
+from typing import Any
 
 import numpy as np
 import scipy.linalg
@@ -51,6 +52,7 @@ __all__ = [
     "SocialOptimum",
     "Certificate",
     "check_policy",
+    "check_policy_table",
     "uniform_policy",
     "random_policy",
     "softmax_policy",
@@ -122,36 +124,54 @@ def check_policy(model: TabularModel, policies: Policy) -> list[np.ndarray]:
         raise chk.ArgumentTypeError(f"policies must be {what}, got {chk.show(policies)}")
     if len(policies) != N:
         raise ValueError(f"expected one policy per agent ({N}), got {len(policies)}")
-    out = []
-    for i, (p, k) in enumerate(zip(policies, model.action_sizes)):
-        name = f"policy of agent {i}"
-        raw = np.asarray(p) if isinstance(p, np.ndarray) else None
-        q = chk.real_array(
-            name, p, finite=False, what=f"an array of probabilities of shape (S, |A_i|) = {(S, k)}"
+    return [
+        check_policy_table(f"policy of agent {i}", p, k, n_rows=S)
+        for i, (p, k) in enumerate(zip(policies, model.action_sizes))
+    ]
+
+
+def check_policy_table(name: str, table: Any, n_actions: int, n_rows: int | None = None) -> np.ndarray:
+    """Validate one agent's policy table and return it as float64 (see :func:`check_policy`).
+
+    Args:
+        name: How the error messages call it (e.g. ``"policy of agent 0"``).
+        table: Shape (n_rows, n_actions): one probability row per state (or per observation).
+        n_actions: |A_i|.
+        n_rows: Required number of rows; None accepts any number >= 1 (tables over observations).
+
+    Returns:
+        The table as float64 (rows renormalised when it was given in a lower precision).
+
+    Raises:
+        ValueError / TypeError: Wrong shape, bool or non-numeric entries, non-finite or negative
+            entries, rows not summing to 1 within the dtype-aware tolerance.
+    """
+    k = n_actions
+    shape = f"(S, |A_i|) = {(n_rows, k)}" if n_rows is not None else f"(n_observations, |A_i| = {k})"
+    raw = np.asarray(table) if isinstance(table, np.ndarray) else None
+    q = chk.real_array(name, table, finite=False, what=f"an array of probabilities of shape {shape}")
+    if q.ndim != 2 or q.shape[1] != k or (n_rows is not None and q.shape[0] != n_rows) or q.shape[0] < 1:
+        raise ValueError(f"{name} must have shape {shape}, got {q.shape}")
+    if not np.all(np.isfinite(q)):
+        s = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
+        raise ValueError(f"{name} has NaN or infinite entries, e.g. row {s} = {q[s].tolist()}")
+    if q.min() < 0:
+        s, a = np.unravel_index(int(q.argmin()), q.shape)
+        raise ValueError(
+            f"{name} has negative probabilities (min {q.min():.3g}, row {int(s)} = {q[s].tolist()})"
         )
-        if q.shape != (S, k):
-            raise ValueError(f"{name} must have shape (S, |A_i|) = {(S, k)}, got {q.shape}")
-        if not np.all(np.isfinite(q)):
-            s = int(np.flatnonzero(~np.isfinite(q).all(axis=1))[0])
-            raise ValueError(f"{name} has NaN or infinite entries, e.g. row {s} = {q[s].tolist()}")
-        if q.min() < 0:
-            s, a = np.unravel_index(int(q.argmin()), q.shape)
-            raise ValueError(
-                f"{name} has negative probabilities (min {q.min():.3g}, row {int(s)} = {q[s].tolist()})"
-            )
-        low = chk.low_precision(raw)
-        tol = float(chk.sum_tolerance(low, k, _STOCH_TOL))
-        sums = q.sum(axis=1)
-        dev = np.abs(sums - 1.0)
-        if dev.max() > tol:
-            s = int(dev.argmax())
-            raise ValueError(
-                f"{name} is not row-stochastic: row {s} sums to {float(sums[s])!r} (tolerance {tol:.2g})"
-            )
-        if low is not None:
-            q = q / sums[:, None]
-        out.append(q)
-    return out
+    low = chk.low_precision(raw)
+    tol = float(chk.sum_tolerance(low, k, _STOCH_TOL))
+    sums = q.sum(axis=1)
+    dev = np.abs(sums - 1.0)
+    if dev.max() > tol:
+        s = int(dev.argmax())
+        raise ValueError(
+            f"{name} is not row-stochastic: row {s} sums to {float(sums[s])!r} (tolerance {tol:.2g})"
+        )
+    if low is not None:
+        q = q / sums[:, None]
+    return q
 
 
 def uniform_policy(model: TabularModel) -> list[np.ndarray]:

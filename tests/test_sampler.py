@@ -382,7 +382,7 @@ def test_bad_arguments():
         sampler.rollout([uni[0], np.full((2, 3), 1 / 3)], 5, 5)
     with pytest.raises(ValueError, match="policy of agent 0 is not row-stochastic: row 1"):
         sampler.rollout([np.array([[0.25] * 4, [0.5] * 4]), uni[1]], 5, 5)
-    with pytest.raises(ValueError, match="policy of agent 1 has negative, NaN or infinite entries"):
+    with pytest.raises(ValueError, match=r"policy of agent 1 has negative probabilities \(min -0.5, row 0"):
         sampler.rollout([uni[0], np.array([[1.5, -0.5, 0, 0], [0.25] * 4])], 5, 5)
     ro = sampler.rollout(uni, 3, 4)
     with pytest.raises(ValueError, match=r"horizon must be in \[1, T=4\], got 5"):
@@ -508,3 +508,16 @@ def test_forced_action_estimator_bad_arguments():
     big = make("mpg/Congestion-v0", n_agents=20).dynamics
     with pytest.raises(ValueError, match="2,097,154 states, over max_states=65,536"):
         ForcedActionEstimator(big, 0.99)
+
+
+def test_sampler_accepts_float32_policies_like_exact():
+    """One policy check for exact and the sampler: a float32 softmax (torch's default) is accepted
+    and gives the same rollouts as its float64 renormalisation."""
+    env = make("mpg/Distancing-v0", n_agents=3)
+    pol64 = exact.random_policy(env.model(), np.random.default_rng(0))
+    pol32 = [p.astype(np.float32) for p in pol64]
+    a = BatchSampler(env.dynamics, 5).rollout(pol32, 50, 10)
+    b = BatchSampler(env.dynamics, 5).rollout(exact.check_policy(env.model(), pol32), 50, 10)
+    np.testing.assert_array_equal(a.actions, b.actions)
+    with pytest.raises(ValueError, match="policy of agent 0 must be an array of probabilities"):
+        BatchSampler(env.dynamics, 5).rollout([np.array([[True, False, False, False]] * 2), *pol64[1:]], 5, 5)
