@@ -429,3 +429,65 @@ def test_many_agents_and_many_facilities_build():
     assert m.n_joint_actions == 1 and m.joint_index(np.zeros(200, int)) == 0
     d = dist(n_agents=1, weights=np.arange(1.0, 1001.0)).model()  # one agent, 1000 facilities
     assert d.n_joint_actions == 1000
+
+
+# ------------------------------------------------------------------------------------- CLI
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (
+            ["train", "--env-kwargs", "n_agent=4"],
+            "unknown env keyword argument(s) ['n_agent'] for mpg/Congestion-v0",
+        ),
+        (["train", "--env-kwargs", "n_agents=True"], "n_agents must be a positive integer, got True"),
+        (["train", "--env-kwargs", "slip=True"], "slip must be a probability in [0, 1], got True"),
+        (["train", "--env-kwargs", "graph=loop"], "graph must be one of ['dag', 'ring'], got 'loop'"),
+        (["train", "--stop-l1", "nan"], "stop_l1 must be a finite number >= 0, got nan"),
+        (["train", "--stop-l1", "-1"], "stop_l1 must be a finite number >= 0, got -1.0"),
+        (["train", "--eta", "inf"], "eta must be a finite number > 0, got inf"),
+        (["train", "--log-barrier", "nan"], "log_barrier must be a finite number >= 0, got nan"),
+        (
+            ["train", "--algo", "ppg", "--log-barrier", "0.1"],
+            "ppg uses direct parameters (got log_barrier=0.1)",
+        ),
+        (["train", "--stop-rule", "never"], "unknown stop_rule 'never'"),
+        (["train", "--estimator", "magic"], "unknown estimator 'magic'"),
+        (["train", "--init", "zeros"], "init must be 'normal' or 'uniform', got 'zeros'"),
+        (["train", "--seeds", "1", "1"], "seeds must be distinct integers >= 0, got [1, 1]"),
+        (["train", "--horizon", "0", "--estimator", "sampled"], "horizon must be a positive integer, got 0"),
+        (
+            ["train", "--inner-steps", "0", "--algo", "npg_br"],
+            "inner_steps must be a positive integer, got 0",
+        ),
+        (["train", "--out", "/proc/no-such-dir"], "out '/proc/no-such-dir': cannot create the run folder"),
+        (
+            ["train", "--resume", "/no/such/run"],
+            "resume: '/no/such/run' is not a run folder (no config.json)",
+        ),
+        (["train", "--resume", "/no/such/run", "--iters", "5"], "options cannot be changed (got --iters)"),
+        (["train", "--estimator", "forced", "--env-kwargs", "n_agents=20"], "S=2,097,154 states"),
+        (["reproduce", "fox2022-congestion", "--seeds", "-1"], "seeds must be integers >= 0, got -1"),
+        (["reproduce", "fox2022-congestion", "--seeds", "2", "2"], "seeds must be distinct, got [2, 2]"),
+        (["reproduce", "fox2022-congestion", "--jobs", "0"], "jobs must be an integer >= 1, got 0"),
+        (["reproduce", "fox2022-congestion", "--docs"], "docs: the committed documentation"),
+        (["reproduce", "all", "--full", "--docs", "/no/such/repo"], "got '/no/such/repo'"),
+    ],
+)
+def test_bad_cli_input_exits_2_naming_the_value(tmp_path, capsys, argv, match):
+    from baselines.cli import main
+
+    own = {"--out", "--docs", "--resume"} & set(argv)
+    out = [] if own else ["--out", str(tmp_path / "out")]
+    assert main([*argv, *out, "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err, err
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").rglob("config.json"))
+
+
+def test_resume_of_a_finished_run_is_refused(tmp_path, capsys):
+    from baselines.cli import main
+
+    assert main(["train", "--iters", "2", "--out", str(tmp_path), "--no-progress"]) == 0
+    run = next(tmp_path.iterdir())
+    assert main(["train", "--resume", str(run), "--no-progress"]) == 2
+    assert f"the run in '{run}' is finished" in capsys.readouterr().err
