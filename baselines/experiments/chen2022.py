@@ -149,7 +149,7 @@ class Coordination:
 
     @staticmethod
     def run(ctx: Context) -> dict:
-        seeds = ctx.seed_list(10, 4)
+        seeds = ctx.seed_list(10, 3)
         iters = 400 if ctx.full else 150
         out = str(ctx.out / "runs")
         per_n = {N: _curves(N, seeds, out, iters, BEST_K[N] if ctx.full else min(BEST_K[N], 5)) for N in NS}
