@@ -77,6 +77,5 @@ class ExactEstimator:
 
     def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
         m = self.model
-        pol = exact.check_policy(m, policies)
-        v, q, occ = exact.values_q_occupancy(m, pol)
+        v, q, occ = exact.values_q_occupancy(m, policies)  # checks the policies
         return Estimate(v=v, q=q, occupancy=occ, mu_values=v @ m.mu)

@@ -147,6 +147,18 @@ def check_policy_table(name: str, table: Any, n_actions: int, n_rows: int | None
             entries, rows not summing to 1 within the dtype-aware tolerance.
     """
     k = n_actions
+    if (
+        type(table) is np.ndarray
+        and table.dtype == np.float64
+        and table.ndim == 2
+        and table.shape[1] == k
+        and table.shape[0] >= 1
+        and (n_rows is None or table.shape[0] == n_rows)
+        and np.isfinite(table).all()
+        and table.min() >= 0
+        and np.abs(table.sum(axis=1) - 1.0).max() <= _STOCH_TOL
+    ):  # the common case, checked with three reductions
+        return table
     shape = f"(S, |A_i|) = {(n_rows, k)}" if n_rows is not None else f"(n_observations, |A_i| = {k})"
     raw = np.asarray(table) if isinstance(table, np.ndarray) else None
     q = chk.real_array(name, table, finite=False, what=f"an array of probabilities of shape {shape}")
@@ -515,7 +527,12 @@ def values_q_occupancy(
 
     Everything a policy-gradient step needs (advantages, softmax and direct gradients).
     """
-    V, q, solver = _values_and_q(model, check_policy(model, policies))
+    return _values_q_occupancy(model, check_policy(model, policies))
+
+
+def _values_q_occupancy(model: TabularModel, pol: list[np.ndarray]):
+    """:func:`values_q_occupancy` for policies already checked."""
+    V, q, solver = _values_and_q(model, pol)
     return V, q, solver.solve(model.mu, transpose=True)
 
 
@@ -529,7 +546,7 @@ def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
         List of N arrays (S, |A_i|).
     """
     pol = check_policy(model, policies)
-    V, q, occ = values_q_occupancy(model, pol)
+    V, q, occ = _values_q_occupancy(model, pol)
     return [occ[:, None] * pol[i] * (q[i] - V[i][:, None]) for i in range(model.n_agents)]
 
 
