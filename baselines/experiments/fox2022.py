@@ -92,7 +92,7 @@ def _split_pattern(env, model, pol) -> str:
             key = "-".join(map(str, p))
             weight[key] = weight.get(key, 0.0) + float(w)
     best = max(weight, key=weight.get)
-    return best if weight[best] > 0.99 else f"{best} (p={weight[best]:.2f})"
+    return best if weight[best] > 0.99 else f"mixed (mode {best})"
 
 
 def _facility_counts(model, pol) -> str:
@@ -143,7 +143,7 @@ def _summarise(curve: Curve, runs: list[RunResult]) -> dict:
         )
     outcomes: dict[str, int] = {}
     for p in per_run:
-        key = p["outcome"] + ("" if p["equilibrium"] else f" (gap {fmt(p['nash_gap'], 3)})")
+        key = p["outcome"] + (" (equilibrium)" if p["equilibrium"] else " (not an equilibrium)")
         outcomes[key] = outcomes.get(key, 0) + 1
     gaps = [p["nash_gap"] for p in per_run]
     return {
@@ -245,7 +245,14 @@ def _endpoint_bars(ax, curves: list[Curve], summaries: dict, title: str) -> None
     for j, c in enumerate(curves):
         counts = [summaries[c.label]["endpoints"].get(k, 0) for k in labels]
         ax.bar(x + (j - (len(curves) - 1) / 2) * width, counts, width, color=c.color, label=c.label)
-    ax.set_xticks(x, [k.replace(" (gap", "\n(gap") for k in labels], fontsize=7)
+    ax.set_xticks(
+        x,
+        [
+            k.replace(" (", "\n(", 1) if not k.startswith("mixed") else k.replace(") (", ")\n(")
+            for k in labels
+        ],
+        fontsize=7,
+    )
     ax.set(title=f"{title}: where the runs end", ylabel="runs")
     ax.yaxis.get_major_locator().set_params(integer=True)
     ax.legend(fontsize=8)
@@ -323,7 +330,7 @@ def _iters_text(s: dict) -> str:
 
 def _end_text(s: dict) -> str:
     parts = [f"{n}x {k}" for k, n in s["endpoints"].items()]
-    return f"{s['at_equilibrium']}/{s['runs']} at an equilibrium: " + ", ".join(parts)
+    return f"{s['at_equilibrium']}/{s['runs']} at an equilibrium: " + "; ".join(parts)
 
 
 def table(results: dict) -> tuple[list[str], list[list[str]]]:
