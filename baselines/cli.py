@@ -81,7 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the paper's number of runs, seeds 0, 1, ...)",
     )
     rp.add_argument("--out", default="results", help="output folder (default: results)")
-    rp.add_argument("--jobs", type=int, default=None, help="parallel worker processes (default: the CPUs)")
+    rp.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: the CPUs)")
     rp.add_argument(
         "--docs",
         nargs="?",
@@ -118,7 +118,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 full=args.full,
                 seeds=args.seeds,
                 progress=not args.no_progress,
-                jobs=args.jobs,
+                workers=args.workers,
                 docs=args.docs,
             )
         except ValueError as err:

@@ -58,7 +58,7 @@ def test_reproductions_smoke(tmp_path, capsys):
     "run k of n" lines and its table, writes figures, curves and summary, and reuses finished runs."""
     from baselines.experiments import FIGURES, REPRODUCTIONS, render_docs, render_readme_block, reproduce
 
-    out = reproduce("all", out=tmp_path, seeds=[0], progress=True, jobs=2, max_iters=25)
+    out = reproduce("all", out=tmp_path, seeds=[0], progress=True, workers=2, max_iters=25)
     printed = capsys.readouterr().out
     assert set(out) == set(REPRODUCTIONS)
     for name, rep in REPRODUCTIONS.items():
@@ -80,7 +80,9 @@ def test_reproductions_smoke(tmp_path, capsys):
     assert auth["config"]["estimator"] == "forced_visit_sum" and auth["config"]["stop_rule"] == "fox2022-npg"
     assert auth["game"].startswith("ring") and cong["IPG N=4 (authors' code)"]["config"]["algo"] == "ppg"
     # a second call reuses the finished runs instead of training again
-    again = reproduce("chen2022-coordination", out=tmp_path, seeds=[0], progress=True, jobs=1, max_iters=25)
+    again = reproduce(
+        "chen2022-coordination", out=tmp_path, seeds=[0], progress=True, workers=1, max_iters=25
+    )
     assert again["chen2022-coordination"] == out["chen2022-coordination"]
     assert "(reused)" in capsys.readouterr().out
 
@@ -93,3 +95,20 @@ def test_full_reproductions_regenerate_the_committed_docs(tmp_path):
     res = reproduce("all", out=tmp_path, full=True, progress=False)
     committed = load_committed(ROOT)
     assert render_readme_block(res) == render_readme_block(committed)
+
+
+def test_parallel_reproduction_equals_serial(tmp_path):
+    """Worker processes change nothing: every run is seeded by its own config."""
+    from baselines.experiments import reproduce
+
+    def strip(x):
+        if isinstance(x, dict):
+            return {k: strip(v) for k, v in x.items() if k != "run_dir"}
+        if isinstance(x, list):
+            return [strip(v) for v in x]
+        return x
+
+    kw = {"seeds": [0], "progress": False, "max_iters": 10}
+    par = reproduce("fox2022-distancing", out=tmp_path / "par", workers=2, **kw)["fox2022-distancing"]
+    ser = reproduce("fox2022-distancing", out=tmp_path / "ser", workers=1, **kw)["fox2022-distancing"]
+    assert strip(par["results"]) == strip(ser["results"])

@@ -468,7 +468,7 @@ def test_many_agents_and_many_facilities_build():
         (["train", "--estimator", "forced", "--env-kwargs", "n_agents=20"], "S=2,097,154 states"),
         (["reproduce", "fox2022-congestion", "--seeds", "-1"], "seeds must be integers >= 0, got -1"),
         (["reproduce", "fox2022-congestion", "--seeds", "2", "2"], "seeds must be distinct, got [2, 2]"),
-        (["reproduce", "fox2022-congestion", "--jobs", "0"], "jobs must be an integer >= 1, got 0"),
+        (["reproduce", "fox2022-congestion", "--workers", "0"], "workers must be an integer >= 1, got 0"),
         (["reproduce", "fox2022-congestion", "--docs"], "docs: the committed documentation"),
         (["reproduce", "all", "--full", "--docs", "/no/such/repo"], "got '/no/such/repo'"),
     ],

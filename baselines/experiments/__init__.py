@@ -61,7 +61,7 @@ def reproduce(
     full: bool = False,
     seeds: Sequence[int] | None = None,
     progress: bool = True,
-    jobs: int | None = None,
+    workers: int | None = None,
     docs: str | Path | None = None,
     max_iters: int | None = None,
 ) -> dict[str, dict]:
@@ -74,7 +74,7 @@ def reproduce(
         seeds: Seeds to run, as in ``train --seeds`` (default: the paper's number of runs,
             seeds 0, 1, ...).
         progress: Print a line per finished run ("[k/n] ...") and the final table.
-        jobs: Parallel worker processes (default: the number of CPUs).
+        workers: Parallel worker processes (default: the number of CPUs).
         docs: Repository root whose ``docs/`` and ``README.md`` to regenerate (needs ``full``).
         max_iters: Cap every run at this many iterations (a quick look or a smoke test; not the
             paper's protocol, and refused with ``docs``).
@@ -83,7 +83,7 @@ def reproduce(
         name -> its summary (what ``summary.json`` holds).
 
     Raises:
-        ValueError: Unknown name, bad seeds or jobs, ``docs`` without ``full`` or without a
+        ValueError: Unknown name, bad seeds or workers, ``docs`` without ``full`` or without a
             README.md (before any work starts).
     """
     names = list(REPRODUCTIONS) if name == "all" else [name]
@@ -91,10 +91,10 @@ def reproduce(
         if n not in REPRODUCTIONS:
             raise ValueError(f"unknown reproduction {n!r}; choose from {sorted(REPRODUCTIONS)} or 'all'")
     seeds_t = _check_seeds(seeds)
-    if jobs is None:
-        jobs = os.cpu_count() or 1
-    if isinstance(jobs, bool) or not isinstance(jobs, Integral) or jobs < 1:
-        raise ValueError(f"jobs must be an integer >= 1, got {jobs!r}")
+    if workers is None:
+        workers = os.cpu_count() or 1
+    if isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1:
+        raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
     if max_iters is not None and (
         isinstance(max_iters, bool) or not isinstance(max_iters, Integral) or max_iters < 1
     ):
@@ -112,7 +112,7 @@ def reproduce(
         folder = Path(out) / n
         folder.mkdir(parents=True, exist_ok=True)
         ctx = Context(
-            out=folder, full=full, seeds=seeds_t, progress=progress, jobs=int(jobs), max_iters=max_iters
+            out=folder, full=full, seeds=seeds_t, progress=progress, workers=int(workers), max_iters=max_iters
         )
         rep = REPRODUCTIONS[n]
         results = rep.run(ctx)

@@ -57,7 +57,7 @@ class Context:
         full: The papers' sizes (else the short version).
         seeds: Seeds to run (None: the paper's number of runs, seeds 0, 1, ...).
         progress: Print one line per finished run.
-        jobs: Parallel worker processes (1: train in this process).
+        workers: Parallel worker processes (1: train in this process).
         max_iters: Cap on every run's iterations (a quick look, not the paper's protocol).
     """
 
@@ -65,7 +65,7 @@ class Context:
     full: bool = False
     seeds: tuple[int, ...] | None = None
     progress: bool = True
-    jobs: int = 1
+    workers: int = 1
     max_iters: int | None = None
 
     def seed_list(self, paper: int, short: int) -> list[int]:
@@ -139,7 +139,7 @@ def _worker_init() -> None:
 
 
 def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list[RunResult]]:
-    """Train every config of every curve (``ctx.jobs`` processes), reusing finished runs.
+    """Train every config of every curve (``ctx.workers`` processes), reusing finished runs.
 
     Prints ``[k/n] <name>: <label>, seed s -> ...`` as runs finish (when ``ctx.progress``).
 
@@ -167,14 +167,14 @@ def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list
             flush=True,
         )
 
-    if ctx.jobs <= 1 or n <= 1:
+    if ctx.workers <= 1 or n <= 1:
         for k, (label, j, cfg) in enumerate(tasks, 1):
             d, reused, secs = run_one(cfg)
             dirs[label, j] = d
             report(k, label, cfg, d, reused, secs)
     else:
         mp = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=ctx.jobs, mp_context=mp, initializer=_worker_init) as pool:
+        with ProcessPoolExecutor(max_workers=ctx.workers, mp_context=mp, initializer=_worker_init) as pool:
             futures = {pool.submit(run_one, cfg): (label, j, cfg) for label, j, cfg in tasks}
             for k, fut in enumerate(as_completed(futures), 1):
                 label, j, cfg = futures[fut]
