@@ -32,7 +32,8 @@ class Estimate:
     Attributes:
         v: V_i(s), shape (N, S).
         q: Marginal Q_i(s, a_i), list of N arrays (S, |A_i|).
-        occupancy: Expected discounted visits sum_t gamma^t Pr(s_t = s) from mu, shape (S,).
+        occupancy: Expected discounted visits sum_t gamma^t Pr(s_t = s) from mu, shape (S,), or
+            (N, S) when every agent has its own (independent tasks).
         mu_values: V_i(mu), shape (N,).
     """
 
@@ -41,17 +42,25 @@ class Estimate:
     occupancy: np.ndarray
     mu_values: np.ndarray
 
+    def occupancy_of(self, agent: int) -> np.ndarray:
+        """Agent ``agent``'s discounted occupancy, shape (S,)."""
+        return self.occupancy if self.occupancy.ndim == 1 else self.occupancy[agent]
+
     def advantages(self) -> list[np.ndarray]:
         """A_i(s, a_i) = Q_i - V_i, list of (S, |A_i|)."""
         return [q - self.v[i][:, None] for i, q in enumerate(self.q)]
 
     def softmax_gradients(self, policies: Sequence[np.ndarray]) -> list[np.ndarray]:
         """dV_i(mu)/dtheta_i for tabular softmax logits, list of (S, |A_i|)."""
-        return [self.occupancy[:, None] * p * a for p, a in zip(policies, self.advantages())]
+        return [
+            exact.softmax_gradient(self.occupancy_of(i), p, q, self.v[i])
+            for i, (p, q) in enumerate(zip(policies, self.q))
+        ]
 
     def direct_gradients(self) -> list[np.ndarray]:
-        """dV_i(mu)/dpi_i(a|s) for direct parameters, list of (S, |A_i|)."""
-        return [self.occupancy[:, None] * q for q in self.q]
+        """dV_i(mu)/dpi_i(a|s) for direct parameters (the gradient through any policy's table),
+        list of (S, |A_i|)."""
+        return [self.occupancy_of(i)[:, None] * q for i, q in enumerate(self.q)]
 
 
 class Estimator(Protocol):

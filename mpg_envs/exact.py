@@ -71,6 +71,7 @@ __all__ = [
     "social_optimum",
     "price_of_anarchy",
     "policy_gradient",
+    "softmax_gradient",
     "l1_distance",
     "multitask_value",
     "multitask_gradient",
@@ -547,7 +548,24 @@ def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """
     pol = check_policy(model, policies)
     V, q, occ = _values_q_occupancy(model, pol)
-    return [occ[:, None] * pol[i] * (q[i] - V[i][:, None]) for i in range(model.n_agents)]
+    return [softmax_gradient(occ, pol[i], q[i], V[i]) for i in range(model.n_agents)]
+
+
+def softmax_gradient(occupancy: np.ndarray, policy: np.ndarray, q: np.ndarray, v: np.ndarray) -> np.ndarray:
+    """One agent's softmax policy gradient from its (exact or estimated) quantities.
+
+    ``occupancy(s) * pi_i(a|s) * (Q_i(s, a) - V_i(s))`` (paper 001 Lemma 3.4, paper 003 Lemma 3.1).
+
+    Args:
+        occupancy: Discounted occupancy from mu, shape (S,).
+        policy: pi_i, shape (S, |A_i|).
+        q: Marginal Q_i, shape (S, |A_i|).
+        v: V_i, shape (S,).
+
+    Returns:
+        dV_i(mu)/dtheta_i, shape (S, |A_i|).
+    """
+    return occupancy[:, None] * policy * (q - v[:, None])
 
 
 def l1_distance(a: Policy, b: Policy) -> float:
