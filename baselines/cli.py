@@ -4,6 +4,7 @@ Examples::
 
     python -m baselines train --env mpg/Congestion-v0 --env-kwargs n_agents=4 --algo inpg --iters 500
     python -m baselines train --env mpg/Distancing-v0 --algo ipg --estimator sampled --eta 1e-4 --seeds 0 1 2
+    python -m baselines train --env mpg/Coordination-v0 --env-kwargs n_agents=3 --algo nn_pg --optimizer adam
     python -m baselines train --resume runs/mpg-Congestion-v0__inpg__0__20261121-051500
     python -m baselines reproduce chen2022-coordination          # short version, minutes
     python -m baselines reproduce all --full                     # the papers' sizes
@@ -33,37 +34,88 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, value  # a bare string such as layout=no_conflict
 
 
+def _bool(text: str) -> bool:
+    if text.lower() in ("true", "1", "yes"):
+        return True
+    if text.lower() in ("false", "0", "no"):
+        return False
+    raise argparse.ArgumentTypeError(f"expected true or false, got {text!r}")
+
+
+def _owners() -> tuple[dict[str, tuple[Any, str, list[str]]], dict[str, tuple[Any, str, list[str]]]]:
+    """Algorithm and estimator options: flag name -> (default, help, owners)."""
+    from baselines.algorithms import ALGORITHMS, algorithm_class
+    from baselines.train import ESTIMATORS
+
+    algo_opts: dict[str, tuple[Any, str, list[str]]] = {}
+    for name in sorted(ALGORITHMS):
+        for f in algorithm_class(name).config_fields():
+            default = f.default
+            entry = algo_opts.setdefault(f.name, (default, f.metadata.get("help", ""), []))
+            entry[2].append(name)
+    est_opts: dict[str, tuple[Any, str, list[str]]] = {}
+    for name, opts in ESTIMATORS.items():
+        for k, (default, help_) in opts.items():
+            entry = est_opts.setdefault(k, (default, help_, []))
+            entry[2].append(name)
+    return algo_opts, est_opts
+
+
+_GENERIC_SKIP = ("env_kwargs", "algo_kwargs", "estimator_kwargs", "seed")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    """The argparse parser; ``train`` options are generated from :class:`TrainConfig`."""
+    """The argparse parser; ``train`` options come from :class:`TrainConfig` and from every
+    algorithm's and estimator's own options."""
     from baselines.experiments import REPRODUCTIONS
 
     parser = argparse.ArgumentParser(
         prog="python -m baselines", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    tr = sub.add_parser("train", help="train one configuration (one run per seed)")
-    # config options default to SUPPRESS so that main() knows which ones were given (--resume)
+    tr = sub.add_parser(
+        "train",
+        help="train one configuration (one run per seed)",
+        description="Train one configuration, one run per seed. An algorithm or estimator option is "
+        "accepted only with an algorithm or estimator that has it.",
+    )
+    # every option defaults to SUPPRESS so that main() knows which ones were given
     for f in dataclasses.fields(TrainConfig):
-        flag = "--" + f.name.replace("_", "-")
-        default = f.default if f.default is not dataclasses.MISSING else f.default_factory()  # type: ignore[misc]
-        if f.name == "env_kwargs":
-            tr.add_argument(
-                flag, nargs="*", type=_kv, default=argparse.SUPPRESS, metavar="KEY=VALUE",
-                help=f.metadata["help"],
-            )  # fmt: skip
-        elif f.name == "seed":
-            tr.add_argument(
-                "--seeds", nargs="+", type=int, default=argparse.SUPPRESS,
-                help="seeds; one run each (default: 0)",
-            )  # fmt: skip
-        else:
-            tr.add_argument(
-                flag, type=type(default), default=argparse.SUPPRESS,
-                help=f"{f.metadata['help']} (default: {default})",
-            )  # fmt: skip
+        if f.name in _GENERIC_SKIP:
+            continue
+        default = f.default
+        kind = _bool if isinstance(default, bool) else type(default)
+        tr.add_argument(
+            "--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+            help=f"{f.metadata['help']} (default: {default!r})",
+        )  # fmt: skip
+    tr.add_argument(
+        "--env-kwargs", nargs="*", type=_kv, default=argparse.SUPPRESS, metavar="KEY=VALUE",
+        help="env keyword arguments, e.g. n_agents=4 slip=0.1",
+    )  # fmt: skip
+    tr.add_argument(
+        "--seeds", nargs="+", type=int, default=argparse.SUPPRESS, help="seeds; one run each (default: 0)"
+    )
+    algo_opts, est_opts = _owners()
+    ga = tr.add_argument_group("algorithm options (each algorithm's own; see `python -m baselines list`)")
+    for name, (default, help_, owners) in algo_opts.items():
+        kind = _bool if isinstance(default, bool) else type(default)
+        ga.add_argument(
+            "--" + name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+            help=f"[{', '.join(owners)}] {help_} (default: {default!r})",
+        )  # fmt: skip
+    ge = tr.add_argument_group("estimator options")
+    for name, (default, help_, owners) in est_opts.items():
+        if name in algo_opts:
+            continue
+        ge.add_argument(
+            "--" + name.replace("_", "-"), type=type(default), default=argparse.SUPPRESS,
+            help=f"[{', '.join(owners)}] {help_} (default: {default!r})",
+        )  # fmt: skip
     tr.add_argument(
         "--resume", default=None, metavar="RUN_DIR",
-        help="continue a killed run from its checkpoint, with its own config.json (no other options)",
+        help="continue a killed run from its checkpoint with its own config.json; only --iters may be "
+        "given, to extend the run",
     )  # fmt: skip
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
@@ -96,16 +148,69 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _configs(args: argparse.Namespace) -> list[TrainConfig]:
+    """One config per seed, every option routed to its owner and checked before any work."""
+    from baselines.algorithms import algorithm_class
+    from baselines.train import ESTIMATORS
+
+    given = vars(args)
+    generic = {f.name: given[f.name] for f in dataclasses.fields(TrainConfig)
+               if f.name not in _GENERIC_SKIP and f.name in given}  # fmt: skip
+    base = TrainConfig(**generic)
+    algo_fields = [f.name for f in algorithm_class(base.algo).config_fields()]
+    if base.estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {base.estimator!r}; choose from {list(ESTIMATORS)}")
+    est_fields = list(ESTIMATORS[base.estimator])
+    algo_opts, est_opts = _owners()
+    algo_kwargs, est_kwargs = {}, {}
+    for name in given:
+        if name in generic or name in ("command", "resume", "no_progress", "env_kwargs", "seeds"):
+            continue
+        if name in algo_fields:
+            algo_kwargs[name] = given[name]
+        elif name in est_fields:
+            est_kwargs[name] = given[name]
+        else:
+            owners = (algo_opts.get(name) or est_opts.get(name) or (None, "", []))[2]
+            flag = "--" + name.replace("_", "-")
+            raise ValueError(
+                f"{flag} is not an option of {base.algo} or of the {base.estimator} estimator (it belongs "
+                f"to {', '.join(owners)}); {base.algo}'s options: {algo_fields}, "
+                f"{base.estimator}'s: {est_fields}"
+            )
+    seeds = given.get("seeds", [0])
+    if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
+    configs = [
+        dataclasses.replace(base, env_kwargs=dict(given.get("env_kwargs", [])), algo_kwargs=algo_kwargs,
+                            estimator_kwargs=est_kwargs, seed=s)
+        for s in seeds
+    ]  # fmt: skip
+    for cfg in configs:
+        validate_config(cfg)
+    return configs
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit status."""
     args = build_parser().parse_args(argv)
     if args.command == "list":
         import mpg_envs
-        from baselines.algorithms import ALGORITHMS
+        from baselines.algorithms import ALGORITHMS, algorithm_class
         from baselines.experiments import REPRODUCTIONS
+        from baselines.train import ESTIMATORS
 
         print("environments:", ", ".join(sorted(mpg_envs.ENV_IDS)))
-        print("algorithms:", ", ".join(sorted(ALGORITHMS)))
+        print("algorithms:")
+        for name in sorted(ALGORITHMS):
+            cls = algorithm_class(name)
+            opts = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in cls.config_fields())
+            print(f"  {name:<10} {cls.help}\n             options: {opts}")
+        print("estimators:")
+        for name, opts in ESTIMATORS.items():
+            print(
+                f"  {name:<17} " + (", ".join(f"--{k} {v[0]!r}" for k, v in opts.items()) or "(no options)")
+            )
         print("reproductions:", ", ".join(REPRODUCTIONS))
         return 0
     if args.command == "reproduce":
@@ -128,34 +233,24 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     given = {k for k in vars(args) if k not in ("command", "resume", "no_progress")}
     if args.resume:
-        if given:
-            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given))
+        if given - {"iters"}:
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(given - {"iters"}))
             print(
                 f"error: --resume continues a run with its own config.json; options cannot be changed "
-                f"(got {flags}); start a new run instead",
+                f"(got {flags}); only --iters extends it",
                 file=sys.stderr,
             )
             return 2
         try:
-            res = train(TrainConfig(), resume=args.resume, progress=not args.no_progress)
+            res = train(TrainConfig(), resume=args.resume, iters=getattr(args, "iters", None),
+                        progress=not args.no_progress)  # fmt: skip
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
         print(f"{res.run_dir}: final Nash gap {res.metrics[-1]['nash_gap']:.3e}")
         return 0
-    defaults = TrainConfig()
-    values = {
-        f.name: getattr(args, f.name, getattr(defaults, f.name))
-        for f in dataclasses.fields(TrainConfig)
-        if f.name not in ("seed", "env_kwargs")
-    }
-    seeds = getattr(args, "seeds", [0])
-    configs = [TrainConfig(**values, env_kwargs=dict(getattr(args, "env_kwargs", [])), seed=s) for s in seeds]
     try:
-        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
-        for cfg in configs:  # every config is checked before any work starts
-            validate_config(cfg)
+        configs = _configs(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -22,7 +22,7 @@ import numpy as np
 from mpg_envs import exact
 from mpg_envs.model import TabularModel
 
-__all__ = ["Estimate", "Estimator", "ExactEstimator"]
+__all__ = ["Estimate", "Estimator", "ExactEstimator", "TaskwiseExactEstimator"]
 
 
 @dataclass(frozen=True)
@@ -88,3 +88,37 @@ class ExactEstimator:
         m = self.model
         v, q, occ = exact.values_q_occupancy(m, policies)  # checks the policies
         return Estimate(v=v, q=q, occupancy=occ, mu_values=v @ m.mu)
+
+
+class TaskwiseExactEstimator:
+    """Exact quantities when every agent acts alone in its own model (independent tasks).
+
+    Agent i's table has one row per state of its task model; the estimate stacks the per-task
+    values (N, S) and occupancies (N, S), so every task must have the same number of states
+    (true of the multi-task GridWorld layouts: every task lives on the same grid).
+
+    Args:
+        models: One single-agent :class:`TabularModel` per agent.
+        gamma: Their common discount.
+    """
+
+    def __init__(self, models: Sequence[TabularModel]) -> None:
+        self.models = list(models)
+        if not self.models or any(m.n_agents != 1 for m in self.models):
+            raise ValueError("models must be one single-agent TabularModel per agent")
+        sizes = {m.n_states for m in self.models}
+        gammas = {m.gamma for m in self.models}
+        if len(sizes) != 1 or len(gammas) != 1:
+            raise ValueError(
+                f"the task models must share S and gamma, got S in {sorted(sizes)}, gamma in {gammas}"
+            )
+        self.gamma = self.models[0].gamma
+
+    def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
+        if len(policies) != len(self.models):
+            raise ValueError(f"expected one policy per task ({len(self.models)}), got {len(policies)}")
+        parts = [exact.values_q_occupancy(m, [p]) for m, p in zip(self.models, policies)]
+        v = np.stack([p[0][0] for p in parts])
+        occ = np.stack([p[2] for p in parts])
+        mu_values = np.array([vi @ m.mu for vi, m in zip(v, self.models)])
+        return Estimate(v=v, q=[p[1][0] for p in parts], occupancy=occ, mu_values=mu_values)

@@ -38,7 +38,6 @@ from numbers import Integral, Real
 from typing import Any
 
 import numpy as np
-from scipy.signal import lfilter
 
 from baselines.estimators import Estimate
 from mpg_envs.core import Dynamics, sample_step
@@ -70,12 +69,15 @@ class Rollouts:
             separately).
         alive: Whether s_t is not terminal, shape (B, T) bool: False from the first step whose
             state is terminal (the joint state is terminal when every agent is done).
+        observations: What the policy read, shape (B, T, N, ...) (rollouts of a policy object in a
+            feature observation mode; None for table rollouts).
     """
 
     states: np.ndarray
     actions: np.ndarray
     rewards: np.ndarray
     alive: np.ndarray
+    observations: np.ndarray | None = None
 
     @property
     def n_episodes(self) -> int:
@@ -101,10 +103,16 @@ def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
         gamma: Discount.
 
     Returns:
-        Shape (B, T, N) float64 (a linear filter run backwards in time: no loop, no gamma^-t).
+        Shape (B, T, N) float64 (accumulated backwards in time: no gamma^-t, stable for any T).
     """
     r = np.asarray(rewards, dtype=np.float64)
-    return lfilter([1.0], [1.0, -float(gamma)], r[:, ::-1], axis=1)[:, ::-1]
+    out = np.empty_like(r)
+    acc = np.zeros(r.shape[:1] + r.shape[2:])
+    g = float(gamma)
+    for t in range(r.shape[1] - 1, -1, -1):  # T vectorised steps backwards in time
+        acc = r[:, t] + g * acc
+        out[:, t] = acc
+    return out
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -206,6 +214,17 @@ class BatchSampler:
             a += u >= c[:, :, k]
         return a
 
+    def rollout_policy(self, policy, n_episodes: int, horizon: int) -> Rollouts:
+        """Sample episodes with a :class:`~baselines.policies.Policy` object acting on the
+        observations of its mode (``dynamics.observe``), keeping them in ``observations``.
+
+        Args:
+            policy: Any policy (e.g. a torch network on ``"vector"`` or ``"onehot"`` observations).
+            n_episodes: B >= 1.
+            horizon: T >= 1.
+        """
+        return _rollout_policy(self, policy, n_episodes, horizon)
+
     # ------------------------------------------------------------------ rollouts
     def rollout(
         self,
@@ -276,6 +295,35 @@ class BatchSampler:
             actions[dead] = 0
             rewards[dead] = 0.0
         return Rollouts(states=states, actions=actions, rewards=rewards, alive=alive)
+
+
+def _rollout_policy(sampler: BatchSampler, policy, n_episodes: int, horizon: int) -> Rollouts:
+    """Episodes from mu with a :class:`~baselines.policies.Policy` acting on its observations."""
+    B = _positive_int("n_episodes", n_episodes)
+    T = _positive_int("horizon", horizon)
+    dyn, rng, N = sampler.dynamics, sampler.rng, sampler.dynamics.n_agents
+    st = dyn.sample_initial(B, rng)
+    idx = dyn.index(st)
+    obs0 = dyn.observe(st, policy.obs_mode)
+    states = np.empty((B, T + 1), np.int64)
+    observations = np.empty((B, T + 1, *obs0.shape[1:]), obs0.dtype)
+    actions = np.zeros((B, T, N), np.int64)
+    rewards = np.zeros((B, T, N), np.float64)
+    alive = np.ones((B, T), bool)
+    states[:, 0], observations[:, 0] = idx, obs0
+    term = np.zeros(B, bool)
+    for t in range(T):
+        if sampler._can_terminate:
+            term = sampler._term_table[idx] if sampler._term_table is not None else dyn.terminal(st)
+            alive[:, t] = ~term
+        a = policy.act(observations[:, t], rng)
+        st, r = sample_step(dyn, st, a, rng)
+        actions[:, t], rewards[:, t] = a, r
+        idx = dyn.index(st)
+        states[:, t + 1], observations[:, t + 1] = idx, dyn.observe(st, policy.obs_mode)
+    dead = ~alive
+    actions[dead], rewards[dead] = 0, 0.0
+    return Rollouts(states=states, actions=actions, rewards=rewards, alive=alive, observations=observations)
 
 
 def estimate_from_rollouts(

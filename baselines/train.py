@@ -1,27 +1,28 @@
-"""Training runs: typed config, metrics, atomic checkpoints, exact resume.
+"""Training runs: a typed config, the loop, and exact resume (storage in :mod:`baselines.runs`).
 
-A run lives in ``runs/<env>__<algo>__<seed>__<time>/``:
+:func:`train` builds the env, the algorithm (its own typed options, ``algo_kwargs``), the policy it
+trains, an estimator (``estimator_kwargs``) and an evaluator of exact metrics, then iterates:
 
-* ``config.json`` -- the :class:`TrainConfig`;
-* ``metrics.csv`` -- one row per evaluated iteration (exact Nash gap, potential, POA, values,
-  L1 change), appended as the run goes;
-* ``checkpoint.npz`` -- parameters, iteration, estimator RNG state and policy snapshots, written
-  atomically (temp file + ``os.replace``) every ``checkpoint_every`` iterations;
-* ``final.npz`` -- final policies and the snapshots; ``l1_accuracy.csv`` -- paper 001's
-  L1-accuracy to the final policy at every evaluated iteration; ``metrics.png`` when matplotlib is
-  installed.
+1. tabulate the policy (its table on every model state) and compute the L1 change;
+2. at the scheduled iterations (:func:`~baselines.evaluation.evaluation_iterations`), log the
+   exact metrics and keep the table as a snapshot;
+3. stop on the stop rule or at ``iters``, else update the policy in place.
 
-``train(config, resume=run_dir)`` continues a killed run from its last checkpoint and ends with
-exactly the result of an uninterrupted run (same parameters, same metrics).
+Every ``checkpoint_every`` iterations the state at the start of the iteration is saved; a killed
+run resumed from its folder ends bit-identical to an uninterrupted one, from any kill point
+(also during a checkpoint or the final write, or before the first checkpoint). ``resume`` with
+``iters`` extends a finished run.
 """
 
 from __future__ import annotations
 
-import csv
 import dataclasses
+import importlib
+import inspect
 import json
-import os
 import time
+import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,16 +31,53 @@ import numpy as np
 import pettingzoo
 
 import mpg_envs
-from baselines.algorithms import ALGORITHMS, Algorithm, make_algorithm
-from baselines.estimators import Estimator, ExactEstimator
+from baselines.algorithms import ALGORITHMS, Algorithm, algorithm_class, make_algorithm
+from baselines.estimators import Estimator, ExactEstimator, TaskwiseExactEstimator
+from baselines.evaluation import Evaluator, JointEvaluator, TaskwiseEvaluator, evaluation_iterations
+from baselines.policies import Policy
+from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, pack_tables
 from mpg_envs import exact
-from mpg_envs.model import TabularModel
+from mpg_envs.model import ModelTooLargeError
 
-__all__ = ["TrainConfig", "RunResult", "train", "make_estimator", "validate_config", "l1_accuracy"]
+__all__ = [
+    "TrainConfig",
+    "RunResult",
+    "train",
+    "validate_config",
+    "make_env",
+    "make_estimator",
+    "load_config",
+    "config_dict",
+    "l1_accuracy",
+    "ESTIMATORS",
+    "STOP_RULES",
+    "METRIC_FIELDS",
+]
 
-ESTIMATORS = ("exact", "sampled", "forced", "forced_visit_sum")
+#: Estimators and their options: name -> {option: (default, help)}.
+ESTIMATORS: dict[str, dict[str, tuple[Any, str]]] = {
+    "exact": {},
+    "sampled": {
+        "horizon": (20, "episode length T (paper 001: 20)"),
+        "batch": (20, "episodes per iteration (paper 001's text: 20)"),
+        "tail": (0, "extra steps that only complete the returns (0: truncated, as paper 001)"),
+    },
+    "forced": {
+        "horizon": (20, "episode length T (paper 001's code: 20)"),
+        "samples": (10, "episodes per state and samples per forced action (paper 001's code: 10)"),
+    },
+    "forced_visit_sum": {
+        "horizon": (20, "episode length T (paper 001's code: 20)"),
+        "samples": (10, "episodes per state and samples per forced action (paper 001's code: 10)"),
+        "layers": (2, "episode lengths T, T-1, ... of the visit-sum value (paper 001's code: 2)"),
+    },
+}
 #: Stop rules on the L1 change d_t = L1(pi_t, pi_{t-1}) (see ``TrainConfig.stop_rule``).
 STOP_RULES = ("l1", "fox2022-npg", "fox2022-pg")
+METRIC_FIELDS = ["iteration", "nash_gap", "nash_gap_worst", "potential", "poa", "l1_change", "wall_time"]
+#: Largest S * N * max|A_i| whose tables are kept as snapshots (L1-accuracy curves).
+MAX_SNAPSHOT_ENTRIES = 1 << 22
+CONFIG_VERSION = 2
 
 
 @dataclass
@@ -51,6 +89,9 @@ class TrainConfig:
         default_factory=dict, metadata={"help": "env keyword arguments, e.g. n_agents=4 slip=0.1"}
     )
     algo: str = field(default="inpg", metadata={"help": f"algorithm: {', '.join(sorted(ALGORITHMS))}"})
+    algo_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "the algorithm's own options (its dataclass fields)"}
+    )
     estimator: str = field(
         default="exact",
         metadata={
@@ -59,25 +100,24 @@ class TrainConfig:
             "or visit-sum values)"
         },
     )
-    eta: float = field(default=0.1, metadata={"help": "step size eta > 0"})
-    iters: int = field(default=1000, metadata={"help": "number of iterations"})
-    seed: int = field(default=0, metadata={"help": "seed of the initial logits and of the sampler"})
-    init: str = field(
-        default="normal", metadata={"help": "initial logits: normal (N(0,1), paper 003) or uniform"}
+    estimator_kwargs: dict[str, Any] = field(
+        default_factory=dict, metadata={"help": "the estimator's options"}
     )
-    log_barrier: float = field(
-        default=0.0, metadata={"help": "log-barrier weight lambda >= 0 (paper 003 §3.2)"}
-    )
-    inner_steps: int = field(default=5, metadata={"help": "NPG-BR inner steps K"})
-    horizon: int = field(default=20, metadata={"help": "sampled estimator: episode length T (paper 001: 20)"})
-    batch: int = field(
-        default=20,
+    obs: str = field(
+        default="",
         metadata={
-            "help": "sampled: episodes per iteration (paper 001's text: 20); forced: samples per "
-            "state and per forced action (paper 001's code: 10)"
+            "help": "observation mode of the policy: state, own, vector, onehot ('' = the algorithm's)"
         },
     )
-    eval_every: int = field(default=1, metadata={"help": "compute exact metrics every k iterations"})
+    iters: int = field(default=1000, metadata={"help": "number of iterations"})
+    seed: int = field(default=0, metadata={"help": "seed of the initial parameters and of the sampler"})
+    init: str = field(
+        default="normal", metadata={"help": "initial parameters: normal (N(0,1), paper 003) or uniform"}
+    )
+    eval_every: int = field(default=10, metadata={"help": "compute exact metrics every k iterations"})
+    eval_log: bool = field(
+        default=True, metadata={"help": "also at 1, 2, 3, 5, 7, 10, 15, 20, 30, ... (and always the last)"}
+    )
     checkpoint_every: int = field(default=50, metadata={"help": "write a checkpoint every k iterations"})
     stop_l1: float = field(
         default=0.0,
@@ -100,118 +140,20 @@ class RunResult:
 
     Attributes:
         run_dir: The run folder.
-        params: Final parameters (list of (S, |A_i|)).
-        policies: Final policies.
+        policy: The trained :class:`~baselines.policies.Policy` (None when loaded from disk).
+        policies: Final tables, list of N arrays (S, |A_i|).
         metrics: Rows of metrics.csv as dicts.
-        snapshots: Policies at every evaluated iteration, shape (K, N, S, max |A_i|) float32.
+        snapshots: Tables at every evaluated iteration, shape (K, N, S, max |A_i|) float32
+            (empty when the tables are too large to keep).
         stopped: Whether the stop rule ended the run (False: it ran all ``iters``).
     """
 
     run_dir: Path
-    params: list[np.ndarray]
+    policy: Policy | None
     policies: list[np.ndarray]
     metrics: list[dict[str, float]]
     snapshots: np.ndarray
     stopped: bool = False
-
-
-def validate_config(cfg: TrainConfig) -> None:
-    """Fail before any work with a clear message naming the bad option."""
-    if cfg.env not in mpg_envs.ENV_IDS:
-        raise ValueError(f"unknown env {cfg.env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
-    if cfg.algo not in ALGORITHMS:
-        raise ValueError(f"unknown algorithm {cfg.algo!r}; choose from {sorted(ALGORITHMS)}")
-    if cfg.estimator not in ESTIMATORS:
-        raise ValueError(f"unknown estimator {cfg.estimator!r}; choose from {list(ESTIMATORS)}")
-    if (
-        isinstance(cfg.eta, bool)
-        or not isinstance(cfg.eta, (int, float))
-        or not np.isfinite(cfg.eta)
-        or cfg.eta <= 0
-    ):
-        raise ValueError(f"eta must be a finite number > 0, got {cfg.eta!r}")
-    for name in ("iters", "horizon", "batch", "eval_every", "checkpoint_every", "inner_steps"):
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, int) or v < 1:
-            raise ValueError(f"{name} must be a positive integer, got {v!r}")
-    for name in ("eta", "log_barrier", "stop_l1"):
-        v = getattr(cfg, name)
-        if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {v!r}")
-    if cfg.log_barrier > 0 and ALGORITHMS[cfg.algo].parameterization != "softmax":
-        raise ValueError(
-            f"log_barrier applies to softmax algorithms; {cfg.algo} uses direct parameters "
-            f"(got log_barrier={cfg.log_barrier!r})"
-        )
-    if cfg.stop_rule not in STOP_RULES:
-        raise ValueError(f"unknown stop_rule {cfg.stop_rule!r}; choose from {list(STOP_RULES)}")
-    if cfg.init not in ("normal", "uniform"):
-        raise ValueError(f"init must be 'normal' or 'uniform', got {cfg.init!r}")
-
-
-def load_config(run_dir: str | Path) -> TrainConfig:
-    """The :class:`TrainConfig` saved in a run folder.
-
-    Raises:
-        ValueError: If the folder or its config.json is missing or not a valid config.
-    """
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ValueError(f"resume: {str(run_dir)!r} is not a run folder (no config.json)")
-    try:
-        return TrainConfig(**json.loads(path.read_text()))
-    except (ValueError, TypeError) as err:
-        raise ValueError(f"resume: {str(path)!r} is not a valid run config ({err})") from None
-
-
-def make_env(cfg: TrainConfig):
-    """The config's env; unknown keyword arguments raise ValueError naming the allowed ones."""
-    import importlib
-    import inspect
-    import typing
-
-    module = importlib.import_module(mpg_envs.ENV_IDS[cfg.env])
-    env_class = typing.get_type_hints(module.raw_env)["return"]
-    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
-    unknown = sorted(set(cfg.env_kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown env keyword argument(s) {unknown} for {cfg.env}; allowed: {allowed}")
-    try:
-        return pettingzoo.make("parallel", cfg.env, **cfg.env_kwargs)
-    except TypeError as err:
-        raise ValueError(f"env_kwargs {cfg.env_kwargs!r} for {cfg.env}: {err}") from None
-
-
-def make_estimator(cfg: TrainConfig, env, model: TabularModel, rng: np.random.Generator) -> Estimator:
-    """The estimator the config asks for (the sampled one shares the env's dynamics)."""
-    if cfg.estimator == "exact":
-        return ExactEstimator(model)
-    from baselines.sampler import ForcedActionEstimator, SampledEstimator
-
-    dyn = env.unwrapped.dynamics
-    if cfg.estimator == "sampled":
-        return SampledEstimator(dyn, model.gamma, horizon=cfg.horizon, batch=cfg.batch, rng=rng)
-    value = "mean" if cfg.estimator == "forced" else "visit_sum"
-    return ForcedActionEstimator(
-        dyn, model.gamma, horizon=cfg.horizon, samples=cfg.batch, rng=rng, value=value
-    )
-
-
-def _algorithm(cfg: TrainConfig) -> Algorithm:
-    kw: dict[str, Any] = {"eta": cfg.eta}
-    if ALGORITHMS[cfg.algo].parameterization == "softmax":
-        kw["log_barrier"] = cfg.log_barrier
-    if cfg.algo == "npg_br":
-        kw["inner_steps"] = cfg.inner_steps
-    return make_algorithm(cfg.algo, **kw)
-
-
-def _pack(policies: list[np.ndarray], width: int) -> np.ndarray:
-    """Policies -> (N, S, width) float32 (padded with zeros)."""
-    out = np.zeros((len(policies), policies[0].shape[0], width), np.float32)
-    for i, p in enumerate(policies):
-        out[i, :, : p.shape[1]] = p
-    return out
 
 
 def l1_accuracy(snapshots: np.ndarray) -> np.ndarray:
@@ -226,192 +168,338 @@ def l1_accuracy(snapshots: np.ndarray) -> np.ndarray:
     return np.abs(snapshots - snapshots[-1]).sum(axis=(2, 3)).mean(axis=1)
 
 
-def _save_atomic(path: Path, **arrays: Any) -> None:
-    tmp = path.with_suffix(".tmp.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
+# ------------------------------------------------------------------------------------ configuration
+def _is_int(v: Any, minimum: int) -> bool:
+    return not isinstance(v, bool) and isinstance(v, (int, np.integer)) and v >= minimum
 
 
-def _run_dir(cfg: TrainConfig) -> Path:
-    stamp = time.strftime("%Y%m%d-%H%M%S")
-    name = f"{cfg.env.replace('/', '-')}__{cfg.algo}__{cfg.seed}__{stamp}"
-    path = Path(cfg.out) / name
-    k = 1
-    while path.exists():
-        path = Path(cfg.out) / f"{name}-{k}"
-        k += 1
-    return path
+def validate_config(cfg: TrainConfig) -> None:
+    """Fail before any work with a clear message naming the bad option and value."""
+    if cfg.env not in mpg_envs.ENV_IDS:
+        raise ValueError(f"unknown env {cfg.env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
+    for name in ("env_kwargs", "algo_kwargs", "estimator_kwargs"):
+        if not isinstance(getattr(cfg, name), dict):
+            raise ValueError(f"{name} must be a dict, got {getattr(cfg, name)!r}")
+    make_algorithm(cfg.algo, **cfg.algo_kwargs)  # unknown algorithm, unknown or bad options
+    if cfg.estimator not in ESTIMATORS:
+        raise ValueError(f"unknown estimator {cfg.estimator!r}; choose from {list(ESTIMATORS)}")
+    options = ESTIMATORS[cfg.estimator]
+    unknown = sorted(set(cfg.estimator_kwargs) - set(options))
+    if unknown:
+        raise ValueError(
+            f"estimator {cfg.estimator} has no option(s) {unknown}; its options: {list(options)}"
+        )
+    for k, v in cfg.estimator_kwargs.items():
+        if not _is_int(v, 0 if k == "tail" else 1):
+            raise ValueError(f"{k} must be an integer >= {0 if k == 'tail' else 1}, got {v!r}")
+    for name in ("iters", "eval_every", "checkpoint_every"):
+        if not _is_int(getattr(cfg, name), 1):
+            raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+    if not _is_int(cfg.seed, 0):
+        raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
+    if not isinstance(cfg.eval_log, bool):
+        raise ValueError(f"eval_log must be true or false, got {cfg.eval_log!r}")
+    v = cfg.stop_l1
+    if isinstance(v, bool) or not isinstance(v, (int, float)) or not np.isfinite(v) or v < 0:
+        raise ValueError(f"stop_l1 must be a finite number >= 0, got {v!r}")
+    if cfg.stop_rule not in STOP_RULES:
+        raise ValueError(f"unknown stop_rule {cfg.stop_rule!r}; choose from {list(STOP_RULES)}")
+    if cfg.init not in ("normal", "uniform"):
+        raise ValueError(f"init must be 'normal' or 'uniform', got {cfg.init!r}")
+    if cfg.obs not in ("", "state", "own", "vector", "onehot"):
+        raise ValueError(
+            f"obs must be one of state, own, vector, onehot (or '' for the default), got {cfg.obs!r}"
+        )
 
 
-METRIC_FIELDS = ["iteration", "nash_gap", "nash_gap_worst", "potential", "poa", "l1_change", "wall_time"]
+def load_config(run_dir: str | Path) -> TrainConfig:
+    """The :class:`TrainConfig` saved in a run folder.
+
+    Raises:
+        ValueError: If the folder or its config.json is missing, damaged or not a valid config.
+    """
+    saved = RunFolder(run_dir).read_config()
+    saved = {k: v for k, v in saved.items() if k != "version"}
+    try:
+        return TrainConfig(**saved)
+    except TypeError as err:
+        raise DamagedRunError(
+            f"{Path(run_dir) / 'config.json'}: not a config of this version of baselines ({err}); "
+            "start a new run"
+        ) from None
+
+
+def config_dict(cfg: TrainConfig) -> dict[str, Any]:
+    """What config.json holds (with the format version)."""
+    return {"version": CONFIG_VERSION, **dataclasses.asdict(cfg)}
+
+
+def make_env(cfg: TrainConfig):
+    """The config's env; unknown keyword arguments raise ValueError naming the allowed ones."""
+    module = importlib.import_module(mpg_envs.ENV_IDS[cfg.env])
+    env_class = typing.get_type_hints(module.raw_env)["return"]
+    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    unknown = sorted(set(cfg.env_kwargs) - set(allowed))
+    if unknown:
+        raise ValueError(f"unknown env keyword argument(s) {unknown} for {cfg.env}; allowed: {allowed}")
+    try:
+        return pettingzoo.make("parallel", cfg.env, **cfg.env_kwargs)
+    except TypeError as err:
+        raise ValueError(f"env_kwargs {cfg.env_kwargs!r} for {cfg.env}: {err}") from None
+
+
+def make_estimator(cfg: TrainConfig, env, model, rng: np.random.Generator, task_models=None) -> Estimator:
+    """The estimator the config asks for (sampled ones share the env's dynamics)."""
+    opts = {k: v for k, (v, _) in ESTIMATORS[cfg.estimator].items()} | cfg.estimator_kwargs
+    if cfg.estimator == "exact":
+        return ExactEstimator(model) if model is not None else TaskwiseExactEstimator(task_models)
+    if model is None:
+        raise ValueError(
+            f"estimator {cfg.estimator} needs the joint model; this game trains on per-task models"
+        )
+    from baselines.sampler import ForcedActionEstimator, SampledEstimator
+
+    dyn = env.unwrapped.dynamics
+    if cfg.estimator == "sampled":
+        return SampledEstimator(dyn, model.gamma, rng=rng, **opts)
+    value = "mean" if cfg.estimator == "forced" else "visit_sum"
+    return ForcedActionEstimator(dyn, model.gamma, rng=rng, value=value, **opts)
+
+
+@dataclass
+class _Setup:
+    env: Any
+    algorithm: Algorithm
+    policy: Policy
+    estimator: Estimator
+    evaluator: Evaluator
+    tabulate: Callable[[], list[np.ndarray]]
+    action_sizes: tuple[int, ...]
+    snapshots: bool
+
+
+def _setup(cfg: TrainConfig) -> _Setup:
+    env = make_env(cfg)
+    raw = env.unwrapped
+    dyn = raw.dynamics
+    algorithm = make_algorithm(cfg.algo, **cfg.algo_kwargs)
+    model = task_models = None
+    try:
+        model = raw.model()
+    except ModelTooLargeError:
+        if not hasattr(raw, "task_models"):
+            raise
+        task_models = raw.task_models()  # independent tasks: train on their own models
+    obs_mode = cfg.obs or ("own" if model is None else getattr(algorithm, "default_obs", "state"))
+    if model is None and obs_mode != "own":
+        raise ValueError(
+            f"{cfg.env} trains on per-task models: policies must read obs='own', got {obs_mode!r}"
+        )
+    if algorithm.policy_kind != "neural" and model is not None and obs_mode != "state":
+        raise ValueError(
+            f"{cfg.algo} on the joint model needs obs='state' (tables over model states), got {obs_mode!r}"
+        )
+    n_rows = model.n_states if model is not None else task_models[0].n_states
+    policy = algorithm.make_policy(dyn, n_rows, np.random.default_rng(cfg.seed), cfg.init, obs_mode)
+    estimator = make_estimator(cfg, env, model, np.random.default_rng([cfg.seed, 1]), task_models)
+    evaluator = JointEvaluator(model) if model is not None else TaskwiseEvaluator(task_models)
+    if model is None or algorithm.policy_kind != "neural":
+        tabulate = policy.tables if model is None else (lambda: policy.table(dyn))
+    else:
+        from baselines.policies import observe_all
+
+        observations = observe_all(dyn, obs_mode)
+        tabulate = lambda: policy.table(dyn, observations)  # noqa: E731
+    sizes = tuple(dyn.action_sizes)
+    entries = n_rows * len(sizes) * max(sizes)
+    return _Setup(
+        env, algorithm, policy, estimator, evaluator, tabulate, sizes, entries <= MAX_SNAPSHOT_ENTRIES
+    )
+
+
+# ------------------------------------------------------------------------------------ the loop
+def _run_name(cfg: TrainConfig) -> str:
+    return f"{cfg.env.replace('/', '-')}__{cfg.algo}__{cfg.seed}"
 
 
 def train(
     cfg: TrainConfig,
     *,
     resume: str | Path | None = None,
+    iters: int | None = None,
     progress: bool = True,
     stop_after: int | None = None,
+    plot: bool = True,
 ) -> RunResult:
-    """Run (or resume) a training run.
+    """Run (or resume, or extend) a training run.
 
     Args:
         cfg: The configuration (ignored when resuming: the run's own config.json is used).
         resume: A run folder to continue from its last checkpoint.
+        iters: With ``resume``: extend the run to this many iterations (>= its current ``iters``);
+            the only option a resumed run accepts.
         progress: Show a tqdm progress bar (if tqdm is installed).
-        stop_after: Stop (without finishing) after this many iterations of this call -- used to
-            simulate a kill in tests.
+        stop_after: Return (without finishing, like a kill) after this many updates of this call --
+            used to test resuming.
+        plot: Write ``metrics.png`` at the end (needs matplotlib).
 
     Returns:
         The :class:`RunResult`.
+
+    Raises:
+        ValueError: Bad config, bad ``iters``, a finished run resumed without extension, or a
+            damaged run folder (:class:`~baselines.runs.DamagedRunError`, naming the file).
     """
+    folder = None
     if resume is not None:
-        run_dir = Path(resume)
-        cfg = load_config(run_dir)
-        if (run_dir / "final.npz").exists():
-            raise ValueError(f"resume: the run in {str(run_dir)!r} is finished (final.npz exists)")
-    validate_config(cfg)
-    env = make_env(cfg)
-    model = env.unwrapped.model()
-    algo = _algorithm(cfg)
-    rng = np.random.default_rng(cfg.seed)
-    params = algo.init_params(model.n_states, model.action_sizes, rng, cfg.init)
-    estimator = make_estimator(cfg, env, model, np.random.default_rng([cfg.seed, 1]))
-    width = max(model.action_sizes)
-    opt = exact.social_optimum(model)
-    start, snapshots, rows = 0, [], []
-    prev_params = params
-    fresh = resume is None or not (run_dir / "checkpoint.npz").exists()  # killed before a checkpoint
-    if resume is None:
-        run_dir = _run_dir(cfg)
-        try:
-            run_dir.mkdir(parents=True)
-        except OSError as err:
+        folder = RunFolder(resume)
+        cfg = load_config(folder.path)
+        final = folder.load_final() if folder.finished else None
+        if iters is not None:
+            if not _is_int(iters, cfg.iters):
+                raise ValueError(
+                    f"iters must be an integer >= the run's iters ({cfg.iters}) to extend it, got {iters!r}"
+                )
+            if final is not None and bool(final.get("stopped", False)):
+                raise ValueError(
+                    f"resume: the run in {str(folder.path)!r} ended by its stop rule; it cannot be extended"
+                )
+            cfg = dataclasses.replace(cfg, iters=int(iters))
+        elif final is not None:
             raise ValueError(
-                f"out {cfg.out!r}: cannot create the run folder {str(run_dir)!r} ({err.strerror})"
-            ) from None
-        (run_dir / "config.json").write_text(json.dumps(dataclasses.asdict(cfg), indent=2))
-    if fresh:
-        with open(run_dir / "metrics.csv", "w", newline="") as f:
-            csv.writer(f).writerow(METRIC_FIELDS + [f"value_{i}" for i in range(model.n_agents)])
-    else:
-        ck = np.load(run_dir / "checkpoint.npz", allow_pickle=False)
+                f"resume: the run in {str(folder.path)!r} is finished (final.npz exists); "
+                "pass iters to extend it"
+            )
+    validate_config(cfg)
+    setup = _setup(cfg)
+    fields = METRIC_FIELDS + [f"value_{i}" for i in range(len(setup.action_sizes))]
+    if folder is None:
+        folder = RunFolder.create(cfg.out, _run_name(cfg))
+        folder.write_config(config_dict(cfg))
+    elif iters is not None:
+        folder.write_config(config_dict(cfg))  # the extension is recorded before anything else
+        folder.final_path.unlink(missing_ok=True)
+    folder.clean_temporaries()
+    return _loop(cfg, setup, folder, fields, progress, stop_after, plot)
+
+
+def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, plot) -> RunResult:
+    alg, policy, estimator, evaluator = setup.algorithm, setup.policy, setup.estimator, setup.evaluator
+    start, rows, snaps, prev = 0, [], [], None
+    ck = folder.load_checkpoint()
+    if ck is not None:
         start = int(ck["iteration"])
-        params = [ck[f"param_{i}"] for i in range(model.n_agents)]
-        snapshots = list(ck["snapshots"])
-        if "rng_state" in ck.files and hasattr(estimator, "load_state_dict"):
-            estimator.load_state_dict(json.loads(str(ck["rng_state"])))
-        prev_params = [ck[f"prev_{i}"] for i in range(model.n_agents)]
-        with open(run_dir / "metrics.csv", newline="") as f:
-            rows = [
-                {k: int(v) if k == "iteration" else float(v) for k, v in r.items()}
-                for r in csv.DictReader(f)
-                if int(r["iteration"]) < start
-            ]
-        with open(run_dir / "metrics.csv", "w", newline="") as f:  # drop rows after the checkpoint
-            w = csv.DictWriter(f, fieldnames=METRIC_FIELDS + [f"value_{i}" for i in range(model.n_agents)])
-            w.writeheader()
-            w.writerows(rows)
-    t0 = time.perf_counter()
-    prev = algo.policies(prev_params if resume is not None else params)
-    bar = _progress(range(start, cfg.iters), progress, initial=start, total=cfg.iters, desc=run_dir.name)
-    done, stopped = start, False
+        policy.load_state_dict({k[7:]: v for k, v in ck.items() if k.startswith("policy.")})
+        alg.load_state_dict({k[10:]: v for k, v in ck.items() if k.startswith("algorithm.")})
+        if "estimator_rng" in ck and hasattr(estimator, "load_state_dict"):
+            estimator.load_state_dict(json.loads(str(ck["estimator_rng"])))
+        n_prev = int(ck["n_prev"])
+        prev = [ck[f"prev_{i}"] for i in range(n_prev)] if n_prev else None
+        rows = folder.read_metrics(fields, before=start)
+        snaps = folder.load_snapshots(int(ck["n_snapshots"])) if setup.snapshots else []
+    else:
+        folder.load_snapshots(0)  # chunks a kill left before the first checkpoint
+    folder.start_metrics(fields, rows)
+    flushed = len(snaps)
+    eval_at = set(evaluation_iterations(cfg.iters, cfg.eval_every, cfg.eval_log).tolist())
     tol, rule = cfg.stop_l1, cfg.stop_rule
     first_check = 2 if rule == "fox2022-npg" else 1
-    for it in bar:
-        pol = algo.policies(params)
-        l1 = exact.l1_distance(pol, prev) if it > 0 else float("nan")
-        if it % cfg.eval_every == 0:
-            rows.append(_metrics(model, pol, opt, it, l1, time.perf_counter() - t0))
-            snapshots.append(_pack(pol, width))
-            _append_row(run_dir, rows[-1])
-            if hasattr(bar, "set_postfix"):
-                bar.set_postfix(nash_gap=f"{rows[-1]['nash_gap']:.2e}")
-        if tol > 0 and rule != "fox2022-pg" and it >= first_check and l1 < tol:
-            done, stopped = it, True  # final policy pi_it
+
+    def checkpoint(it: int, n_rows: int, n_snaps: int, prev_tables) -> None:
+        nonlocal flushed
+        if setup.snapshots:
+            folder.append_snapshots(flushed, snaps[flushed:n_snaps])
+            flushed = max(flushed, n_snaps)
+        extra = {}
+        if hasattr(estimator, "state_dict"):
+            extra["estimator_rng"] = np.array(json.dumps(estimator.state_dict()))
+        folder.save_checkpoint(
+            iteration=np.array(it),
+            n_rows=np.array(n_rows),
+            n_snapshots=np.array(n_snaps),
+            n_prev=np.array(0 if prev_tables is None else len(prev_tables)),
+            **{f"prev_{i}": p for i, p in enumerate(prev_tables or [])},
+            **{f"policy.{k}": v for k, v in policy.state_dict().items()},
+            **{f"algorithm.{k}": v for k, v in alg.state_dict().items()},
+            **extra,
+        )
+
+    t0 = time.perf_counter()
+    bar = _progress(cfg.iters + 1 - start, progress, folder.path.name)
+    it, stopped, stop_next, updates = start, False, False, 0
+    while True:
+        if it > start and it % cfg.checkpoint_every == 0:
+            checkpoint(it, len(rows), len(snaps), prev)
+        tables = setup.tabulate()
+        l1 = exact.l1_distance(tables, prev) if prev is not None else float("nan")
+        rule_hit = tol > 0 and rule != "fox2022-pg" and first_check <= it < cfg.iters and l1 < tol
+        final = it == cfg.iters or stop_next or rule_hit
+        if it in eval_at or final:
+            row = {
+                "iteration": it,
+                **evaluator(tables),
+                "l1_change": l1,
+                "wall_time": time.perf_counter() - t0,
+            }
+            rows.append(row)
+            folder.append_metrics(fields, row)
+            if setup.snapshots:
+                snaps.append(pack_tables(tables))
+            if bar is not None:
+                bar.set_postfix(nash_gap=f"{row['nash_gap']:.2e}")
+        if final:
+            stopped = stop_next or rule_hit
             break
-        prev, prev_params = pol, params
-        params, _ = algo.update(params, estimator)
-        done = it + 1
+        prev = tables
+        alg.update(policy, estimator)
+        updates += 1
         if tol > 0 and rule == "fox2022-pg":
             # the authors' projected PG compares pi_t with pi_{t-1} after computing pi_{t+1} (at
             # t = 0: pi_0 with pi_1) and returns pi_{t+1}
-            d = l1 if it >= 1 else exact.l1_distance(algo.policies(params), pol)
-            stopped = bool(d < tol)
-        if done % cfg.checkpoint_every == 0 or stopped:
-            _checkpoint(run_dir, params, prev_params, done, snapshots, estimator)
-        if stopped:
-            prev = pol
-            break
-        if stop_after is not None and done - start >= stop_after:
-            return RunResult(run_dir, params, algo.policies(params), rows, np.stack(snapshots))
-    pol = algo.policies(params)
-    if not rows or int(rows[-1]["iteration"]) != done:
-        rows.append(_metrics(model, pol, opt, done, exact.l1_distance(pol, prev), time.perf_counter() - t0))
-        snapshots.append(_pack(pol, width))
-        _append_row(run_dir, rows[-1])
-    snaps = np.stack(snapshots)
-    _checkpoint(run_dir, params, prev_params, done, snapshots, estimator)
-    _save_atomic(
-        run_dir / "final.npz",
-        snapshots=snaps,
+            d = l1 if it >= 1 else exact.l1_distance(setup.tabulate(), tables)
+            stop_next = bool(d < tol)
+        it += 1
+        if bar is not None:
+            bar.update(1)
+        if stop_after is not None and updates >= stop_after:
+            if bar is not None:
+                bar.close()
+            return RunResult(folder.path, policy, setup.tabulate(), rows, _stack(snaps), False)
+    if bar is not None:
+        bar.close()
+    done = it
+    # the state at the start of the last iteration, so that an extension or a kill during the
+    # final write resumes exactly here
+    n_last = 1 if rows and rows[-1]["iteration"] == done else 0
+    checkpoint(done, len(rows) - n_last, len(snaps) - (n_last if setup.snapshots else 0), prev)
+    snapshots = _stack(snaps)
+    folder.save_final(
+        snapshots=snapshots,
         stopped=np.array(stopped),
-        **{f"policy_{i}": p for i, p in enumerate(pol)},
+        iteration=np.array(done),
+        **{f"policy_{i}": p for i, p in enumerate(tables)},
     )
-    l1 = l1_accuracy(snaps)
-    with open(run_dir / "l1_accuracy.csv", "w", newline="") as f:
-        w = csv.writer(f)
-        w.writerow(["iteration", "l1_accuracy"])
-        w.writerows([int(r["iteration"]), f"{v:.10g}"] for r, v in zip(rows, l1))
-    _plot_run(run_dir, rows, l1)
-    return RunResult(run_dir, params, pol, rows, snaps, stopped)
+    if len(snapshots):
+        acc = l1_accuracy(snapshots)
+        lines = ["iteration,l1_accuracy"] + [f"{int(r['iteration'])},{v:.10g}" for r, v in zip(rows, acc)]
+        atomic_write_bytes(folder.path / "l1_accuracy.csv", ("\n".join(lines) + "\n").encode())
+        if plot:
+            _plot_run(folder.path, rows, acc)
+    return RunResult(folder.path, policy, tables, rows, snapshots, stopped)
 
 
-def _progress(it, enabled: bool, **kw):
+def _stack(snaps: list[np.ndarray]) -> np.ndarray:
+    return np.stack(snaps) if snaps else np.zeros((0,), np.float32)
+
+
+def _progress(total: int, enabled: bool, desc: str):
     if not enabled:
-        return it
+        return None
     try:
         from tqdm import tqdm
     except ImportError:
-        return it
-    return tqdm(it, **kw)
-
-
-def _metrics(model, pol, opt, it: int, l1: float, wall: float) -> dict[str, float]:
-    gap = exact.nash_gap(model, pol)
-    V = exact.evaluate(model, pol) @ model.mu
-    row: dict[str, float] = {
-        "iteration": it,
-        "nash_gap": gap.gap,
-        "nash_gap_worst": gap.worst,
-        "potential": float(exact.potential_value(model, pol) @ model.mu)
-        if model.phi is not None
-        else float("nan"),
-        "poa": float(V.sum() / opt.welfare) if opt.welfare > 0 else float("nan"),
-        "l1_change": l1,
-        "wall_time": wall,
-    }
-    row.update({f"value_{i}": float(v) for i, v in enumerate(V)})
-    return row
-
-
-def _append_row(run_dir: Path, row: dict[str, float]) -> None:
-    with open(run_dir / "metrics.csv", "a", newline="") as f:
-        csv.writer(f).writerow([row[k] for k in row])
-
-
-def _checkpoint(run_dir: Path, params, prev_params, iteration: int, snapshots, estimator) -> None:
-    extra = {}
-    if hasattr(estimator, "state_dict"):
-        extra["rng_state"] = np.array(json.dumps(estimator.state_dict()))
-    _save_atomic(
-        run_dir / "checkpoint.npz",
-        iteration=np.array(iteration),
-        snapshots=np.stack(snapshots) if snapshots else np.zeros((0,)),
-        **{f"param_{i}": p for i, p in enumerate(params)},
-        **{f"prev_{i}": p for i, p in enumerate(prev_params)},
-        **extra,
-    )
+        return None
+    return tqdm(total=total, desc=desc)
 
 
 def _plot_run(run_dir: Path, rows: list[dict], l1: np.ndarray) -> None:
@@ -422,10 +510,10 @@ def _plot_run(run_dir: Path, rows: list[dict], l1: np.ndarray) -> None:
         import matplotlib.pyplot as plt
     except ImportError:
         return
-    its = [int(float(r["iteration"])) for r in rows]
+    its = [int(r["iteration"]) for r in rows]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
-    axes[0].semilogy(its, np.maximum(l1, 1e-14))
-    axes[0].set(xlabel="iteration", ylabel="L1-accuracy to final policy")
+    axes[0].semilogy(its[:-1], np.maximum(l1[:-1], 1e-14))
+    axes[0].set(xlabel="iteration", ylabel="L1-accuracy to the final policy")
     axes[1].semilogy(its, np.maximum([float(r["nash_gap"]) for r in rows], 1e-14))
     axes[1].set(xlabel="iteration", ylabel="Nash gap (exact)")
     axes[2].plot(its, [float(r["poa"]) for r in rows])
@@ -434,3 +522,8 @@ def _plot_run(run_dir: Path, rows: list[dict], l1: np.ndarray) -> None:
     fig.tight_layout()
     fig.savefig(run_dir / "metrics.png", dpi=110)
     plt.close(fig)
+
+
+def algorithm_options(name: str) -> list[str]:
+    """The option names of an algorithm (for messages)."""
+    return [f.name for f in algorithm_class(name).config_fields()]

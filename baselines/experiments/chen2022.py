@@ -52,16 +52,12 @@ COLORS = {"PG": "C0", "NPG": "C1", "NPG-BR": "C2"}
 
 def _curves(N: int, seeds: list[int], out: str, iters: int, k: int) -> list[Curve]:
     base = TrainConfig(
-        env="mpg/Coordination-v0",
-        env_kwargs={"n_agents": N},
-        estimator="exact",
-        eta=ETA,
-        iters=iters,
-        out=out,
-    )
+        env="mpg/Coordination-v0", env_kwargs={"n_agents": N}, estimator="exact", iters=iters,
+        eval_every=1, eval_log=False, out=out,
+    )  # fmt: skip
 
     def curve(label: str, name: str, algo: str, conv: str, style: str = "-", **kw) -> Curve:
-        cfg = replace(base, algo=algo, **kw)
+        cfg = replace(base, algo=algo, algo_kwargs={"eta": ETA, **kw})
         meta = {"algorithm": name, "convention": conv, "n_agents": N}
         color = COLORS[name.replace(" + log barrier", "")]  # the barrier variant: PG's colour, dashed
         return Curve(f"N={N} {label}", [replace(cfg, seed=s) for s in seeds], color, style, meta)
@@ -165,7 +161,7 @@ class Coordination:
             series_poa[f"{c.label} POA"] = (its, poa)
             series_gap[f"{c.label} Nash gap"] = (its, gap)
             to_gap = [first_below(g, its, GAP_TOL) for g in gap]
-            k = c.configs[0].inner_steps if c.configs[0].algo == "npg_br" else None
+            k = c.configs[0].algo_kwargs.get("inner_steps")
             N = c.meta["n_agents"]
             summary[c.label] = {
                 **c.meta,
@@ -173,7 +169,7 @@ class Coordination:
                 "runs": len(runs),
                 "inner_steps": k,
                 "estimates_per_iteration": N * (k + 1) + 1 if k else 1,
-                "eta": c.configs[0].eta,
+                "eta": c.configs[0].algo_kwargs["eta"],
                 "final_poa": {"mean": float(poa[:, -1].mean()), "se": float(_se(poa)[-1])},
                 "final_nash_gap": {"mean": float(gap[:, -1].mean()), "se": float(_se(gap)[-1])},
                 "per_seed_poa": [float(x) for x in poa[:, -1]],

@@ -12,7 +12,6 @@ disagree (a test re-renders them from the committed summaries).
 from __future__ import annotations
 
 import csv
-import json
 import math
 import multiprocessing
 import os
@@ -26,7 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from baselines.train import RunResult, TrainConfig, l1_accuracy, train
+from baselines import runs
+from baselines.train import RunResult, TrainConfig, config_dict, l1_accuracy, train
 
 __all__ = [
     "Context",
@@ -95,28 +95,9 @@ class Curve:
 
 
 # ------------------------------------------------------------------------------------ running
-def _config_key(cfg: TrainConfig) -> str:
-    return json.dumps(cfg.__dict__, sort_keys=True)
-
-
 def find_run(cfg: TrainConfig) -> Path | None:
     """The folder of a finished or interrupted run of exactly ``cfg`` under ``cfg.out``, if any."""
-    root = Path(cfg.out)
-    if not root.is_dir():
-        return None
-    key = _config_key(cfg)
-    found = None
-    for d in sorted(root.iterdir()):
-        cfile = d / "config.json"
-        try:
-            same = json.dumps(json.loads(cfile.read_text()), sort_keys=True) == key
-        except (OSError, ValueError):
-            continue
-        if same and (d / "final.npz").exists():
-            return d
-        if same and found is None and (d / "checkpoint.npz").exists():
-            found = d
-    return found
+    return runs.find_run(cfg.out, config_dict(cfg))
 
 
 def run_one(cfg: TrainConfig, progress: bool = False) -> tuple[str, bool, float]:
@@ -129,7 +110,10 @@ def run_one(cfg: TrainConfig, progress: bool = False) -> tuple[str, bool, float]
     d = find_run(cfg)
     if d is not None and (d / "final.npz").exists():
         return str(d), True, 0.0
-    res = train(cfg, resume=d, progress=progress) if d is not None else train(cfg, progress=progress)
+    if d is not None:
+        res = train(cfg, resume=d, progress=progress, plot=False)
+    else:
+        res = train(cfg, progress=progress, plot=False)
     return str(res.run_dir), False, time.perf_counter() - t0
 
 
@@ -185,14 +169,13 @@ def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list
 
 
 def load_run(run_dir: Path) -> RunResult:
-    """A finished run from its folder (final policies, metrics, snapshots, whether it stopped)."""
-    with np.load(run_dir / "final.npz") as fin:
-        pols = [fin[k] for k in sorted((k for k in fin.files if k.startswith("policy_")), key=_agent_no)]
-        snaps = fin["snapshots"]
-        stopped = bool(fin["stopped"]) if "stopped" in fin.files else False
+    """A finished run from its folder (final tables, metrics, snapshots, whether it stopped)."""
+    folder = runs.RunFolder(run_dir)
+    fin = folder.load_final()
+    pols = [fin[k] for k in sorted((k for k in fin if k.startswith("policy_")), key=_agent_no)]
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    return RunResult(run_dir, [], pols, rows, snaps, stopped)
+    return RunResult(run_dir, None, pols, rows, fin["snapshots"], bool(fin.get("stopped", False)))
 
 
 def _agent_no(key: str) -> int:

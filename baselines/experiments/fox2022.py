@@ -259,18 +259,16 @@ def _endpoint_bars(ax, curves: list[Curve], summaries: dict, title: str) -> None
 
 
 # ----------------------------------------------------------------------------------- protocols
-def _authors(
-    env_kwargs: dict, estimator: str, out: Path, seeds: list[int], iters: dict
-) -> dict[str, TrainConfig]:
+def _authors(env: str, env_kwargs: dict, estimator: str, out: Path, iters: dict) -> dict[str, TrainConfig]:
     base = TrainConfig(
-        env="",
+        env=env,
         env_kwargs=env_kwargs,
+        algo_kwargs={"eta": 1e-4},
         estimator=estimator,
-        eta=1e-4,
-        horizon=20,
-        batch=10,
+        estimator_kwargs={"horizon": 20, "samples": 10},
         init="uniform",
         eval_every=1,
+        eval_log=False,
         checkpoint_every=250,
         out=str(out),
     )
@@ -280,16 +278,16 @@ def _authors(
     }
 
 
-def _ours(env_kwargs: dict, out: Path, iters: dict, eval_every: int) -> dict[str, TrainConfig]:
+def _ours(env: str, env_kwargs: dict, out: Path, iters: dict, eval_every: int) -> dict[str, TrainConfig]:
     base = TrainConfig(
-        env="",
+        env=env,
         env_kwargs=env_kwargs,
+        algo_kwargs={"eta": 1e-4},
         estimator="sampled",
-        eta=1e-4,
-        horizon=20,
-        batch=20,
+        estimator_kwargs={"horizon": 20, "batch": 20},
         init="normal",
         eval_every=eval_every,
+        eval_log=False,
         checkpoint_every=500,
         out=str(out),
     )
@@ -413,18 +411,12 @@ class Congestion:
     def run(ctx: Context) -> dict:
         seeds = ctx.seed_list(10, 3)
         runs = ctx.out / "runs"
-        auth4 = _authors(
-            {"n_agents": 4, **AUTHORS_CODE_GAME}, "forced_visit_sum", runs, seeds, {"IPG": 3000, "INPG": 500}
-        )
-        auth8 = _authors(
-            {"n_agents": 8, **AUTHORS_CODE_GAME}, "forced_visit_sum", runs, seeds, {"IPG": 3000, "INPG": 500}
-        )
+        env, its = "mpg/Congestion-v0", {"IPG": 3000, "INPG": 500}
+        auth4 = _authors(env, {"n_agents": 4, **AUTHORS_CODE_GAME}, "forced_visit_sum", runs, its)
+        auth8 = _authors(env, {"n_agents": 8, **AUTHORS_CODE_GAME}, "forced_visit_sum", runs, its)
         it4, it8 = (3000, 1500) if ctx.full else (1000, 500)
-        ours4 = _ours({"n_agents": 4}, runs, {"IPG": it4, "INPG": it4}, 10)
-        ours8 = _ours({"n_agents": 8}, runs, {"IPG": it8, "INPG": it8}, 10)
-        for cfgs in (auth4, auth8, ours4, ours8):
-            for a in cfgs:
-                cfgs[a] = replace(cfgs[a], env="mpg/Congestion-v0")
+        ours4 = _ours(env, {"n_agents": 4}, runs, {"IPG": it4, "INPG": it4}, 10)
+        ours8 = _ours(env, {"n_agents": 8}, runs, {"IPG": it8, "INPG": it8}, 10)
         ring, dag = "ring (authors' code)", "DAG (paper's text)"
         groups = [
             ("Authors' code, N = 4", [_curve(AUTHORS, a, 4, auth4[a], seeds, ring) for a in ("IPG", "INPG")]),
@@ -478,12 +470,10 @@ class Distancing:
     def run(ctx: Context) -> dict:
         seeds = ctx.seed_list(10, 3)
         runs = ctx.out / "runs"
-        auth = _authors({}, "forced", runs, seeds, {"IPG": 1000, "INPG": 1000})
+        env = "mpg/Distancing-v0"
+        auth = _authors(env, {}, "forced", runs, {"IPG": 1000, "INPG": 1000})
         iters = 6000 if ctx.full else 1500
-        ours = _ours({}, runs, {"IPG": iters, "INPG": iters}, 25)
-        for cfgs in (auth, ours):
-            for a in cfgs:
-                cfgs[a] = replace(cfgs[a], env="mpg/Distancing-v0")
+        ours = _ours(env, {}, runs, {"IPG": iters, "INPG": iters}, 25)
         game = "distancing"
         groups = [
             ("Authors' code", [_curve(AUTHORS, a, 8, auth[a], seeds, game) for a in ("IPG", "INPG")]),

@@ -1,0 +1,202 @@
+"""Torch softmax policies: one network per agent, logits -> softmax (needs torch).
+
+The default network is paper 003 App. G's: input the one-hot global state (``obs_mode="onehot"``,
+2^N inputs on the coordination game), two fully connected hidden layers of width S, a linear layer
+to |A_i| logits, softmax. The paper does not name the hidden activation; ReLU is the default. Its
+parameters start N(0, 1), as the paper's (``init="normal"``; ``"uniform"`` zeroes the last layer:
+the uniform policy).
+
+Probabilities are computed in float64 from the logits, so a tabulated network passes
+:func:`mpg_envs.exact.check_policy` at its float64 tolerance whatever the network's dtype.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from baselines.policies.base import Policy, _sizes, observe_all
+from mpg_envs.core import Dynamics
+
+__all__ = ["TorchSoftmaxPolicy", "parse_hidden"]
+
+ACTIVATIONS = ("relu", "tanh")
+
+
+def parse_hidden(spec: str | Sequence[int], n_states: int) -> tuple[int, ...]:
+    """Hidden widths from ``"auto"`` (S, S: paper 003), ``""`` (none: a linear softmax) or
+    ``"64,64"``.
+
+    Raises:
+        ValueError: Anything else, naming it.
+    """
+    if isinstance(spec, str):
+        if spec == "auto":
+            return (n_states, n_states)
+        if spec.strip() == "":
+            return ()
+        try:
+            widths = tuple(int(x) for x in spec.split(","))
+        except ValueError:
+            raise ValueError(
+                f"hidden must be 'auto', '' or comma-separated widths like '64,64', got {spec!r}"
+            ) from None
+    else:
+        widths = tuple(spec)
+    if any(isinstance(w, bool) or not isinstance(w, (int, np.integer)) or w < 1 for w in widths):
+        raise ValueError(f"hidden widths must be positive integers, got {spec!r}")
+    return tuple(int(w) for w in widths)
+
+
+class TorchSoftmaxPolicy(Policy):
+    """One torch network per agent; agent i's policy is ``softmax(nets[i](obs))``.
+
+    Args:
+        nets: N ``torch.nn.Module`` mapping (B, F) observations to (B, |A_i|) logits.
+        action_sizes: (|A_1|, ..., |A_N|).
+        obs_mode: A feature mode, ``"onehot"`` or ``"vector"``.
+        dynamics: The env's dynamics (tabulation observes every model state through it).
+
+    Attributes:
+        nets: The networks (a ``torch.nn.ModuleList``).
+    """
+
+    def __init__(
+        self, nets: Sequence[Any], action_sizes: Sequence[int], obs_mode: str, dynamics: Dynamics
+    ) -> None:
+        import torch
+
+        if obs_mode not in ("onehot", "vector"):
+            raise ValueError(
+                f"a network reads a feature observation ('onehot' or 'vector'), got {obs_mode!r}"
+            )
+        self.nets = torch.nn.ModuleList(nets)
+        self.action_sizes = _sizes(action_sizes)
+        if len(self.nets) != len(self.action_sizes):
+            raise ValueError(
+                f"one network per agent: {len(self.nets)} networks, {len(self.action_sizes)} agents"
+            )
+        self.obs_mode = obs_mode
+        self.dynamics = dynamics
+        self._all_obs: np.ndarray | None = None
+
+    @classmethod
+    def mlp(
+        cls,
+        dynamics: Dynamics,
+        obs_mode: str = "onehot",
+        hidden: str | Sequence[int] = "auto",
+        activation: str = "relu",
+        bias: bool = True,
+        init: str = "normal",
+        dtype: str = "float32",
+        rng: np.random.Generator | None = None,
+    ) -> TorchSoftmaxPolicy:
+        """Paper 003's network per agent (see the module docstring).
+
+        Args:
+            dynamics: The env's dynamics (input size, action sizes).
+            obs_mode: ``"onehot"`` (the global state, one-hot; paper 003) or ``"vector"``.
+            hidden: Hidden widths (:func:`parse_hidden`).
+            activation: ``"relu"`` or ``"tanh"``.
+            bias: Whether the layers have biases.
+            init: ``"normal"``: every parameter N(0, 1) (paper 003); ``"uniform"``: N(0, 1) and a
+                zero last layer, so the policy starts uniform.
+            dtype: ``"float32"`` or ``"float64"``.
+            rng: Seeds the initial parameters (a fresh torch generator; the global torch RNG is
+                never used).
+        """
+        import torch
+
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
+        if init not in ("normal", "uniform"):
+            raise ValueError(f"init must be 'normal' or 'uniform', got {init!r}")
+        if dtype not in ("float32", "float64"):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        if not isinstance(bias, bool):
+            raise ValueError(f"bias must be true or false, got {bias!r}")
+        tdtype = getattr(torch, dtype)
+        in_dim = int(np.prod(dynamics.observation_shape(obs_mode)))
+        widths = parse_hidden(hidden, dynamics.n_states)
+        gen = torch.Generator().manual_seed(int((rng or np.random.default_rng()).integers(2**62)))
+        act = torch.nn.ReLU if activation == "relu" else torch.nn.Tanh
+        nets = []
+        for k in dynamics.action_sizes:
+            layers: list[Any] = []
+            prev = in_dim
+            for w in widths:
+                layers += [torch.nn.Linear(prev, w, bias=bias, dtype=tdtype), act()]
+                prev = w
+            layers.append(torch.nn.Linear(prev, k, bias=bias, dtype=tdtype))
+            net = torch.nn.Sequential(*layers)
+            with torch.no_grad():
+                for p in net.parameters():
+                    p.copy_(torch.randn(p.shape, generator=gen, dtype=tdtype))
+                if init == "uniform":
+                    for p in layers[-1].parameters():
+                        p.zero_()
+            nets.append(net)
+        return cls(nets, dynamics.action_sizes, obs_mode, dynamics)
+
+    # ------------------------------------------------------------------ evaluation
+    def _tensor(self, obs: np.ndarray):
+        import torch
+
+        dtype = next(self.nets[0].parameters()).dtype
+        return torch.as_tensor(np.asarray(obs).reshape(len(obs), -1), dtype=dtype)
+
+    def torch_probs(self, agent: int, obs: np.ndarray):
+        """Agent ``agent``'s probabilities as a differentiable float64 tensor (B, |A_i|)."""
+        import torch
+
+        logits = self.nets[self._check_agent(agent)](self._tensor(obs))
+        return torch.softmax(logits.double(), dim=1)
+
+    def probs(self, agent: int, obs: np.ndarray) -> np.ndarray:
+        import torch
+
+        with torch.no_grad():
+            return self.torch_probs(agent, obs).numpy()
+
+    def all_observations(self) -> np.ndarray:
+        """Every model state's observation, (S, N, F) (computed once)."""
+        if self._all_obs is None:
+            self._all_obs = observe_all(self.dynamics, self.obs_mode)
+        return self._all_obs
+
+    def torch_tables(self) -> list[Any]:
+        """The tables (S, |A_i|) as differentiable float64 tensors (exact gradients flow through)."""
+        obs = self.all_observations()
+        return [self.torch_probs(i, obs[:, i]) for i in range(self.n_agents)]
+
+    def table(self, dynamics: Dynamics, observations: np.ndarray | None = None) -> list[np.ndarray]:
+        import torch
+
+        obs = self.all_observations() if observations is None and dynamics is self.dynamics else observations
+        if obs is None:
+            obs = observe_all(dynamics, self.obs_mode)
+        with torch.no_grad():
+            return [self.torch_probs(i, obs[:, i]).numpy() for i in range(self.n_agents)]
+
+    # ------------------------------------------------------------------ parameters
+    def parameters(self):
+        """Every agent's parameters (for a torch optimiser)."""
+        return self.nets.parameters()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {f"agent{i}.{k}": v.detach().cpu().numpy().copy()
+                for i, net in enumerate(self.nets) for k, v in net.state_dict().items()}  # fmt: skip
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        import torch
+
+        for i, net in enumerate(self.nets):
+            own = {
+                k.split(".", 1)[1]: torch.as_tensor(np.asarray(v))
+                for k, v in state.items()
+                if k.startswith(f"agent{i}.")
+            }
+            net.load_state_dict(own)

@@ -1,0 +1,312 @@
+"""Run folders: everything a training run writes, written so that no kill loses or corrupts data.
+
+A run lives in ``<out>/<env>__<algo>__<seed>__<time>/``:
+
+* ``config.json`` -- the :class:`~baselines.train.TrainConfig` (rewritten only by an explicit
+  ``--resume --iters K`` extension);
+* ``metrics.csv`` -- one row per evaluated iteration, appended as the run goes;
+* ``checkpoint.npz`` -- the state at the start of an iteration t: policy parameters, optimiser
+  and estimator random state, the previous iterate's tables (for the L1 change), and how many
+  metric rows and snapshots precede t;
+* ``snapshots/<first>.npy`` -- the tabulated policies at the evaluated iterations, one chunk per
+  checkpoint interval (appending never rewrites earlier chunks: I/O is linear in the run);
+* ``final.npz`` -- the final policy tables, every snapshot and whether the stop rule ended the run;
+  its presence marks a finished run.
+
+Every file is replaced atomically (temporary file in the same folder, ``fsync``, ``os.replace``),
+so a kill leaves either the old or the new version; stray temporary files are ignored and removed
+on resume. Damaged files raise :class:`DamagedRunError` naming the file and what to do.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = [
+    "DamagedRunError",
+    "RunFolder",
+    "atomic_write_bytes",
+    "atomic_savez",
+    "find_run",
+    "pack_tables",
+    "unpack_tables",
+]
+
+TMP_SUFFIX = ".tmp-write"
+
+
+class DamagedRunError(ValueError):
+    """A file of a run folder cannot be read; the message names it and what to do."""
+
+
+def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` atomically (temp file in the same folder, fsync, rename)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + TMP_SUFFIX)
+    with open(tmp, "wb") as f:
+        f.write(data)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def atomic_savez(path: Path, **arrays: Any) -> None:
+    """``np.savez`` to ``path`` atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def pack_tables(tables: Sequence[np.ndarray]) -> np.ndarray:
+    """Per-agent tables (S, |A_i|) -> one zero-padded float32 array (N, S, max |A_i|)."""
+    width = max(t.shape[1] for t in tables)
+    out = np.zeros((len(tables), tables[0].shape[0], width), np.float32)
+    for i, t in enumerate(tables):
+        out[i, :, : t.shape[1]] = t
+    return out
+
+
+def unpack_tables(packed: np.ndarray, action_sizes: Sequence[int]) -> list[np.ndarray]:
+    """Inverse of :func:`pack_tables` (float64)."""
+    return [np.asarray(packed[i, :, :k], dtype=np.float64) for i, k in enumerate(action_sizes)]
+
+
+def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
+    try:
+        with np.load(path, allow_pickle=False) as z:
+            return {k: z[k] for k in z.files}
+    except (OSError, ValueError, EOFError) as err:
+        raise DamagedRunError(f"{path}: cannot read the {what} ({err}); {_ADVICE[what]}") from None
+
+
+_ADVICE = {
+    "checkpoint": "delete it to restart the run from iteration 0 with the same config",
+    "final results": "delete final.npz and resume the run to write it again",
+    "snapshot chunk": "delete checkpoint.npz and the snapshots folder to restart the run",
+}
+
+
+class RunFolder:
+    """One run's folder (see the module docstring).
+
+    Args:
+        path: The folder.
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    # ------------------------------------------------------------------ creation
+    @classmethod
+    def create(cls, out: str | Path, name: str) -> RunFolder:
+        """A new folder ``<out>/<name>__<time>`` (suffixed if it exists).
+
+        Raises:
+            ValueError: If ``out`` cannot receive the folder.
+        """
+        stamp = time.strftime("%Y%m%d-%H%M%S")
+        base = Path(out) / f"{name}__{stamp}"
+        path, k = base, 1
+        while path.exists():
+            path = base.with_name(f"{base.name}-{k}")
+            k += 1
+        try:
+            path.mkdir(parents=True)
+        except OSError as err:
+            raise ValueError(
+                f"out {str(out)!r}: cannot create the run folder {str(path)!r} ({err.strerror})"
+            ) from None
+        return cls(path)
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / "config.json"
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        atomic_write_bytes(self.config_path, (json.dumps(config, indent=2) + "\n").encode())
+
+    def read_config(self) -> dict[str, Any]:
+        """The saved config.
+
+        Raises:
+            ValueError: No config.json (not a run folder); DamagedRunError: unreadable.
+        """
+        if not self.config_path.is_file():
+            raise ValueError(f"resume: {str(self.path)!r} is not a run folder (no config.json)")
+        try:
+            cfg = json.loads(self.config_path.read_text())
+        except (OSError, ValueError) as err:
+            raise DamagedRunError(
+                f"{self.config_path}: not valid JSON ({err}); the run cannot be resumed, start a new one"
+            ) from None
+        if not isinstance(cfg, dict):
+            raise DamagedRunError(f"{self.config_path}: not a run config (a JSON object); start a new run")
+        return cfg
+
+    def clean_temporaries(self) -> None:
+        """Remove the temporary files of writes a kill interrupted."""
+        for p in [*self.path.glob(f"*{TMP_SUFFIX}"), *self.path.glob(f"snapshots/*{TMP_SUFFIX}")]:
+            p.unlink(missing_ok=True)
+
+    # ------------------------------------------------------------------ metrics
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / "metrics.csv"
+
+    def start_metrics(self, fields: Sequence[str], rows: Sequence[dict[str, float]] = ()) -> None:
+        """(Re)write metrics.csv with ``fields`` and ``rows``, atomically."""
+        buf = io.StringIO()
+        w = csv.DictWriter(buf, fieldnames=list(fields), lineterminator="\n")
+        w.writeheader()
+        w.writerows([{k: _fmt(r[k]) for k in fields} for r in rows])
+        atomic_write_bytes(self.metrics_path, buf.getvalue().encode())
+
+    def append_metrics(self, fields: Sequence[str], row: dict[str, float]) -> None:
+        """Append one row (a kill can truncate only this last row; resume drops it)."""
+        with open(self.metrics_path, "a", newline="") as f:
+            f.write(",".join(_fmt(row[k]) for k in fields) + "\n")
+
+    def read_metrics(self, fields: Sequence[str], before: int | None = None) -> list[dict[str, float]]:
+        """The rows (iteration < ``before`` if given), as numbers.
+
+        Raises:
+            DamagedRunError: A row before ``before`` is missing or malformed, or the header differs.
+        """
+        try:
+            lines = self.metrics_path.read_text().splitlines()
+        except OSError as err:
+            raise DamagedRunError(
+                f"{self.metrics_path}: cannot read it ({err.strerror}); {_RESTART}"
+            ) from None
+        if not lines or lines[0].split(",") != list(fields):
+            raise DamagedRunError(f"{self.metrics_path}: unexpected header; {_RESTART}")
+        rows = []
+        for n, line in enumerate(lines[1:], 2):
+            cells = line.split(",")
+            try:
+                row = {
+                    k: (int(v) if k == "iteration" else float(v)) for k, v in zip(fields, cells, strict=True)
+                }
+            except ValueError:
+                if before is None or _first_int(cells) >= before:
+                    break  # a row the kill cut short, after the checkpoint: dropped
+                raise DamagedRunError(
+                    f"{self.metrics_path}: line {n} is damaged ({line!r}); {_RESTART}"
+                ) from None
+            if before is not None and row["iteration"] >= before:
+                break
+            rows.append(row)
+        return rows
+
+    # ------------------------------------------------------------------ snapshots
+    @property
+    def snapshot_dir(self) -> Path:
+        return self.path / "snapshots"
+
+    def append_snapshots(self, first: int, snaps: Sequence[np.ndarray]) -> None:
+        """Write snapshots ``first .. first + len - 1`` as one chunk (atomically)."""
+        if not snaps:
+            return
+        self.snapshot_dir.mkdir(exist_ok=True)
+        buf = io.BytesIO()
+        np.save(buf, np.stack(snaps))
+        atomic_write_bytes(self.snapshot_dir / f"{first:08d}.npy", buf.getvalue())
+
+    def load_snapshots(self, count: int) -> list[np.ndarray]:
+        """The first ``count`` snapshots; chunks past them (written after the checkpoint) are
+        deleted.
+
+        Raises:
+            DamagedRunError: A chunk is missing or unreadable.
+        """
+        out: list[np.ndarray] = []
+        chunks = sorted(self.snapshot_dir.glob("*.npy")) if self.snapshot_dir.is_dir() else []
+        for p in chunks:
+            first = int(p.stem)
+            if first >= count:
+                p.unlink()
+                continue
+            if first != len(out):
+                raise DamagedRunError(f"{p}: expected a chunk starting at snapshot {len(out)}; {_RESTART}")
+            try:
+                arr = np.load(p, allow_pickle=False)
+            except (OSError, ValueError, EOFError) as err:
+                raise DamagedRunError(f"{p}: cannot read the snapshot chunk ({err}); {_RESTART}") from None
+            out.extend(arr[: count - first])
+        if len(out) != count:
+            raise DamagedRunError(
+                f"{self.snapshot_dir}: {len(out)} snapshots found, the checkpoint needs {count}; {_RESTART}"
+            )
+        return out
+
+    # ------------------------------------------------------------------ checkpoint and final
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / "checkpoint.npz"
+
+    @property
+    def final_path(self) -> Path:
+        return self.path / "final.npz"
+
+    def save_checkpoint(self, **arrays: Any) -> None:
+        atomic_savez(self.checkpoint_path, **arrays)
+
+    def load_checkpoint(self) -> dict[str, np.ndarray] | None:
+        """The checkpoint, or None when the run was killed before its first one."""
+        if not self.checkpoint_path.exists():
+            return None
+        return _load_npz(self.checkpoint_path, "checkpoint")
+
+    def save_final(self, **arrays: Any) -> None:
+        atomic_savez(self.final_path, **arrays)
+
+    def load_final(self) -> dict[str, np.ndarray]:
+        return _load_npz(self.final_path, "final results")
+
+    @property
+    def finished(self) -> bool:
+        return self.final_path.exists()
+
+
+_RESTART = "delete checkpoint.npz, metrics.csv and the snapshots folder to restart the run"
+
+
+def _fmt(v: Any) -> str:
+    if isinstance(v, (int, np.integer)):
+        return str(int(v))
+    return repr(float(v))
+
+
+def _first_int(cells: Sequence[str]) -> int:
+    try:
+        return int(cells[0])
+    except (ValueError, IndexError):
+        return -1
+
+
+def find_run(out: str | Path, config: dict[str, Any]) -> Path | None:
+    """The folder under ``out`` of a finished (preferred) or interrupted run of exactly ``config``."""
+    root = Path(out)
+    if not root.is_dir():
+        return None
+    key = json.dumps(config, sort_keys=True)
+    found = None
+    for d in sorted(root.iterdir()):
+        try:
+            same = json.dumps(json.loads((d / "config.json").read_text()), sort_keys=True) == key
+        except (OSError, ValueError):
+            continue
+        if same and (d / "final.npz").exists():
+            return d
+        if same and found is None:
+            found = d
+    return found
