@@ -650,25 +650,25 @@ def row_counts(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray, n
     return rows, values, counts, group.reshape(B, N)
 
 
-_ENV_OBS_MODES = ("state", "vector", "own")  # the env's modes (observations still built here)
-
-
 class MPGParallelEnv(ParallelEnv):
     """PettingZoo ``ParallelEnv`` driven by a :class:`Dynamics` (base of every env here).
 
     Subclasses set ``metadata`` and build their dynamics, then call ``super().__init__``. They
-    may override :meth:`state_features` (global float vector), :meth:`own_observation`
-    (``"own"`` observation mode), :meth:`_extra_infos`, and the renderers.
+    may override :meth:`_extra_infos` and the renderers. Observations come from the dynamics
+    (:meth:`Dynamics.observe`; override :meth:`Dynamics.state_features` and
+    :meth:`Dynamics.own_observation` there), so the env, the batched samplers and the tabulation
+    of a policy over the model states read the same features.
 
     Observation modes:
         ``"state"``: the model's global state index, ``Discrete(S)`` (tabular learners).
-        ``"vector"``: float32 one-hot agent id (N) followed by :meth:`state_features` (neural nets,
-        SB3 with parameter sharing).
+        ``"vector"``: float32 one-hot agent id (N) followed by :meth:`Dynamics.state_features`
+        (neural nets, SB3 with parameter sharing).
         ``"own"``: the agent's own local observation only, ``Discrete(K)`` (env specific).
+        ``"onehot"``: float32 one-hot of the model state index, shape (S,) (the input of a
+        network on the global state; small games only).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi", "rgb_array"], "name": "mpg_base"}
-    own_observation_size: int | None = None
 
     def __init__(
         self,
@@ -679,11 +679,13 @@ class MPGParallelEnv(ParallelEnv):
         observation: str = "state",
         render_mode: str | None = None,
     ) -> None:
-        if not any(observation == m and type(observation) is str for m in _ENV_OBS_MODES) or (
-            observation == "own" and self.own_observation_size is None
-        ):
-            allowed = [m for m in _ENV_OBS_MODES if m != "own" or self.own_observation_size is not None]
-            raise ValueError(f"observation must be one of {allowed}, got {V.show(observation)}")
+        for hook in ("state_features", "own_observation", "own_observation_size"):
+            if getattr(type(self), hook) is not getattr(MPGParallelEnv, hook):
+                raise TypeError(
+                    f"{type(self).__name__} overrides {hook}, but observations come from the dynamics: "
+                    f"define {hook} on the Dynamics subclass ({type(dynamics).__name__}) instead"
+                )
+        self.observation_mode = dynamics.check_observation_mode(observation, name="observation")
         modes = self.metadata["render_modes"]
         if render_mode is not None and not any(render_mode == m and type(render_mode) is str for m in modes):
             raise ValueError(f"render_mode must be None or one of {modes}, got {V.show(render_mode)}")
@@ -692,7 +694,6 @@ class MPGParallelEnv(ParallelEnv):
         self.dynamics = dynamics
         self.gamma = V.discount("gamma", gamma)
         self.max_cycles = max_cycles
-        self.observation_mode = observation
         self.render_mode = render_mode
         self.possible_agents = [f"agent_{i}" for i in range(n)]
         self._agent_ids = {a: i for i, a in enumerate(self.possible_agents)}
@@ -701,24 +702,12 @@ class MPGParallelEnv(ParallelEnv):
         self._action_spaces = {
             a: gymnasium.spaces.Discrete(int(k)) for a, k in zip(self.possible_agents, dynamics.action_sizes)
         }
-        n_feat = len(self.state_features(dynamics.decode(np.zeros(1, np.int64)))[0])
-        if observation == "vector" and n * (n + n_feat) > MAX_OBSERVATION_FLOATS:
-            raise ValueError(
-                f"observation='vector' gives each of the N={n:,} agents {n + n_feat:,} floats (one-hot agent "
-                f"id + {n_feat:,} state features): {n * (n + n_feat):,} floats per step, over the limit of "
-                f"{MAX_OBSERVATION_FLOATS:,}; use observation='state' or fewer agents"
-            )
-        if observation == "state":
-            space_fn = lambda: gymnasium.spaces.Discrete(dynamics.n_states)  # noqa: E731
-        elif observation == "vector":
-            space_fn = lambda: gymnasium.spaces.Box(0.0, 1.0, (n + n_feat,), np.float32)  # noqa: E731
-        else:
-            space_fn = lambda: gymnasium.spaces.Discrete(self.own_observation_size)  # noqa: E731
-        self._observation_spaces = {a: space_fn() for a in self.possible_agents}
+        self._observation_spaces = {a: dynamics.observation_space(observation) for a in self.possible_agents}
         if render_mode == "rgb_array":
             self._check_renderable()
-        self.state_space = gymnasium.spaces.Box(0.0, 1.0, (n_feat,), np.float32)
+        self.state_space = gymnasium.spaces.Box(0.0, 1.0, (dynamics.n_state_features,), np.float32)
         self._state: np.ndarray | None = None
+        self._indices = np.full(1, -1, np.int64)  # model index of _state, shape (1,)
         self._prev_state: np.ndarray | None = None  # state before the last step (for infos/render)
         self._index = -1
         self._model: TabularModel | None = None
@@ -749,29 +738,36 @@ class MPGParallelEnv(ParallelEnv):
     def observation_index(self, mode: str | None = None) -> np.ndarray:
         """Which observation each agent sees in each model state, shape (N, S) int64.
 
-        A policy that reads observation mode ``mode`` ("state" or "own") is a table over these
-        indices; pass the result as ``obs_map`` to :func:`mpg_envs.exact.cycle_residual` to check
-        the potential certificate for that policy class.
+        ``dynamics.observe(dynamics.states(), mode).T``. A policy that reads observation mode
+        ``mode`` ("state" or "own") is a table over these indices; pass the result as ``obs_map``
+        to :func:`mpg_envs.exact.cycle_residual` to check the potential certificate for that
+        policy class.
+
+        Args:
+            mode: "state" or "own" (if the env has it); default: the env's observation mode.
         """
         mode = self.observation_mode if mode is None else mode
-        S, n = self.dynamics.n_states, self.dynamics.n_agents
-        if mode == "state":
-            return np.broadcast_to(np.arange(S), (n, S)).copy()
-        if mode == "own" and self.own_observation_size is not None:
-            return self.own_observation(self.dynamics.states()).T.copy()
-        raise ValueError(f"observation_index supports 'state' and 'own' modes, got {mode!r}")
+        allowed = [m for m in ("state", "own") if m in self.dynamics.observation_modes]
+        if not any(mode == m and type(mode) is str for m in allowed):
+            raise ValueError(f"observation_index supports the modes {allowed}, got {V.show(mode)}")
+        dyn = self.dynamics
+        return dyn.observe(dyn.states(), mode).T.copy()
 
-    # ---------------------------------------------------------------- hooks for subclasses
+    # ---------------------------------------------------------------- observations (from the dynamics)
+    @property
+    def own_observation_size(self) -> int | None:
+        """K of the ``"own"`` mode (``dynamics.own_observation_size``), or None without one."""
+        return self.dynamics.own_observation_size
+
     def state_features(self, states: np.ndarray) -> np.ndarray:
-        """Global state as float32 features in [0, 1], shape (B, F). Default: one-hot of the index."""
-        out = np.zeros((len(states), self.dynamics.n_states), np.float32)
-        out[np.arange(len(states)), self.dynamics.index(states)] = 1.0
-        return out
+        """Global state features, (B, d) -> (B, F) float32: ``dynamics.state_features``."""
+        return self.dynamics.state_features(states)
 
     def own_observation(self, states: np.ndarray) -> np.ndarray:
-        """Per-agent local observation indices, shape (B, N) int64 (``"own"`` mode)."""
-        raise NotImplementedError
+        """Per-agent local observation indices, (B, d) -> (B, N) int64: ``dynamics.own_observation``."""
+        return self.dynamics.own_observation(states)
 
+    # ---------------------------------------------------------------- hooks for subclasses
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         """Per-agent numeric infos beyond ``state``: name -> array of shape (N,)."""
         return {}
@@ -798,7 +794,7 @@ class MPGParallelEnv(ParallelEnv):
     def state(self) -> np.ndarray:
         """Global state features, shape (F,) float32 (see :attr:`state_space`)."""
         self._require_reset()
-        return self.state_features(self._state)[0]
+        return self.dynamics.state_features(self._state)[0]
 
     def state_index(self) -> int:
         """The model's index of the current state."""
@@ -829,7 +825,8 @@ class MPGParallelEnv(ParallelEnv):
             self._state = self.dynamics.sample_initial(1, self.np_random)
         else:
             self._state = self._parse_start(start)
-        self._index = int(self.dynamics.index(self._state)[0])
+        self._indices = self.dynamics.index(self._state)
+        self._index = int(self._indices[0])
         self._prev_state = None
         self.agents = self.possible_agents[:]
         self.num_steps = 0
@@ -884,7 +881,8 @@ class MPGParallelEnv(ParallelEnv):
         nxt, rew = _sample_step(self.dynamics, self._state, act[None], self.np_random)
         self._prev_state = self._state
         self._state = nxt
-        self._index = int(self.dynamics.index(nxt)[0])
+        self._indices = self.dynamics.index(nxt)
+        self._index = int(self._indices[0])
         self._last_actions = act
         self.num_steps += 1
         r = rew[0]
@@ -931,21 +929,13 @@ class MPGParallelEnv(ParallelEnv):
         return int(a)
 
     def _observe(self, agents: list[str]) -> dict[str, Any]:
-        st = self._state
-        if self.observation_mode == "state":
-            return dict.fromkeys(agents, np.int64(self._index))
-        if self.observation_mode == "own":
-            own = self.own_observation(st)[0]
-            return {a: np.int64(own[self._agent_ids[a]]) for a in agents}
-        feat = self.state_features(st)[0]
-        n = len(self.possible_agents)
-        out = {}
-        for a in agents:
-            v = np.zeros(n + len(feat), np.float32)
-            v[self._agent_ids[a]] = 1.0
-            v[n:] = feat
-            out[a] = v
-        return out
+        """Each live agent's observation: its row of ``dynamics.observe`` for the current state
+        (np.int64 for "state" and "own", a float32 array otherwise)."""
+        obs = self.dynamics._observe(self._state, self.observation_mode, self._indices)[0]
+        if len(agents) == len(obs):  # every agent (live agents keep the order of possible_agents)
+            return dict(zip(agents, obs))
+        ids = self._agent_ids
+        return {a: obs[ids[a]] for a in agents}
 
     def _infos(self, agents: list[str], rewards: np.ndarray) -> dict[str, dict[str, Any]]:
         s = self._index

@@ -38,7 +38,12 @@ stepped after termination or truncation, until ``reset()``.
 
 **Observations.** ``"own"`` (default) -- the agent's own cell, ``Discrete(S)``: what a shared
 policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -- one-hot agent id
-+ one-hot cell of every agent. ``state()`` is the one-hot cells of all agents.
++ one-hot cell of every agent; ``"onehot"`` -- float32 one-hot of the joint index, shape
+(S**N,), for joint models of at most ``MAX_ONEHOT_STATES`` = 65,536 states (the chains; refused
+for the 10x10 layouts, 100**N states). ``state()`` is the one-hot cells of all agents. The
+observations come from the dynamics: ``env.unwrapped.dynamics.observe(states, mode)`` gives them
+for a batch of state descriptors (B, N), as the batched samplers and the tabulation of a policy
+read them.
 
 **Infos.** ``{"state": joint index, "cell": own cell}``.
 
@@ -62,12 +67,13 @@ holds).
 
 **Arguments.** ``layout="no_conflict"``, ``slip=0.0`` (probability, every layout),
 ``chain_p=0.75`` (probability, used by ``"chain_slip"``, checked for every layout),
-``gamma=0.95`` (in (0, 1)), ``observation="own"|"state"|"vector"``, ``max_cycles=100``,
+``gamma=0.95`` (in (0, 1)), ``observation="own"|"state"|"vector"|"onehot"``, ``max_cycles=100``,
 ``render_mode=None|"human"|"ansi"|"rgb_array"``. ``env.unwrapped.render_rgb(policy)`` draws a
 shared policy's most likely path in every task (the paper's Fig. 2 as a picture).
 
 **Version history.** v0: initial release; ``slip`` applies to the chain layouts too (it was
-ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation.
+ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation;
+``observation="onehot"`` added without changing the default observation or the other modes.
 """
 
 from __future__ import annotations
@@ -245,7 +251,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
         self.tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
         self.layout = layout
         dyn = MultiTaskDynamics(self.tasks)
-        self.own_observation_size = dyn.n_cells
         super().__init__(
             dyn,
             gamma=_check_gamma(gamma),
@@ -268,16 +273,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
                 for i in range(self.dynamics.n_agents)
             ]
         return self._task_models
-
-    def state_features(self, states: np.ndarray) -> np.ndarray:
-        B, N = states.shape
-        S = self.dynamics.n_cells
-        out = np.zeros((B, N, S), np.float32)
-        out[np.arange(B)[:, None], np.arange(N), states] = 1.0
-        return out.reshape(B, N * S)
-
-    def own_observation(self, states: np.ndarray) -> np.ndarray:
-        return np.asarray(states, dtype=np.int64)
 
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         return {"cell": self._state[0]}
