@@ -43,7 +43,8 @@ policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -
 for the 10x10 layouts, 100**N states). ``state()`` is the one-hot cells of all agents. The
 observations come from the dynamics: ``env.unwrapped.dynamics.observe(states, mode)`` gives them
 for a batch of state descriptors (B, N), as the batched samplers and the tabulation of a policy
-read them.
+read them. ``GridWorldTask-v0`` takes ``observation="own"`` (default, the cell as an int),
+``"state"`` (the same), ``"onehot"`` (one-hot cell, (S,)) or ``"vector"`` ((1 + S,)).
 
 **Infos.** ``{"state": joint index, "cell": own cell}``.
 
@@ -73,7 +74,8 @@ shared policy's most likely path in every task (the paper's Fig. 2 as a picture)
 
 **Version history.** v0: initial release; ``slip`` applies to the chain layouts too (it was
 ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation;
-``observation="onehot"`` added without changing the default observation or the other modes.
+``observation="onehot"`` added (and ``observation=`` for ``GridWorldTask-v0``) without changing
+the default observations.
 """
 
 from __future__ import annotations
@@ -299,8 +301,12 @@ def raw_env(**kwargs: Any) -> MultiTaskGridWorldEnv:
 class GridWorldTaskEnv(gymnasium.Env):
     """One task of a layout as a Gymnasium env (``mpg/GridWorldTask-v0``).
 
-    Observation ``Discrete(S)`` (the cell), action ``Discrete(A)``; terminated on reaching a
-    terminal cell, truncated after ``max_steps``. ``model()`` is the task's exact model.
+    Observation (``observation=``, from the task's dynamics, ``dynamics.observe``): ``"own"``
+    (default) -- the cell, ``Discrete(S)``, an int; ``"state"`` -- the same (the model index of a
+    single task is its cell); ``"onehot"`` -- float32 one-hot cell, shape (S,); ``"vector"`` --
+    float32 ``[1]`` (the one-hot id of the single agent) + one-hot cell, shape (1 + S,). Action
+    ``Discrete(A)``; terminated on reaching a terminal cell, truncated after ``max_steps``.
+    ``model()`` is the task's exact model.
 
     Args:
         layout: As for :class:`MultiTaskGridWorldEnv`.
@@ -308,6 +314,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         slip, chain_p, gamma: As for :class:`MultiTaskGridWorldEnv`.
         max_steps: Truncation horizon.
         render_mode: None, "ansi" or "rgb_array".
+        observation: "own" (default), "state", "onehot" or "vector".
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -321,6 +328,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         gamma: float = 0.95,
         max_steps: int = 100,
         render_mode: str | None = None,
+        observation: str = "own",
     ) -> None:
         tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
         task = V.integer(
@@ -336,7 +344,8 @@ class GridWorldTaskEnv(gymnasium.Env):
         self.gamma = _check_gamma(gamma)
         self.max_steps = int(max_steps)
         self.render_mode = render_mode
-        self.observation_space = gymnasium.spaces.Discrete(self.task.n_cells)
+        self.observation_mode = self.dynamics.check_observation_mode(observation, name="observation")
+        self.observation_space = self.dynamics.observation_space(self.observation_mode)
         self.action_space = gymnasium.spaces.Discrete(self.task.n_actions)
         self._cell: np.ndarray | None = None
         self._t = 0
@@ -366,7 +375,13 @@ class GridWorldTaskEnv(gymnasium.Env):
             self._cell = np.array([[cell]])
         self._t = 0
         self._ended = ""
-        return int(self._cell[0, 0]), {"cell": int(self._cell[0, 0])}
+        return self._observe(), {"cell": int(self._cell[0, 0])}
+
+    def _observe(self) -> int | np.ndarray:
+        """The agent's observation of the current cell: an int ("own", "state") or a float32 array."""
+        # the model index of a single task's state is its cell
+        obs = self.dynamics._observe(self._cell, self.observation_mode, self._cell[:, 0])[0, 0]
+        return int(obs) if obs.ndim == 0 else obs
 
     def step(self, action: Any):
         """One move; after termination or truncation, call ``reset()`` before stepping again.
@@ -393,7 +408,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         terminated = bool(self.task.terminal[cell])
         truncated = self._t >= self.max_steps and not terminated
         self._ended = "terminated" if terminated else "truncated" if truncated else ""
-        return cell, float(rew[0, 0]), terminated, truncated, {"cell": cell}
+        return self._observe(), float(rew[0, 0]), terminated, truncated, {"cell": cell}
 
     def render(self):
         if self.render_mode is None:
