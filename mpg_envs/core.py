@@ -939,10 +939,10 @@ class MPGParallelEnv(ParallelEnv):
 
     def _infos(self, agents: list[str], rewards: np.ndarray) -> dict[str, dict[str, Any]]:
         s = self._index
-        extra = self._extra_infos(rewards)
-        return {
-            a: {"state": s, **{k: v[self._agent_ids[a]].item() for k, v in extra.items()}} for a in agents
-        }
+        # one tolist() per key, not one item() per agent and key: Python scalars either way
+        extra = {k: v.tolist() for k, v in self._extra_infos(rewards).items()}
+        ids = self._agent_ids
+        return {a: {"state": s, **{k: v[ids[a]] for k, v in extra.items()}} for a in agents}
 
     def _require_reset(self) -> None:
         if self._state is None:
