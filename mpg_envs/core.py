@@ -257,7 +257,7 @@ class Dynamics(ABC):
                 than :data:`MAX_ONEHOT_STATES` states, naming the sizes.
         """
         modes = self.observation_modes
-        if not any(mode == m and type(mode) is str for m in modes):
+        if not any(type(mode) is str and mode == m for m in modes):
             why = ""
             if isinstance(mode, str) and mode == "own":
                 why = f" ({type(self).__name__} has no local observation: own_observation_size is None)"
@@ -748,7 +748,7 @@ class MPGParallelEnv(ParallelEnv):
         """
         mode = self.observation_mode if mode is None else mode
         allowed = [m for m in ("state", "own") if m in self.dynamics.observation_modes]
-        if not any(mode == m and type(mode) is str for m in allowed):
+        if not any(type(mode) is str and mode == m for m in allowed):
             raise ValueError(f"observation_index supports the modes {allowed}, got {V.show(mode)}")
         dyn = self.dynamics
         return dyn.observe(dyn.states(), mode).T.copy()

@@ -277,7 +277,7 @@ def test_bad_mode_names_the_value_and_the_modes():
     dyn = congestion_v0.parallel_env(n_agents=3).dynamics
     st = dyn.states()[:2]
     assert OBS_MODES == ("state", "vector", "own", "onehot")
-    for bad in ("pixels", None, 1, "STATE", ["state"]):
+    for bad in ("pixels", None, 1, "STATE", ["state"], np.array(["state", "own"])):
         with pytest.raises(
             ValueError, match=r"mode must be one of \['state', 'vector', 'own', 'onehot'\], got "
         ):
