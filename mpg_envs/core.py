@@ -12,6 +12,10 @@ dynamics declare (``noise_probs``). From that single piece of code:
 * :class:`MPGParallelEnv` wraps it as a PettingZoo ``ParallelEnv``.
 
 So the simulator and the model cannot disagree; ``tests/test_congestion.py`` checks it anyway.
+
+Observations live in the dynamics too (:meth:`Dynamics.observe`, vectorised over a batch of
+states), so the PettingZoo env, the batched samplers and the tabulation of a policy over every
+model state all read the same features.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ __all__ = [
     "DEFAULT_MAX_MODEL_BYTES",
     "MAX_AGENTS",
     "MAX_OBSERVATION_FLOATS",
+    "MAX_OBSERVATION_BATCH_FLOATS",
+    "MAX_ONEHOT_STATES",
+    "OBS_MODES",
 ]
 
 #: Default cap on S * A * (noise outcomes) evaluated when building a model (~0.5 GB worst case).
@@ -56,8 +63,18 @@ _BYTES_PER_TRANSITION = 24  # float64 prob + int64 row + int64 col while assembl
 _PEAK_BYTES_PER_TRANSITION = 80  # COO lists, their concatenation, the CSR matrix and its copy
 #: Most agents an environment accepts (names, spaces and per-agent dicts grow with N).
 MAX_AGENTS = 100_000
-#: Most float32 entries the "vector" observations of one step may hold (N * (N + features)).
+#: Most float32 entries the observations of one state may hold, all agents together ("vector":
+#: N * (N + F) for F state features; "onehot": N * S).
 MAX_OBSERVATION_FLOATS = 2**25
+#: Most float32 entries one call of :meth:`Dynamics.observe` may return (B states together, 512 MiB).
+MAX_OBSERVATION_BATCH_FLOATS = 2**27
+#: Most model states a one-hot encoding covers: the ``"onehot"`` observation mode and the default
+#: :meth:`Dynamics.state_features` (a network input of more than 65,536 one-hot entries is no
+#: sensible encoding; give the dynamics compact state features instead).
+MAX_ONEHOT_STATES = 2**16
+#: Observation modes (``"own"`` only for dynamics with a local observation, see
+#: :attr:`Dynamics.own_observation_size`).
+OBS_MODES = ("state", "vector", "own", "onehot")
 #: Largest per-row histogram (rows x keys) counted densely; larger ones are counted by sorting.
 _DENSE_COUNT_LIMIT = 1 << 22
 
@@ -68,17 +85,25 @@ class Dynamics(ABC):
     A state is an int64 vector of length ``state_dim``; the dynamics enumerate the states covered
     by the exact model (:meth:`states`) and map descriptors to indices (:meth:`index`).
 
+    What the agents observe is part of the dynamics too: :meth:`observe` maps a batch of states to
+    every agent's observation in one of the modes of :data:`OBS_MODES`, built from two hooks a
+    subclass may override, :meth:`state_features` (global float features) and
+    :meth:`own_observation` (each agent's local observation, with :attr:`own_observation_size`).
+
     Attributes:
         n_agents: N.
         action_sizes: (|A_1|, ..., |A_N|).
         state_dim: d, length of a state descriptor.
         noise_probs: Tuple of M probability vectors, one per independent noise variable.
+        own_observation_size: K, the number of local observations of the ``"own"`` mode (indices
+            in [0, K)), or None when the game has no local observation (no ``"own"`` mode).
     """
 
     n_agents: int
     action_sizes: tuple[int, ...]
     state_dim: int
     noise_probs: tuple[np.ndarray, ...] = ()
+    own_observation_size: int | None = None
 
     @property
     @abstractmethod
@@ -161,6 +186,221 @@ class Dynamics(ABC):
         must agree with :func:`build_model` (test it on small instances).
         """
         return build_model(self, gamma, max_transitions=max_transitions, name=name)
+
+    # ---------------------------------------------------------------- observations
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        """Global state as float32 features in [0, 1], shape (B, d) -> (B, F).
+
+        Default: the one-hot of the model index (F = S), for at most :data:`MAX_ONEHOT_STATES`
+        states. Override with a compact encoding (and :attr:`n_state_features`) for larger games.
+        The states must be model states (use :meth:`observe` for checked input).
+
+        Raises:
+            ValueError: The default one-hot for more than :data:`MAX_ONEHOT_STATES` states.
+        """
+        S = self._default_features_size()
+        idx = self.index(states)
+        out = np.zeros((len(idx), S), np.float32)
+        out[np.arange(len(idx)), idx] = 1.0
+        return out
+
+    @property
+    def n_state_features(self) -> int:
+        """F, the length of :meth:`state_features` (computed once from one initial state).
+
+        Override alongside :meth:`state_features` when F is known without computing features.
+        """
+        if type(self).state_features is Dynamics.state_features:
+            return self._default_features_size()
+        cached = self.__dict__.get("_n_state_features_cache")
+        if cached is None:
+            probe = self.sample_initial(1, np.random.default_rng(0))
+            cached = int(np.shape(self.state_features(probe))[1])
+            self._n_state_features_cache = cached
+        return cached
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        """Each agent's local observation index, shape (B, d) -> (B, N) int64, in [0, K).
+
+        Only for dynamics with an :attr:`own_observation_size` K (the ``"own"`` mode).
+
+        Raises:
+            ValueError: The dynamics have no local observation (``own_observation_size`` is None).
+        """
+        if self.own_observation_size is None:
+            raise ValueError(
+                f"{type(self).__name__} has no local observation (own_observation_size is None), "
+                f"so no 'own' observation mode; use one of {list(self.observation_modes)}"
+            )
+        raise NotImplementedError(f"{type(self).__name__} sets own_observation_size but not own_observation")
+
+    @property
+    def observation_modes(self) -> tuple[str, ...]:
+        """The modes of :meth:`observe` these dynamics support (``"own"`` only with a local
+        observation; ``"onehot"`` and ``"vector"`` may still refuse games that are too large, see
+        :meth:`check_observation_mode`)."""
+        return tuple(m for m in OBS_MODES if m != "own" or self.own_observation_size is not None)
+
+    def check_observation_mode(self, mode: Any, name: str = "mode") -> str:
+        """An observation mode these dynamics can produce, checked for its size per state.
+
+        Args:
+            mode: One of :attr:`observation_modes`.
+            name: Parameter name for the message (the env passes ``"observation"``).
+
+        Returns:
+            The mode.
+
+        Raises:
+            ValueError: An unknown or unsupported mode, or observations of one state over
+                :data:`MAX_OBSERVATION_FLOATS` floats ("vector", "onehot") or a one-hot over more
+                than :data:`MAX_ONEHOT_STATES` states, naming the sizes.
+        """
+        modes = self.observation_modes
+        if not any(type(mode) is str and mode == m for m in modes):
+            why = ""
+            if isinstance(mode, str) and mode == "own":
+                why = f" ({type(self).__name__} has no local observation: own_observation_size is None)"
+            raise ValueError(f"{name} must be one of {list(modes)}, got {V.show(mode)}{why}")
+        self._floats_per_state(mode, name)
+        return mode
+
+    def _onehot_states(self, what: str, advice: str) -> int:
+        """S, if a one-hot of the model state is allowed (S <= MAX_ONEHOT_STATES), else raise."""
+        S = int(self.n_states)
+        if S > MAX_ONEHOT_STATES:
+            raise ValueError(
+                f"{what} of {type(self).__name__} would have S={V.format_count(S)} entries, over the limit "
+                f"of MAX_ONEHOT_STATES={MAX_ONEHOT_STATES:,} states; {advice}"
+            )
+        return S
+
+    def _default_features_size(self) -> int:
+        return self._onehot_states(
+            "the default state features (a one-hot of the model state)",
+            "override state_features (and n_state_features) with a compact encoding",
+        )
+
+    def _floats_per_state(self, mode: str, name: str = "mode") -> int:
+        """Float32 entries of one state's observations, all agents ("vector", "onehot"; 0 for the
+        integer modes); raises when over :data:`MAX_OBSERVATION_FLOATS`."""
+        N = int(self.n_agents)
+        if mode == "vector":
+            F = int(self.n_state_features)
+            total, each = N * (N + F), f"{N + F:,} floats (one-hot agent id + {F:,} state features)"
+        elif mode == "onehot":
+            S = self._onehot_states(
+                f"{name}='onehot' (a one-hot of the model state)",
+                "use " + " or ".join(f"{name}={m!r}" for m in self.observation_modes if m != "onehot"),
+            )
+            total, each = N * S, f"{S:,} floats (a one-hot of the model state)"
+        else:
+            return 0
+        if total > MAX_OBSERVATION_FLOATS:
+            raise ValueError(
+                f"{name}={mode!r} gives each of the N={N:,} agents {each}: {total:,} floats per step, "
+                f"over the limit of {MAX_OBSERVATION_FLOATS:,}; use {name}='state' or fewer agents"
+            )
+        return total
+
+    def observation_shape(self, mode: str) -> tuple[int, ...]:
+        """Shape of one agent's observation: () for "state" and "own", (N + F,) for "vector",
+        (S,) for "onehot".
+
+        Raises:
+            ValueError: As :meth:`check_observation_mode`.
+        """
+        mode = self.check_observation_mode(mode)
+        if mode == "vector":
+            return (int(self.n_agents) + int(self.n_state_features),)
+        if mode == "onehot":
+            return (int(self.n_states),)
+        return ()
+
+    def observation_space(self, mode: str) -> gymnasium.spaces.Space:
+        """One agent's observation space (a new object each call): ``Discrete(S)`` for "state",
+        ``Discrete(K)`` for "own", float32 ``Box(0, 1)`` of :meth:`observation_shape` otherwise.
+
+        Raises:
+            ValueError: As :meth:`check_observation_mode`.
+        """
+        shape = self.observation_shape(mode)
+        if mode == "state":
+            return gymnasium.spaces.Discrete(int(self.n_states))
+        if mode == "own":
+            return gymnasium.spaces.Discrete(int(self.own_observation_size))
+        return gymnasium.spaces.Box(0.0, 1.0, shape, np.float32)
+
+    def observe(self, states: np.ndarray, mode: str, *, indices: np.ndarray | None = None) -> np.ndarray:
+        """Every agent's observation in a batch of states (vectorised: no loop over the batch).
+
+        Modes (``N`` agents, ``S`` model states, ``F`` = :attr:`n_state_features`):
+
+        * ``"state"``: (B, N) int64, the model index of the state, the same for every agent;
+        * ``"own"``: (B, N) int64, :meth:`own_observation` (each agent's local observation);
+        * ``"vector"``: (B, N, N + F) float32, agent i's one-hot id followed by
+          :meth:`state_features` of the state;
+        * ``"onehot"``: (B, N, S) float32, the one-hot of the model index, the same for every agent
+          (at most :data:`MAX_ONEHOT_STATES` states).
+
+        Args:
+            states: State descriptors, shape (B, d), integers; every row a state of the model.
+            mode: One of :attr:`observation_modes`.
+            indices: Their model indices ``index(states)``, shape (B,), if already known (saves
+                computing them again; trusted to match ``states``).
+
+        Returns:
+            The observations; row b is what each agent sees in ``states[b]``.
+
+        Raises:
+            ValueError: A bad mode (see :meth:`check_observation_mode`), states of the wrong shape
+                or dtype, a state outside the model, or a result of more than
+                :data:`MAX_OBSERVATION_BATCH_FLOATS` floats (the message says how many states fit).
+        """
+        mode = self.check_observation_mode(mode)
+        d = int(self.state_dim)
+        st = V.int_array("states", states, what=f"an integer array of shape (B, d={d})")
+        if st.ndim != 2 or st.shape[1] != d:
+            raise ValueError(f"states must be an integer array of shape (B, d={d}), got shape {st.shape}")
+        B = len(st)
+        per = self._floats_per_state(mode)
+        if B * per > MAX_OBSERVATION_BATCH_FLOATS:
+            raise ValueError(
+                f"observe(mode={mode!r}) of {B:,} states would return {B:,} x {per:,} = {B * per:,} floats, "
+                f"over the limit of MAX_OBSERVATION_BATCH_FLOATS={MAX_OBSERVATION_BATCH_FLOATS:,}; pass "
+                f"at most {max(1, MAX_OBSERVATION_BATCH_FLOATS // per):,} states per call"
+            )
+        if indices is None:
+            idx = self.index(st)
+        else:
+            idx = V.int_array("indices", indices, what=f"an integer array of shape (B,) = ({B},)")
+            if idx.shape != (B,):
+                raise ValueError(f"indices must have shape (B,) = ({B},), got shape {idx.shape}")
+        if B and (idx.min() < 0 or idx.max() >= self.n_states):
+            b = int(np.flatnonzero((idx < 0) | (idx >= self.n_states))[0])
+            raise ValueError(f"states[{b}] = {st[b].tolist()} is not a state of these dynamics")
+        return self._observe(st, mode, idx)
+
+    def _observe(self, states: np.ndarray, mode: str, indices: np.ndarray) -> np.ndarray:
+        """:meth:`observe` without argument checks: states (B, d) int64 of the model, a checked
+        mode and the states' model indices (B,) int64."""
+        B, N = len(states), self.n_agents
+        if mode == "state":
+            out = np.empty((B, N), np.int64)
+            out[:] = indices[:, None]
+            return out
+        if mode == "own":
+            return np.asarray(self.own_observation(states), dtype=np.int64)
+        if mode == "onehot":
+            out = np.zeros((B, N, self.n_states), np.float32)
+            out[np.arange(B)[:, None], np.arange(N), indices[:, None]] = 1.0
+            return out
+        feat = self.state_features(states)
+        out = np.zeros((B, N, N + feat.shape[1]), np.float32)
+        agents = np.arange(N)
+        out[:, agents, agents] = 1.0
+        out[:, :, N:] = feat[:, None, :]
+        return out
 
     # ---------------------------------------------------------------- shared helpers
     @property
@@ -410,25 +650,25 @@ def row_counts(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray, n
     return rows, values, counts, group.reshape(B, N)
 
 
-OBS_MODES = ("state", "vector", "own")
-
-
 class MPGParallelEnv(ParallelEnv):
     """PettingZoo ``ParallelEnv`` driven by a :class:`Dynamics` (base of every env here).
 
     Subclasses set ``metadata`` and build their dynamics, then call ``super().__init__``. They
-    may override :meth:`state_features` (global float vector), :meth:`own_observation`
-    (``"own"`` observation mode), :meth:`_extra_infos`, and the renderers.
+    may override :meth:`_extra_infos` and the renderers. Observations come from the dynamics
+    (:meth:`Dynamics.observe`; override :meth:`Dynamics.state_features` and
+    :meth:`Dynamics.own_observation` there), so the env, the batched samplers and the tabulation
+    of a policy over the model states read the same features.
 
     Observation modes:
         ``"state"``: the model's global state index, ``Discrete(S)`` (tabular learners).
-        ``"vector"``: float32 one-hot agent id (N) followed by :meth:`state_features` (neural nets,
-        SB3 with parameter sharing).
+        ``"vector"``: float32 one-hot agent id (N) followed by :meth:`Dynamics.state_features`
+        (neural nets, SB3 with parameter sharing).
         ``"own"``: the agent's own local observation only, ``Discrete(K)`` (env specific).
+        ``"onehot"``: float32 one-hot of the model state index, shape (S,) (the input of a
+        network on the global state; small games only).
     """
 
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi", "rgb_array"], "name": "mpg_base"}
-    own_observation_size: int | None = None
 
     def __init__(
         self,
@@ -439,11 +679,13 @@ class MPGParallelEnv(ParallelEnv):
         observation: str = "state",
         render_mode: str | None = None,
     ) -> None:
-        if not any(observation == m and type(observation) is str for m in OBS_MODES) or (
-            observation == "own" and self.own_observation_size is None
-        ):
-            allowed = [m for m in OBS_MODES if m != "own" or self.own_observation_size is not None]
-            raise ValueError(f"observation must be one of {allowed}, got {V.show(observation)}")
+        for hook in ("state_features", "own_observation", "own_observation_size"):
+            if getattr(type(self), hook) is not getattr(MPGParallelEnv, hook):
+                raise TypeError(
+                    f"{type(self).__name__} overrides {hook}, but observations come from the dynamics: "
+                    f"define {hook} on the Dynamics subclass ({type(dynamics).__name__}) instead"
+                )
+        self.observation_mode = dynamics.check_observation_mode(observation, name="observation")
         modes = self.metadata["render_modes"]
         if render_mode is not None and not any(render_mode == m and type(render_mode) is str for m in modes):
             raise ValueError(f"render_mode must be None or one of {modes}, got {V.show(render_mode)}")
@@ -452,7 +694,6 @@ class MPGParallelEnv(ParallelEnv):
         self.dynamics = dynamics
         self.gamma = V.discount("gamma", gamma)
         self.max_cycles = max_cycles
-        self.observation_mode = observation
         self.render_mode = render_mode
         self.possible_agents = [f"agent_{i}" for i in range(n)]
         self._agent_ids = {a: i for i, a in enumerate(self.possible_agents)}
@@ -461,24 +702,12 @@ class MPGParallelEnv(ParallelEnv):
         self._action_spaces = {
             a: gymnasium.spaces.Discrete(int(k)) for a, k in zip(self.possible_agents, dynamics.action_sizes)
         }
-        n_feat = len(self.state_features(dynamics.decode(np.zeros(1, np.int64)))[0])
-        if observation == "vector" and n * (n + n_feat) > MAX_OBSERVATION_FLOATS:
-            raise ValueError(
-                f"observation='vector' gives each of the N={n:,} agents {n + n_feat:,} floats (one-hot agent "
-                f"id + {n_feat:,} state features): {n * (n + n_feat):,} floats per step, over the limit of "
-                f"{MAX_OBSERVATION_FLOATS:,}; use observation='state' or fewer agents"
-            )
-        if observation == "state":
-            space_fn = lambda: gymnasium.spaces.Discrete(dynamics.n_states)  # noqa: E731
-        elif observation == "vector":
-            space_fn = lambda: gymnasium.spaces.Box(0.0, 1.0, (n + n_feat,), np.float32)  # noqa: E731
-        else:
-            space_fn = lambda: gymnasium.spaces.Discrete(self.own_observation_size)  # noqa: E731
-        self._observation_spaces = {a: space_fn() for a in self.possible_agents}
+        self._observation_spaces = {a: dynamics.observation_space(observation) for a in self.possible_agents}
         if render_mode == "rgb_array":
             self._check_renderable()
-        self.state_space = gymnasium.spaces.Box(0.0, 1.0, (n_feat,), np.float32)
+        self.state_space = gymnasium.spaces.Box(0.0, 1.0, (dynamics.n_state_features,), np.float32)
         self._state: np.ndarray | None = None
+        self._indices = np.full(1, -1, np.int64)  # model index of _state, shape (1,)
         self._prev_state: np.ndarray | None = None  # state before the last step (for infos/render)
         self._index = -1
         self._model: TabularModel | None = None
@@ -509,29 +738,36 @@ class MPGParallelEnv(ParallelEnv):
     def observation_index(self, mode: str | None = None) -> np.ndarray:
         """Which observation each agent sees in each model state, shape (N, S) int64.
 
-        A policy that reads observation mode ``mode`` ("state" or "own") is a table over these
-        indices; pass the result as ``obs_map`` to :func:`mpg_envs.exact.cycle_residual` to check
-        the potential certificate for that policy class.
+        ``dynamics.observe(dynamics.states(), mode).T``. A policy that reads observation mode
+        ``mode`` ("state" or "own") is a table over these indices; pass the result as ``obs_map``
+        to :func:`mpg_envs.exact.cycle_residual` to check the potential certificate for that
+        policy class.
+
+        Args:
+            mode: "state" or "own" (if the env has it); default: the env's observation mode.
         """
         mode = self.observation_mode if mode is None else mode
-        S, n = self.dynamics.n_states, self.dynamics.n_agents
-        if mode == "state":
-            return np.broadcast_to(np.arange(S), (n, S)).copy()
-        if mode == "own" and self.own_observation_size is not None:
-            return self.own_observation(self.dynamics.states()).T.copy()
-        raise ValueError(f"observation_index supports 'state' and 'own' modes, got {mode!r}")
+        allowed = [m for m in ("state", "own") if m in self.dynamics.observation_modes]
+        if not any(type(mode) is str and mode == m for m in allowed):
+            raise ValueError(f"observation_index supports the modes {allowed}, got {V.show(mode)}")
+        dyn = self.dynamics
+        return dyn.observe(dyn.states(), mode).T.copy()
 
-    # ---------------------------------------------------------------- hooks for subclasses
+    # ---------------------------------------------------------------- observations (from the dynamics)
+    @property
+    def own_observation_size(self) -> int | None:
+        """K of the ``"own"`` mode (``dynamics.own_observation_size``), or None without one."""
+        return self.dynamics.own_observation_size
+
     def state_features(self, states: np.ndarray) -> np.ndarray:
-        """Global state as float32 features in [0, 1], shape (B, F). Default: one-hot of the index."""
-        out = np.zeros((len(states), self.dynamics.n_states), np.float32)
-        out[np.arange(len(states)), self.dynamics.index(states)] = 1.0
-        return out
+        """Global state features, (B, d) -> (B, F) float32: ``dynamics.state_features``."""
+        return self.dynamics.state_features(states)
 
     def own_observation(self, states: np.ndarray) -> np.ndarray:
-        """Per-agent local observation indices, shape (B, N) int64 (``"own"`` mode)."""
-        raise NotImplementedError
+        """Per-agent local observation indices, (B, d) -> (B, N) int64: ``dynamics.own_observation``."""
+        return self.dynamics.own_observation(states)
 
+    # ---------------------------------------------------------------- hooks for subclasses
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         """Per-agent numeric infos beyond ``state``: name -> array of shape (N,)."""
         return {}
@@ -558,7 +794,7 @@ class MPGParallelEnv(ParallelEnv):
     def state(self) -> np.ndarray:
         """Global state features, shape (F,) float32 (see :attr:`state_space`)."""
         self._require_reset()
-        return self.state_features(self._state)[0]
+        return self.dynamics.state_features(self._state)[0]
 
     def state_index(self) -> int:
         """The model's index of the current state."""
@@ -589,7 +825,8 @@ class MPGParallelEnv(ParallelEnv):
             self._state = self.dynamics.sample_initial(1, self.np_random)
         else:
             self._state = self._parse_start(start)
-        self._index = int(self.dynamics.index(self._state)[0])
+        self._indices = self.dynamics.index(self._state)
+        self._index = int(self._indices[0])
         self._prev_state = None
         self.agents = self.possible_agents[:]
         self.num_steps = 0
@@ -644,7 +881,8 @@ class MPGParallelEnv(ParallelEnv):
         nxt, rew = _sample_step(self.dynamics, self._state, act[None], self.np_random)
         self._prev_state = self._state
         self._state = nxt
-        self._index = int(self.dynamics.index(nxt)[0])
+        self._indices = self.dynamics.index(nxt)
+        self._index = int(self._indices[0])
         self._last_actions = act
         self.num_steps += 1
         r = rew[0]
@@ -691,28 +929,20 @@ class MPGParallelEnv(ParallelEnv):
         return int(a)
 
     def _observe(self, agents: list[str]) -> dict[str, Any]:
-        st = self._state
-        if self.observation_mode == "state":
-            return dict.fromkeys(agents, np.int64(self._index))
-        if self.observation_mode == "own":
-            own = self.own_observation(st)[0]
-            return {a: np.int64(own[self._agent_ids[a]]) for a in agents}
-        feat = self.state_features(st)[0]
-        n = len(self.possible_agents)
-        out = {}
-        for a in agents:
-            v = np.zeros(n + len(feat), np.float32)
-            v[self._agent_ids[a]] = 1.0
-            v[n:] = feat
-            out[a] = v
-        return out
+        """Each live agent's observation: its row of ``dynamics.observe`` for the current state
+        (np.int64 for "state" and "own", a float32 array otherwise)."""
+        obs = self.dynamics._observe(self._state, self.observation_mode, self._indices)[0]
+        if len(agents) == len(obs):  # every agent (live agents keep the order of possible_agents)
+            return dict(zip(agents, obs))
+        ids = self._agent_ids
+        return {a: obs[ids[a]] for a in agents}
 
     def _infos(self, agents: list[str], rewards: np.ndarray) -> dict[str, dict[str, Any]]:
         s = self._index
-        extra = self._extra_infos(rewards)
-        return {
-            a: {"state": s, **{k: v[self._agent_ids[a]].item() for k, v in extra.items()}} for a in agents
-        }
+        # one tolist() per key, not one item() per agent and key: Python scalars either way
+        extra = {k: v.tolist() for k, v in self._extra_infos(rewards).items()}
+        ids = self._agent_ids
+        return {a: {"state": s, **{k: v[ids[a]] for k, v in extra.items()}} for a in agents}
 
     def _require_reset(self) -> None:
         if self._state is None:

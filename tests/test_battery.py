@@ -136,6 +136,65 @@ def test_nash_gap_zero_at_best_response_equilibrium(model):
     assert exact.nash_gap(model, exact.random_policy(model, rng)).worst > 1e-6
 
 
+def test_observations_come_from_the_dynamics(env_id):
+    """Every supported observation mode: the env's spaces are the dynamics' spaces, and over 300
+    random steps (with resets) each live agent's observation is its row of
+    ``dynamics.observe(state, mode)``, of the same dtype, inside its space; over every model state
+    ``observe`` has the documented shapes and dtypes, and for "state"/"own" it is the transpose of
+    ``observation_index``."""
+    dyn = make(env_id).unwrapped.dynamics
+    assert set(dyn.observation_modes) >= {"state", "vector", "onehot"}
+    for mode in dyn.observation_modes:
+        env = make(env_id, observation=mode, max_cycles=25)
+        u = env.unwrapped
+        for a in env.possible_agents:
+            assert env.observation_space(a) is env.observation_space(a)
+            assert env.observation_space(a) == dyn.observation_space(mode)
+            assert env.observation_space(a).shape == dyn.observation_shape(mode)
+        rng = np.random.default_rng(5)
+        obs, _ = env.reset(seed=5)
+        seen = set()
+        for _ in range(300):
+            state = dyn.decode(np.array([u.state_index()]))
+            want = dyn.observe(state, mode)[0]
+            assert set(obs) <= set(env.possible_agents) and obs
+            for a, o in obs.items():
+                i = env.possible_agents.index(a)
+                assert np.asarray(o).dtype == want.dtype and np.array_equal(o, want[i]), (mode, a, o, want[i])
+                assert env.observation_space(a).contains(o), (mode, a, o)
+            seen.add(u.state_index())
+            if not env.agents:
+                obs, _ = env.reset()
+                continue
+            obs, *_ = env.step({a: int(rng.integers(env.action_space(a).n)) for a in env.agents})
+        assert len(seen) > 1
+        states = dyn.states()
+        S, N = len(states), dyn.n_agents
+        all_obs = dyn.observe(states, mode)
+        assert all_obs.shape == (S, N, *dyn.observation_shape(mode))
+        assert all_obs.dtype == (np.int64 if mode in ("state", "own") else np.float32)
+        if mode in ("state", "own"):
+            np.testing.assert_array_equal(all_obs, u.observation_index(mode).T)
+        if mode == "state":
+            np.testing.assert_array_equal(all_obs, np.repeat(np.arange(S)[:, None], N, axis=1))
+        if mode == "onehot":
+            np.testing.assert_array_equal(
+                all_obs, np.broadcast_to(np.eye(S, dtype=np.float32)[:, None], (S, N, S))
+            )
+        if mode == "vector":
+            np.testing.assert_array_equal(all_obs[:, :, :N], np.broadcast_to(np.eye(N), (S, N, N)))
+            np.testing.assert_array_equal(
+                all_obs[:, :, N:],
+                np.broadcast_to(u.state_features(states)[:, None], (S, N, all_obs.shape[2] - N)),
+            )
+        box = dyn.observation_space(mode)
+        assert all(
+            box.contains(x)
+            for x in all_obs.reshape(S * N, *dyn.observation_shape(mode))[:: max(1, S * N // 500)]
+        )
+        parallel_api_test(make(env_id, observation=mode), num_cycles=30)
+
+
 def test_bad_input(env_id):
     env = make(env_id, max_cycles=2)
     with pytest.raises(RuntimeError, match="reset"):

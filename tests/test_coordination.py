@@ -358,7 +358,10 @@ def test_inpg_reaches_nash_n3():
         ({"gamma": 1.5}, r"gamma must be in \(0, 1\), got 1\.5"),
         ({"gamma": float("nan")}, r"gamma must be in \(0, 1\), got nan"),
         ({"gamma": 1.0}, "gamma = 1 gives infinite returns"),
-        ({"observation": "pixels"}, r"observation must be one of \['state', 'vector', 'own'\], got 'pixels'"),
+        (
+            {"observation": "pixels"},
+            r"observation must be one of \['state', 'vector', 'own', 'onehot'\], got 'pixels'",
+        ),
         ({"render_mode": "video"}, "render_mode must be"),
         ({"max_cycles": 0}, "max_cycles must be a positive integer"),
     ],

@@ -410,7 +410,7 @@ def test_certificate_passes_when_it_should(kw):
         ({"gamma": 1.0}, r"gamma must be in \(0, 1\), got 1.0 \(the distancing game never terminates"),
         ({"gamma": 1.5}, "gamma must be in"),
         ({"gamma": float("nan")}, "gamma must be in"),
-        ({"observation": "own"}, r"observation must be one of \['state', 'vector'\]"),
+        ({"observation": "own"}, r"observation must be one of \['state', 'vector', 'onehot'\], got 'own'"),
         ({"render_mode": "video"}, "render_mode must be"),
         ({"max_cycles": 0}, "max_cycles"),
     ],

@@ -138,6 +138,7 @@ class CongestionDynamics(Dynamics):
         self.f = reward_table(reward, N)  # (N+1,)
         self.F = np.cumsum(self.f)  # Rosenthal: F(l) = sum_{k<=l} f(k), F(0) = 0
         self.n_vertices = nv
+        self.own_observation_size = nv  # "own" mode: the agent's vertex
         inner = np.arange(L * w)
         off = 0 if ring else 1  # vertex id of the first layer's first vertex
         self.source, self.sink = (-1, -1) if ring else (0, nv - 1)
@@ -231,6 +232,24 @@ class CongestionDynamics(Dynamics):
         if self.at_sink == "restart":
             return np.zeros(len(states), bool)
         return np.all(np.asarray(states) == self.sink, axis=1)
+
+    # ------------------------------------------------------------------ observations
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        """One-hot vertex of every agent, (B, N) -> (B, N * V) float32 (agent-major)."""
+        st = np.asarray(states, dtype=np.int64)
+        B, N = st.shape
+        out = np.zeros((B, N, self.n_vertices), np.float32)
+        out[np.arange(B)[:, None], np.arange(N), st] = 1.0
+        return out.reshape(B, N * self.n_vertices)
+
+    @property
+    def n_state_features(self) -> int:
+        """N * V."""
+        return self.n_agents * self.n_vertices
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        """Each agent's own vertex, (B, N) -> (B, N) int64 in [0, V)."""
+        return np.asarray(states, dtype=np.int64)
 
     # ------------------------------------------------------------------ dynamics
     def chosen_edges(self, states: np.ndarray, actions: np.ndarray) -> np.ndarray:

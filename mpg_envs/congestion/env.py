@@ -23,7 +23,12 @@ out-edge ``a mod d`` (the last layer and ``t`` have a single out-edge).
 
 **Observations** (``observation=``): ``"state"`` -- the model's state index, ``Discrete(S)``;
 ``"vector"`` -- float32 one-hot agent id (N) + one-hot vertex of every agent (N*V);
-``"own"`` -- the agent's own vertex, ``Discrete(V)``. ``state()`` returns the N*V one-hot vector.
+``"own"`` -- the agent's own vertex, ``Discrete(V)``; ``"onehot"`` -- float32 one-hot of the model
+state index, shape (S,) (a network on the global state; at most ``MAX_ONEHOT_STATES`` = 65,536
+states: N <= 14 on the default graph). ``state()`` returns the N*V one-hot vector. The
+observations come from the dynamics: ``env.unwrapped.dynamics.observe(states, mode)`` gives them
+for a batch of state descriptors (B, N), as the batched samplers and the tabulation of a policy
+over every model state read them.
 
 **Rewards.** ``f(load)`` of the chosen edge; ``restart_reward`` on the ``t -> s`` edge; 0 in the
 terminal state.
@@ -54,7 +59,7 @@ game. Its uniform policy is an exact Nash equilibrium, as in the DAG.
 
 **Arguments.** ``n_agents=4, n_layers=2, width=2, reward="inverse" (or callable f(loads), or the
 N values f(1..N)), load="edge"|"vertex", at_sink="restart"|"terminate", restart_reward=0.0,
-slip=0.0, graph="dag"|"ring", gamma=0.99, observation="state"|"vector"|"own", max_cycles=20
+slip=0.0, graph="dag"|"ring", gamma=0.99, observation="state"|"vector"|"own"|"onehot", max_cycles=20
 (paper 001's T), render_mode=None|"human"|"ansi"|"rgb_array"``. Sizes are bounded before anything
 is allocated: at most ``MAX_AGENTS`` = 100,000 agents, a graph of at most 10^7 edges, fewer than
 2^62 states; ``render_mode="rgb_array"`` draws at most 1,000 edges, ``observation="vector"`` at
@@ -62,7 +67,8 @@ most 2^25 floats per step, and ``model()`` refuses models beyond ``max_transitio
 their memory budget. Numbers may be NumPy scalars; bools are refused.
 
 **Version history.** v0: initial release; ``graph="ring"`` (the game of the authors' code) added
-without changing the default game.
+without changing the default game; ``observation="onehot"`` added without changing the default
+observation or the other modes.
 """
 
 from __future__ import annotations
@@ -121,23 +127,12 @@ class CongestionEnv(MPGParallelEnv):
                 f"gamma = 1 with graph={graph!r}, at_sink={at_sink!r} gives infinite returns (episodes "
                 f"never end); use gamma < 1 or graph='dag' with at_sink='terminate' (got gamma={gamma!r})"
             )
-        self.own_observation_size = dyn.n_vertices
         super().__init__(
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
         self._canvas: np.ndarray | None = None
 
-    # ---------------------------------------------------------------- observations and infos
-    def state_features(self, states: np.ndarray) -> np.ndarray:
-        dyn = self.dynamics
-        B, N = states.shape
-        out = np.zeros((B, N, dyn.n_vertices), np.float32)
-        out[np.arange(B)[:, None], np.arange(N), states] = 1.0
-        return out.reshape(B, N * dyn.n_vertices)
-
-    def own_observation(self, states: np.ndarray) -> np.ndarray:
-        return np.asarray(states, dtype=np.int64)
-
+    # ---------------------------------------------------------------- infos
     def _last_loads(self) -> np.ndarray:
         if self._prev_state is None or self._last_actions is None:
             return np.zeros(self.dynamics.n_agents, np.int64)

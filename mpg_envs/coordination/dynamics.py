@@ -87,6 +87,7 @@ class CoordinationDynamics(Dynamics):
         self.n_agents = N
         self.action_sizes = (2,) * N
         self.state_dim = N
+        self.own_observation_size = 2  # "own" mode: the agent's local state
         p = np.array([1.0 - self.eps, self.eps])
         self.noise_probs = tuple(p.copy() for _ in range(N))  # flip_i ~ Bernoulli(eps)
         self.rewards_by_zeros = reward_table(N)
@@ -118,6 +119,20 @@ class CoordinationDynamics(Dynamics):
 
     def terminal(self, states: np.ndarray) -> np.ndarray:
         return np.zeros(len(states), bool)
+
+    # ------------------------------------------------------------------ observations
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        """The N local states as float32 0/1, (B, N) -> (B, N)."""
+        return np.asarray(states, dtype=np.float32)
+
+    @property
+    def n_state_features(self) -> int:
+        """N."""
+        return self.n_agents
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        """Each agent's own local state, (B, N) -> (B, N) int64 in {0, 1}."""
+        return np.asarray(states, dtype=np.int64)
 
     # ------------------------------------------------------------------ dynamics
     def team_reward(self, states: np.ndarray) -> np.ndarray:

@@ -27,7 +27,11 @@ indexed like states (agent 0 most significant).
 **Observations** (``observation=``): ``"state"`` -- the model's state index, ``Discrete(2^N)``
 (tabular learners, the paper's setting); ``"vector"`` -- float32 one-hot agent id (N) followed by
 the N local states as 0/1 (neural nets, parameter sharing); ``"own"`` -- the agent's own local
-state, ``Discrete(2)``. ``state()`` returns the N local states as float32.
+state, ``Discrete(2)``; ``"onehot"`` -- float32 one-hot of the model state index, shape (2^N,)
+(the input of App. G's network, 2^N-FC-2^N-FC-Linear-softmax). ``state()`` returns the N local
+states as float32. The observations come from the dynamics:
+``env.unwrapped.dynamics.observe(states, mode)`` gives them for a batch of state descriptors
+(B, N), as the batched samplers and the tabulation of a policy over every model state read them.
 
 **Rewards.** Every agent receives the team reward ``r(s)`` of the state ``s`` the agents are in
 when they act (Algorithm 1 computes "the team reward for N agents in state s"); the actions only
@@ -65,12 +69,14 @@ for N = 2, 3, 5 with policies on the global state and with own-state policies
 potential-free 4-cycle residual is at most 7.1e-15 (value scale 30-50).
 
 **Arguments.** ``n_agents=3`` (integer in [2, 8]), ``eps=0.1`` (in [0, 1]), ``gamma=0.95``
-(in (0, 1); 1 is refused because no state is terminal), ``observation="state"|"vector"|"own"``,
+(in (0, 1); 1 is refused because no state is terminal),
+``observation="state"|"vector"|"own"|"onehot"``,
 ``max_cycles=100`` (truncation; 0.95^100 < 0.006, so the discounted tail cut off is below 0.6%
 of the return scale 3/(1-gamma) of the infinite-horizon values the model computes),
 ``render_mode=None|"human"|"ansi"|"rgb_array"``.
 
-**Version history.** v0: initial release.
+**Version history.** v0: initial release; ``observation="onehot"`` added without changing the
+default observation or the other modes.
 """
 
 from __future__ import annotations
@@ -96,7 +102,6 @@ class CoordinationEnv(MPGParallelEnv):
         "is_parallelizable": True,
         "render_fps": 2,
     }
-    own_observation_size = 2
 
     def __init__(
         self,
@@ -118,15 +123,7 @@ class CoordinationEnv(MPGParallelEnv):
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
 
-    # ---------------------------------------------------------------- observations and infos
-    def state_features(self, states: np.ndarray) -> np.ndarray:
-        """The N local states as float32 0/1, shape (B, N)."""
-        return np.asarray(states, dtype=np.float32)
-
-    def own_observation(self, states: np.ndarray) -> np.ndarray:
-        """Each agent's own local state, shape (B, N) int64."""
-        return np.asarray(states, dtype=np.int64)
-
+    # ---------------------------------------------------------------- infos
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         st = self._state[0]
         N = self.dynamics.n_agents

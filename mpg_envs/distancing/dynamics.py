@@ -136,6 +136,19 @@ class DistancingDynamics(Dynamics):
     def terminal(self, states: np.ndarray) -> np.ndarray:
         return np.zeros(len(states), bool)
 
+    # ------------------------------------------------------------------ observations
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        """One-hot of the state (safe, distancing), (B, 1) -> (B, 2) float32."""
+        st = np.asarray(states, dtype=np.int64)
+        out = np.zeros((len(st), 2), np.float32)
+        out[np.arange(len(st)), st[:, 0]] = 1.0
+        return out
+
+    @property
+    def n_state_features(self) -> int:
+        """2."""
+        return 2
+
     # ------------------------------------------------------------------ dynamics
     def counts(self, actions: np.ndarray) -> np.ndarray:
         """Agents per facility, (B, N) actions -> (B, K) int64 (a per-row bincount)."""

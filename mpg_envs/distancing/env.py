@@ -27,8 +27,11 @@ distancing.
 **Actions.** ``Discrete(K)`` for every agent: the facility index (0 = A, 1 = B, ...).
 
 **Observations** (``observation=``): ``"state"`` -- the state index, ``Discrete(2)``;
-``"vector"`` -- float32 one-hot agent id (N) + one-hot state (2). There is no local state, hence
-no ``"own"`` mode. ``state()`` returns the one-hot state (2,).
+``"vector"`` -- float32 one-hot agent id (N) + one-hot state (2); ``"onehot"`` -- float32 one-hot
+state, shape (2,). There is no local state, hence no ``"own"`` mode. ``state()`` returns the
+one-hot state (2,). The observations come from the dynamics:
+``env.unwrapped.dynamics.observe(states, mode)`` gives them for a batch of state descriptors
+(B, 1), as the batched samplers and the tabulation of a policy over both states read them.
 
 **Rewards.** ``w_k * n_k`` in the safe state, ``w_k * n_k - penalty`` in the distancing state,
 for an agent at facility k with ``n_k`` agents there (itself included).
@@ -76,7 +79,7 @@ from uniform policies ends in that trap in the distancing state (eta = 1e-4). Wi
 
 **Arguments.** ``n_agents=8, weights=(1, 2, 4, 6) (any K >= 1 finite numbers), penalty=100.0,
 safe_threshold=None (N/2), distancing_threshold=None (N/4), mu=(0.5, 0.5), gamma=0.99 (in (0, 1):
-the game never ends), observation="state"|"vector", max_cycles=20 (paper 001's T),
+the game never ends), observation="state"|"vector"|"onehot", max_cycles=20 (paper 001's T),
 render_mode=None|"human"|"ansi"|"rgb_array"``. Thresholds are real numbers in [0, N] compared
 with a strict ``>``; either order is allowed (a distancing threshold at or above the safe one removes
 the hysteresis). The game can return to safe only if ``K * floor(distancing_threshold) >= N``: with
@@ -87,7 +90,8 @@ Any number of facilities K is fine for the simulator (counts take O(N) memory); 
 refuses ``K**N`` beyond its transition and memory budget, ``render_mode="rgb_array"`` frames
 beyond 2^24 pixels.
 
-**Version history.** v0: initial release.
+**Version history.** v0: initial release; ``observation="onehot"`` added without changing the
+default observation or the other modes.
 """
 
 from __future__ import annotations
@@ -150,13 +154,7 @@ class DistancingEnv(MPGParallelEnv):
             dyn, gamma=gamma, max_cycles=max_cycles, observation=observation, render_mode=render_mode
         )
 
-    # ---------------------------------------------------------------- observations and infos
-    def state_features(self, states: np.ndarray) -> np.ndarray:
-        """One-hot of the state (safe, distancing), shape (B, 2) float32."""
-        out = np.zeros((len(states), 2), np.float32)
-        out[np.arange(len(states)), np.asarray(states, dtype=np.int64)[:, 0]] = 1.0
-        return out
-
+    # ---------------------------------------------------------------- infos
     def last_counts(self) -> np.ndarray:
         """Agents per facility in the last step, shape (K,) int64 (zeros after reset)."""
         if self._last_actions is None:

@@ -54,6 +54,7 @@ class MultiTaskDynamics(Dynamics):
             )
         self.tasks = tasks
         self.n_agents, self.n_cells = N, S
+        self.own_observation_size = S  # "own" mode: the agent's cell (what a shared policy reads)
         self.action_sizes = (A,) * N
         self.state_dim = N
         compiled = [t.compiled() for t in tasks]
@@ -128,6 +129,24 @@ class MultiTaskDynamics(Dynamics):
 
     def terminal(self, states: np.ndarray) -> np.ndarray:
         return np.all(self.agent_terminal(states), axis=1)
+
+    # ------------------------------------------------------------------ observations
+    def state_features(self, states: np.ndarray) -> np.ndarray:
+        """One-hot cell of every agent, (B, N) -> (B, N * S) float32 (agent-major)."""
+        st = np.asarray(states, dtype=np.int64)
+        B, N = st.shape
+        out = np.zeros((B, N, self.n_cells), np.float32)
+        out[np.arange(B)[:, None], np.arange(N), st] = 1.0
+        return out.reshape(B, N * self.n_cells)
+
+    @property
+    def n_state_features(self) -> int:
+        """N * S (S cells per task)."""
+        return self.n_agents * self.n_cells
+
+    def own_observation(self, states: np.ndarray) -> np.ndarray:
+        """Each agent's own cell, (B, N) -> (B, N) int64 in [0, S)."""
+        return np.asarray(states, dtype=np.int64)
 
     # ------------------------------------------------------------------ dynamics
     def step(

@@ -38,7 +38,13 @@ stepped after termination or truncation, until ``reset()``.
 
 **Observations.** ``"own"`` (default) -- the agent's own cell, ``Discrete(S)``: what a shared
 policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -- one-hot agent id
-+ one-hot cell of every agent. ``state()`` is the one-hot cells of all agents.
++ one-hot cell of every agent; ``"onehot"`` -- float32 one-hot of the joint index, shape
+(S**N,), for joint models of at most ``MAX_ONEHOT_STATES`` = 65,536 states (the chains; refused
+for the 10x10 layouts, 100**N states). ``state()`` is the one-hot cells of all agents. The
+observations come from the dynamics: ``env.unwrapped.dynamics.observe(states, mode)`` gives them
+for a batch of state descriptors (B, N), as the batched samplers and the tabulation of a policy
+read them. ``GridWorldTask-v0`` takes ``observation="own"`` (default, the cell as an int),
+``"state"`` (the same), ``"onehot"`` (one-hot cell, (S,)) or ``"vector"`` ((1 + S,)).
 
 **Infos.** ``{"state": joint index, "cell": own cell}``.
 
@@ -62,12 +68,14 @@ holds).
 
 **Arguments.** ``layout="no_conflict"``, ``slip=0.0`` (probability, every layout),
 ``chain_p=0.75`` (probability, used by ``"chain_slip"``, checked for every layout),
-``gamma=0.95`` (in (0, 1)), ``observation="own"|"state"|"vector"``, ``max_cycles=100``,
+``gamma=0.95`` (in (0, 1)), ``observation="own"|"state"|"vector"|"onehot"``, ``max_cycles=100``,
 ``render_mode=None|"human"|"ansi"|"rgb_array"``. ``env.unwrapped.render_rgb(policy)`` draws a
 shared policy's most likely path in every task (the paper's Fig. 2 as a picture).
 
 **Version history.** v0: initial release; ``slip`` applies to the chain layouts too (it was
-ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation.
+ignored there), walls refused as start cells, ``GridWorldTask-v0`` stops after truncation;
+``observation="onehot"`` added (and ``observation=`` for ``GridWorldTask-v0``) without changing
+the default observations.
 """
 
 from __future__ import annotations
@@ -245,7 +253,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
         self.tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
         self.layout = layout
         dyn = MultiTaskDynamics(self.tasks)
-        self.own_observation_size = dyn.n_cells
         super().__init__(
             dyn,
             gamma=_check_gamma(gamma),
@@ -268,16 +275,6 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
                 for i in range(self.dynamics.n_agents)
             ]
         return self._task_models
-
-    def state_features(self, states: np.ndarray) -> np.ndarray:
-        B, N = states.shape
-        S = self.dynamics.n_cells
-        out = np.zeros((B, N, S), np.float32)
-        out[np.arange(B)[:, None], np.arange(N), states] = 1.0
-        return out.reshape(B, N * S)
-
-    def own_observation(self, states: np.ndarray) -> np.ndarray:
-        return np.asarray(states, dtype=np.int64)
 
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
         return {"cell": self._state[0]}
@@ -304,8 +301,12 @@ def raw_env(**kwargs: Any) -> MultiTaskGridWorldEnv:
 class GridWorldTaskEnv(gymnasium.Env):
     """One task of a layout as a Gymnasium env (``mpg/GridWorldTask-v0``).
 
-    Observation ``Discrete(S)`` (the cell), action ``Discrete(A)``; terminated on reaching a
-    terminal cell, truncated after ``max_steps``. ``model()`` is the task's exact model.
+    Observation (``observation=``, from the task's dynamics, ``dynamics.observe``): ``"own"``
+    (default) -- the cell, ``Discrete(S)``, an int; ``"state"`` -- the same (the model index of a
+    single task is its cell); ``"onehot"`` -- float32 one-hot cell, shape (S,); ``"vector"`` --
+    float32 ``[1]`` (the one-hot id of the single agent) + one-hot cell, shape (1 + S,). Action
+    ``Discrete(A)``; terminated on reaching a terminal cell, truncated after ``max_steps``.
+    ``model()`` is the task's exact model.
 
     Args:
         layout: As for :class:`MultiTaskGridWorldEnv`.
@@ -313,6 +314,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         slip, chain_p, gamma: As for :class:`MultiTaskGridWorldEnv`.
         max_steps: Truncation horizon.
         render_mode: None, "ansi" or "rgb_array".
+        observation: "own" (default), "state", "onehot" or "vector".
     """
 
     metadata = {"render_modes": ["ansi", "rgb_array"], "render_fps": 4}
@@ -326,6 +328,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         gamma: float = 0.95,
         max_steps: int = 100,
         render_mode: str | None = None,
+        observation: str = "own",
     ) -> None:
         tasks = layout_tasks(layout, slip=slip, chain_p=chain_p)
         task = V.integer(
@@ -341,7 +344,8 @@ class GridWorldTaskEnv(gymnasium.Env):
         self.gamma = _check_gamma(gamma)
         self.max_steps = int(max_steps)
         self.render_mode = render_mode
-        self.observation_space = gymnasium.spaces.Discrete(self.task.n_cells)
+        self.observation_mode = self.dynamics.check_observation_mode(observation, name="observation")
+        self.observation_space = self.dynamics.observation_space(self.observation_mode)
         self.action_space = gymnasium.spaces.Discrete(self.task.n_actions)
         self._cell: np.ndarray | None = None
         self._t = 0
@@ -371,7 +375,13 @@ class GridWorldTaskEnv(gymnasium.Env):
             self._cell = np.array([[cell]])
         self._t = 0
         self._ended = ""
-        return int(self._cell[0, 0]), {"cell": int(self._cell[0, 0])}
+        return self._observe(), {"cell": int(self._cell[0, 0])}
+
+    def _observe(self) -> int | np.ndarray:
+        """The agent's observation of the current cell: an int ("own", "state") or a float32 array."""
+        # the model index of a single task's state is its cell
+        obs = self.dynamics._observe(self._cell, self.observation_mode, self._cell[:, 0])[0, 0]
+        return int(obs) if obs.ndim == 0 else obs
 
     def step(self, action: Any):
         """One move; after termination or truncation, call ``reset()`` before stepping again.
@@ -398,7 +408,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         terminated = bool(self.task.terminal[cell])
         truncated = self._t >= self.max_steps and not terminated
         self._ended = "terminated" if terminated else "truncated" if truncated else ""
-        return cell, float(rew[0, 0]), terminated, truncated, {"cell": cell}
+        return self._observe(), float(rew[0, 0]), terminated, truncated, {"cell": cell}
 
     def render(self):
         if self.render_mode is None:
