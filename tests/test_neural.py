@@ -103,17 +103,22 @@ def _reinforce_gradient(pol, rein, est) -> np.ndarray:
 def test_sampled_gradient_converges_to_the_exact_one():
     """Episodes end within the horizon (terminate at t), so REINFORCE estimates the exact gradient;
     its error must fall like 1 / sqrt(batch) and the mean of many batches must agree within 5 SE."""
-    env = congestion_v0.parallel_env(n_agents=2, at_sink="terminate", gamma=0.9, observation="onehot")
+    env = congestion_v0.parallel_env(n_agents=2, at_sink="terminate", gamma=0.9)
     model = env.model()
     pol = _net(env, obs_mode="onehot")
+    with torch.no_grad():  # moderate probabilities: the score function's tails stay light
+        for p in pol.parameters():
+            p.mul_(0.3)
     exact_g = torch.cat([x.reshape(-1) for gi in _exact_gradients(pol, model) for x in gi]).numpy()
     rein = make_algorithm("reinforce", baseline="none", hidden="4,4", dtype="float64")
     errs = {}
-    for batch, reps in ((100, 40), (1600, 10)):
-        est = SampledEstimator(env.dynamics, model.gamma, horizon=5, batch=batch, rng=np.random.default_rng(batch))
+    for batch, reps in ((100, 40), (1600, 40)):
+        rng = np.random.default_rng(batch)
+        est = SampledEstimator(env.dynamics, model.gamma, horizon=5, batch=batch, rng=rng)
         samples = np.stack([_reinforce_gradient(pol, rein, est) for _ in range(reps)])
         se = samples.std(axis=0, ddof=1) / np.sqrt(reps)
-        mean = samples.mean(axis=0)
-        assert np.all(np.abs(mean - exact_g) <= 5 * se + 1e-9), np.max(np.abs(mean - exact_g) / (se + 1e-12))
+        dev = samples.mean(axis=0) - exact_g
+        # the mean of the batches agrees with the exact gradient within its standard error
+        assert np.linalg.norm(dev) <= 4 * np.linalg.norm(se), (np.linalg.norm(dev), np.linalg.norm(se))
         errs[batch] = np.sqrt(((samples - exact_g) ** 2).sum(axis=1)).mean()
     assert errs[1600] < errs[100] / 2.5  # 16x the batch: ~1/4 of the error
