@@ -31,11 +31,13 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import functools
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from math import prod
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import scipy.linalg
@@ -91,6 +93,60 @@ def _check_model(model: object, name: str = "model") -> TabularModel:
     if not isinstance(model, TabularModel):
         raise chk.ArgumentTypeError(f"{name} must be a mpg_envs.TabularModel, got {chk.show(model)}")
     return model
+
+
+# ---------------------------------------------------------------------------- BLAS threads
+_SMALL_DENSE = 1024  # dense factorisations up to this size run on one BLAS thread
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it BLAS keeps its own thread count
+        return None
+    return ThreadpoolController()
+
+
+_blas_scope = threading.local()
+
+
+@contextlib.contextmanager
+def _one_blas_thread(n: int) -> Iterator[None]:
+    """One BLAS thread for the products and factorisations of a model with n <= 1024 states.
+
+    Multi-threaded OpenBLAS on matrices of a few hundred rows gains nothing when idle and, when
+    another process competes for the cores, measured 100-300x slower (n = 256: 147 ms vs 0.46 ms).
+    Nested uses are free: only the outermost one (per thread) changes the BLAS thread count.
+    """
+    ctl = _blas_controller() if n <= _SMALL_DENSE and not getattr(_blas_scope, "active", False) else None
+    if ctl is None:
+        yield
+        return
+    _blas_scope.active = True
+    try:
+        with ctl.limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _blas_scope.active = False
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _small_blas(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run ``fn(model, ...)`` under :func:`_one_blas_thread` for the model's number of states."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        model = args[0] if args else kwargs.get("model")
+        if not isinstance(model, TabularModel):
+            return fn(*args, **kwargs)  # let fn report the bad argument
+        with _one_blas_thread(model.n_states):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # ---------------------------------------------------------------------------- policies
@@ -341,6 +397,7 @@ def _induced_mdp(model: TabularModel, w: np.ndarray, i: int) -> tuple[sp.csr_mat
 
 
 # ---------------------------------------------------------------------------- linear algebra
+@_small_blas
 def transition_matrix(model: TabularModel, policies: Policy) -> sp.csr_matrix:
     """State-to-state transition matrix under the policy, P_pi (S, S) sparse."""
     return _p_pi(model, _joint(check_policy(model, policies)))
@@ -351,28 +408,6 @@ def _p_pi(model: TabularModel, pi_joint: np.ndarray) -> sp.csr_matrix:
     S, A = pi_joint.shape
     M = sp.csr_matrix((pi_joint.ravel(), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
     return (M @ model.P).tocsr()
-
-
-_SMALL_DENSE = 1024  # dense factorisations up to this size run on one BLAS thread
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: without it BLAS keeps its own thread count
-        return None
-    return ThreadpoolController()
-
-
-def _one_blas_thread(n: int) -> contextlib.AbstractContextManager:
-    """One BLAS thread for small dense factorisations.
-
-    Multi-threaded OpenBLAS on matrices of a few hundred rows gains nothing when idle and, when
-    another process competes for the cores, measured 100-300x slower (n = 256: 147 ms vs 0.46 ms).
-    """
-    ctl = _blas_controller() if n <= _SMALL_DENSE else None
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
 
 
 class _Solver:
@@ -426,6 +461,7 @@ def _solve(model: TabularModel, P_pi: sp.spmatrix, rhs: np.ndarray, transpose: b
     return _Solver(model, P_pi).solve(rhs, transpose)
 
 
+@_small_blas
 def evaluate(model: TabularModel, policies: Policy) -> np.ndarray:
     """Values V_i(s) of every agent, shape (N, S)."""
     pol = check_policy(model, policies)
@@ -440,6 +476,7 @@ def _evaluate(model: TabularModel, pol: Sequence[np.ndarray], extra: np.ndarray 
     return _solve(model, _p_pi(model, pij), r_pi).T
 
 
+@_small_blas
 def joint_q(model: TabularModel, V: np.ndarray) -> np.ndarray:
     """Q_i(s, a) = r_i(s, a) + gamma * sum_s' P(s'|s,a) V_i(s') for values V (N, S): (N, S, A)."""
     model = _check_model(model)
@@ -463,17 +500,20 @@ def _values_and_q(
     return V, q, solver
 
 
+@_small_blas
 def marginal_q(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Marginal Q_i(s, a_i) = E_{a_-i ~ pi_-i}[Q_i(s, a_i, a_-i)], list of (S, |A_i|)."""
     return _values_and_q(model, check_policy(model, policies))[1]
 
 
+@_small_blas
 def advantages(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """A_i(s, a_i) = Q_i(s, a_i) - V_i(s), list of (S, |A_i|) (the INPG update direction)."""
     V, q, _ = _values_and_q(model, check_policy(model, policies))
     return [q[i] - V[i][:, None] for i in range(model.n_agents)]
 
 
+@_small_blas
 def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
     """Expected discounted visits sum_t gamma^t Pr(s_t = s), shape (S,).
 
@@ -507,6 +547,7 @@ def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = No
     return occ / total
 
 
+@_small_blas
 def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     """Phi^pi(s) = E[sum_t gamma^t phi(s_t, a_t) | s_0 = s], shape (S,).
 
@@ -520,6 +561,7 @@ def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     return _evaluate(model, pol, extra=model.phi[None])[-1]
 
 
+@_small_blas
 def values_q_occupancy(
     model: TabularModel, policies: Policy
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -536,6 +578,7 @@ def _values_q_occupancy(model: TabularModel, pol: list[np.ndarray]):
     return V, q, solver.solve(model.mu, transpose=True)
 
 
+@_small_blas
 def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Exact gradient of V_i(mu) w.r.t. agent i's tabular softmax logits theta_i (S, |A_i|).
 
@@ -655,6 +698,7 @@ def _policy_iteration(
     raise RuntimeError(f"policy iteration did not converge in {max_iter} rounds")
 
 
+@_small_blas
 def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResponse:
     """Exact best response of ``agent`` to the others' policies (policy iteration).
 
@@ -710,6 +754,7 @@ class NashGap:
         return float(self.worst_state.max())
 
 
+@_small_blas
 def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
     """How much each agent gains by best-responding, at mu and in the worst state.
 
@@ -739,6 +784,7 @@ class SocialOptimum:
     welfare: float
 
 
+@_small_blas
 def social_optimum(model: TabularModel) -> SocialOptimum:
     """max over product policies of sum_i V_i, by policy iteration on the team MDP.
 
@@ -752,6 +798,7 @@ def social_optimum(model: TabularModel) -> SocialOptimum:
     return SocialOptimum(pols, V, float(V @ model.mu))
 
 
+@_small_blas
 def price_of_anarchy(model: TabularModel, policies: Policy, optimum: SocialOptimum | None = None) -> float:
     """Paper 003 Def. 4.1: sum_i V_i^pi(mu) / max_pi' sum_i V_i^pi'(mu) (1 = socially optimal).
 
@@ -802,6 +849,7 @@ def _sample_pair(model, rng, obs_map, agents, pure):
     return base, alt
 
 
+@_small_blas
 def potential_residual(
     model: TabularModel,
     rng: np.random.Generator | int | None,
@@ -845,6 +893,7 @@ def potential_residual(
     return Certificate(float(res.max()), res, scale, worst)
 
 
+@_small_blas
 def cycle_residual(
     model: TabularModel,
     rng: np.random.Generator | int | None,
