@@ -36,7 +36,6 @@ import threading
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from math import prod
 from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
@@ -44,6 +43,7 @@ import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mpg_envs import _kernel as _k
 from mpg_envs import _validate as chk
 from mpg_envs.model import TabularModel
 
@@ -342,72 +342,33 @@ def joint_policy(model: TabularModel, policies: Policy) -> np.ndarray:
 
 
 def _joint(pol: Sequence[np.ndarray]) -> np.ndarray:
-    S = pol[0].shape[0]
-    out = pol[0]
-    for p in pol[1:]:
-        out = (out[:, :, None] * p[:, None, :]).reshape(S, -1)
-    return out
+    return _k.joint(pol)
 
 
-def _split(model: TabularModel, i: int) -> tuple[int, int, int]:
-    """Joint-action layout around agent i: (prod of sizes before i, |A_i|, prod after i)."""
-    sizes = model.action_sizes
-    return prod(sizes[:i]), sizes[i], prod(sizes[i + 1 :])
+def _agent_mdp(
+    model: TabularModel, pol: Sequence[np.ndarray], i: int, sides: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[_k.MDP, np.ndarray]:
+    """Agent i's MDP when the others play their policies.
 
-
-def _others_weight(model: TabularModel, pol: Sequence[np.ndarray], i: int) -> np.ndarray:
-    """prod_{j != i} pi_j(a_j | s) as an (S, A) array (constant in a_i)."""
-    S = model.n_states
-    pre = _joint(pol[:i]) if i > 0 else np.ones((S, 1))
-    suf = _joint(pol[i + 1 :]) if i < model.n_agents - 1 else np.ones((S, 1))
-    w = pre[:, :, None, None] * suf[:, None, None, :]
-    return np.broadcast_to(w, (S, pre.shape[1], model.action_sizes[i], suf.shape[1])).reshape(S, -1)
-
-
-def _marginalize(model: TabularModel, X: np.ndarray, w: np.ndarray, i: int) -> np.ndarray:
-    """sum_{a_-i} w(s, a) X[..., s, a] -> (..., S, |A_i|) for X (..., S, A), w = others' weight."""
-    pre, k, suf = _split(model, i)
-    Y = (X * w).reshape(*X.shape[:-1], pre, k, suf)
-    return Y.sum(axis=(-3, -1))
-
-
-@lru_cache(maxsize=64)
-def _w_structure(S: int, sizes: tuple[int, ...], i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR structure of W_i (S*|A_i|, S*A): row (s, a_i) holds the joint actions extending a_i.
+    Args:
+        sides: The others' joint weights (before i (S, p), after i (S, q)) from
+            :func:`mpg_envs._kernel.others`, if already computed.
 
     Returns:
-        (order (S*A,) positions of w's entries in CSR data order, indices (S*A,), indptr).
+        Its transitions P_i(s'|s, a_i) and rewards r_i(s, a_i) (S, |A_i|).
     """
-    A = prod(sizes)
-    pre, k, suf = prod(sizes[:i]), sizes[i], prod(sizes[i + 1 :])
-    order = np.arange(S * A).reshape(S, pre, k, suf).transpose(0, 2, 1, 3).ravel()
-    return order, order.copy(), np.arange(0, S * A + 1, A // k)
-
-
-def _induced_mdp(model: TabularModel, w: np.ndarray, i: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Agent i's MDP when the others play with weights w (S, A).
-
-    Returns:
-        Transitions (S*|A_i|, S) sparse and rewards (S, |A_i|).
-    """
-    S, A, k = model.n_states, model.n_joint_actions, model.action_sizes[i]
-    order, indices, indptr = _w_structure(S, model.action_sizes, i)
-    W = sp.csr_matrix((w.ravel()[order], indices, indptr), shape=(S * k, S * A))
-    return (W @ model.P).tocsr(), _marginalize(model, model.R[i], w, i)
+    before, after = sides if sides is not None else _k.sides(pol, i)
+    k = model.action_sizes[i]
+    mdp = _k.kernel(model).induced(i, before, after)
+    return mdp, _k.marginalize(model.R[i], before, after, k)
 
 
 # ---------------------------------------------------------------------------- linear algebra
 @_small_blas
 def transition_matrix(model: TabularModel, policies: Policy) -> sp.csr_matrix:
     """State-to-state transition matrix under the policy, P_pi (S, S) sparse."""
-    return _p_pi(model, _joint(check_policy(model, policies)))
-
-
-def _p_pi(model: TabularModel, pi_joint: np.ndarray) -> sp.csr_matrix:
-    """P_pi = M_pi @ P with M_pi[s, s*A + a] = pi(a|s)."""
-    S, A = pi_joint.shape
-    M = sp.csr_matrix((pi_joint.ravel(), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
-    return (M @ model.P).tocsr()
+    P_pi = _k.kernel(model).p_pi(_joint(check_policy(model, policies)))
+    return sp.csr_matrix(P_pi)
 
 
 class _Solver:
@@ -415,28 +376,30 @@ class _Solver:
 
     For gamma < 1 the full system is factored (terminal rows give x = 0 automatically). For
     gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0. Sparse LU
-    (SuperLU, COLAMD) when P_pi is sparse or large, dense LU otherwise.
+    (SuperLU, COLAMD) when P_pi is sparse or large, dense LU otherwise. P_pi may be a dense
+    array or a sparse matrix (whose rows may repeat a column; repeated entries add up).
     """
 
-    def __init__(self, model: TabularModel, P_pi: sp.spmatrix) -> None:
+    def __init__(self, model: TabularModel, P_pi: np.ndarray | sp.spmatrix) -> None:
         g = model.gamma
-        self.S = model.n_states
         if g < 1.0:
             self.keep: slice | np.ndarray = slice(None)
             Pk = P_pi
         else:
             self.keep = np.flatnonzero(~model.terminal)
-            Pk = P_pi[self.keep][:, self.keep]
+            Pk = P_pi[self.keep][:, self.keep] if sp.issparse(P_pi) else P_pi[np.ix_(self.keep, self.keep)]
         n = Pk.shape[0]
         self.empty = n == 0
-        self.sparse = n > _DENSE_MAX or Pk.nnz <= _SPARSE_DENSITY * n * n
+        nnz = Pk.nnz if sp.issparse(Pk) else np.count_nonzero(Pk)
+        self.sparse = n > _DENSE_MAX or nnz <= _SPARSE_DENSITY * n * n
         if self.empty:
             return
         if self.sparse:
-            M = (sp.identity(n, format="csc") - g * Pk).tocsc()
-            self.lu = spla.splu(M)
+            Pc = sp.csc_matrix(Pk)
+            Pc.sum_duplicates()
+            self.lu = spla.splu((sp.identity(n, format="csc") - g * Pc).tocsc())
         else:
-            M = np.eye(n) - g * Pk.toarray()
+            M = np.eye(n) - g * (Pk.toarray() if sp.issparse(Pk) else Pk)
             with _one_blas_thread(n):
                 self.lu = scipy.linalg.lu_factor(M, check_finite=False)
 
@@ -456,7 +419,9 @@ class _Solver:
         return x
 
 
-def _solve(model: TabularModel, P_pi: sp.spmatrix, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+def _solve(
+    model: TabularModel, P_pi: np.ndarray | sp.spmatrix, rhs: np.ndarray, transpose: bool = False
+) -> np.ndarray:
     """Solve (I - gamma P_pi) x = rhs (or the transposed system); see :class:`_Solver`."""
     return _Solver(model, P_pi).solve(rhs, transpose)
 
@@ -468,35 +433,45 @@ def evaluate(model: TabularModel, policies: Policy) -> np.ndarray:
     return _evaluate(model, pol)
 
 
-def _evaluate(model: TabularModel, pol: Sequence[np.ndarray], extra: np.ndarray | None = None) -> np.ndarray:
-    """V for each reward in R (and each extra (k, S, A) reward): shape (N [+k], S)."""
+def _evaluate(
+    model: TabularModel, pol: Sequence[np.ndarray], rewards: np.ndarray | None = None
+) -> np.ndarray:
+    """Values of each reward (k, S, A) (default: the agents' R) under a validated policy: (k, S)."""
     pij = _joint(pol)
-    rewards = model.R if extra is None else np.concatenate([model.R, extra])
+    rewards = model.R if rewards is None else rewards
     r_pi = np.einsum("nsa,sa->sn", rewards, pij)
-    return _solve(model, _p_pi(model, pij), r_pi).T
+    return _solve(model, _k.kernel(model).p_pi(pij), r_pi).T
 
 
 @_small_blas
 def joint_q(model: TabularModel, V: np.ndarray) -> np.ndarray:
     """Q_i(s, a) = r_i(s, a) + gamma * sum_s' P(s'|s,a) V_i(s') for values V (N, S): (N, S, A)."""
     model = _check_model(model)
-    S, A = model.n_states, model.n_joint_actions
-    V = chk.real_array("V", V, what=f"values of shape (N, S) = {(model.n_agents, S)}")
-    if V.shape != (model.n_agents, S):
-        raise ValueError(f"V must have shape (N, S) = {(model.n_agents, S)}, got {V.shape}")
-    PV = (model.P @ V.T).T.reshape(-1, S, A)
-    return model.R + model.gamma * PV
+    V = _check_values(model, V, "V")
+    return model.R + model.gamma * _k.kernel(model).expect(V)
+
+
+def _check_values(model: TabularModel, V: Any, name: str) -> np.ndarray:
+    """Values of every agent, a finite float64 array of shape (N, S)."""
+    N, S = model.n_agents, model.n_states
+    V = chk.real_array(name, V, what=f"values of shape (N, S) = {(N, S)}")
+    if V.shape != (N, S):
+        raise ValueError(f"{name} must have shape (N, S) = {(N, S)}, got {V.shape}")
+    return V
 
 
 def _values_and_q(
     model: TabularModel, pol: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, list[np.ndarray], _Solver]:
-    """V (N, S), marginal Q_i (list of (S, |A_i|)) and the factorisation, for a validated policy."""
-    pij = _joint(pol)
-    solver = _Solver(model, _p_pi(model, pij))
+    """V (N, S), marginal Q_i (list of (S, |A_i|)) and the solver, for a validated policy."""
+    kern = _k.kernel(model)
+    before, after = _k.others(pol)
+    pij = _k.outer(pol[0], after[0])
+    solver = _Solver(model, kern.p_pi(pij))
     V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
-    Q = joint_q(model, V)
-    q = [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
+    Q = model.R + model.gamma * kern.expect(V)
+    sizes = model.action_sizes
+    q = [_k.marginalize(Q[i], before[i], after[i], sizes[i]) for i in range(model.n_agents)]
     return V, q, solver
 
 
@@ -526,7 +501,7 @@ def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = Non
     """
     pol = check_policy(model, policies)
     mu = model.mu if mu is None else chk.distribution("mu", mu, model.n_states)
-    return _solve(model, _p_pi(model, _joint(pol)), mu, transpose=True)
+    return _solve(model, _k.kernel(model).p_pi(_joint(pol)), mu, transpose=True)
 
 
 def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
@@ -558,7 +533,7 @@ def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     if model.phi is None:
         raise ValueError("this model has no stage potential phi")
     pol = check_policy(model, policies)
-    return _evaluate(model, pol, extra=model.phi[None])[-1]
+    return _evaluate(model, pol, rewards=model.phi[None])[0]
 
 
 @_small_blas
@@ -668,26 +643,26 @@ class BestResponse:
 
 
 def _policy_iteration(
-    model: TabularModel, P_sa: sp.csr_matrix, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
+    model: TabularModel, mdp: _k.MDP, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Policy iteration on a single-agent MDP with K actions.
 
     Args:
-        P_sa: (S*K, S) transitions; r_sa: (S, K) rewards; start: (S,) initial actions.
+        mdp: Its transitions (a view from :mod:`mpg_envs._kernel`); r_sa: (S, K) rewards;
+            start: (S,) initial actions.
 
     Returns:
         (actions (S,), values (S,), iterations).
     """
     S, K = r_sa.shape
     act = start.astype(np.int64)
-    rows = np.arange(S) * K
+    states = np.arange(S)
     for it in range(1, max_iter + 1):
-        P_det = P_sa[rows + act]
-        V = _solve(model, P_det, r_sa[np.arange(S), act])
-        Q = r_sa + model.gamma * (P_sa @ V).reshape(S, K)
-        cur = Q[np.arange(S), act]
+        V = _solve(model, mdp.rows(act), r_sa[states, act])
+        Q = r_sa + model.gamma * mdp.expect(V)
+        cur = Q[states, act]
         best = Q.argmax(axis=1)
-        gain = Q[np.arange(S), best] - cur
+        gain = Q[states, best] - cur
         tol = 1e-12 * max(1.0, float(np.abs(Q).max()))
         improve = gain > tol
         if model.gamma == 1.0:
@@ -711,16 +686,23 @@ def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResp
 
 
 def _best_response(
-    model: TabularModel, pol: Sequence[np.ndarray], i: int, v_i: np.ndarray | None = None
+    model: TabularModel,
+    pol: Sequence[np.ndarray],
+    i: int,
+    v_i: np.ndarray | None = None,
+    sides: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BestResponse:
-    """Policy iteration in agent i's induced MDP, started greedy w.r.t. v_i (S,) if given."""
-    S, k = model.n_states, model.action_sizes[i]
-    P_i, r_i = _induced_mdp(model, _others_weight(model, pol, i), i)
+    """Policy iteration in agent i's induced MDP, started greedy w.r.t. v_i (S,) if given.
+
+    ``sides`` are the others' joint weights around i (see :func:`_agent_mdp`), if already computed.
+    """
+    k = model.action_sizes[i]
+    mdp, r_i = _agent_mdp(model, pol, i, sides)
     if v_i is None:
         start = pol[i].argmax(axis=1)
     else:
-        start = (r_i + model.gamma * (P_i @ v_i).reshape(S, k)).argmax(axis=1)
-    act, V, it = _policy_iteration(model, P_i, r_i, start)
+        start = (r_i + model.gamma * mdp.expect(v_i)).argmax(axis=1)
+    act, V, it = _policy_iteration(model, mdp, r_i, start)
     return BestResponse(i, np.eye(k)[act], V, it)
 
 
@@ -764,7 +746,8 @@ def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
     """
     pol = check_policy(model, policies)
     V = _evaluate(model, pol)
-    brs = tuple(_best_response(model, pol, i, V[i]) for i in range(model.n_agents))
+    before, after = _k.others(pol)
+    brs = tuple(_best_response(model, pol, i, V[i], (before[i], after[i])) for i in range(model.n_agents))
     per_state = np.maximum(np.stack([br.value for br in brs]) - V, 0.0)
     return NashGap(per_state, per_state @ model.mu, per_state.max(axis=1), brs)
 
@@ -792,7 +775,7 @@ def social_optimum(model: TabularModel) -> SocialOptimum:
     """
     model = _check_model(model)
     r = model.R.sum(axis=0)
-    act, V, _ = _policy_iteration(model, model.P, r, r.argmax(axis=1))
+    act, V, _ = _policy_iteration(model, _k.kernel(model).team_mdp(), r, r.argmax(axis=1))
     per_agent = model.joint_actions[act]  # (S, N)
     pols = [np.eye(k)[per_agent[:, i]] for i, k in enumerate(model.action_sizes)]
     return SocialOptimum(pols, V, float(V @ model.mu))
@@ -877,13 +860,14 @@ def potential_residual(
     n_samples = chk.positive_int("n_samples", n_samples, maximum=MAX_CERTIFICATE_SAMPLES)
     obs_map = _check_obs_map(model, obs_map)
     res, scale, worst = np.zeros(n_samples), 0.0, {}
+    with_phi = np.concatenate([model.R, model.phi[None]])
     for k in range(n_samples):
         i = int(rng.integers(model.n_agents))
         base, alt = _sample_pair(model, rng, obs_map, [i], pure=k % 2 == 0)
         dev = list(base)
         dev[i] = alt[i]
-        Vb = _evaluate(model, base, extra=model.phi[None])
-        Vd = _evaluate(model, dev, extra=model.phi[None])
+        Vb = _evaluate(model, base, rewards=with_phi)
+        Vd = _evaluate(model, dev, rewards=with_phi)
         r = (Vd[i] - Vb[i]) - (Vd[-1] - Vb[-1])
         s = int(np.abs(r).argmax())
         res[k] = abs(r[s])
