@@ -44,6 +44,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from mpg_envs import _kernel as _k
+from mpg_envs import _krylov
 from mpg_envs import _validate as chk
 from mpg_envs.model import TabularModel
 
@@ -87,6 +88,8 @@ _STOCH_TOL = 1e-8
 MAX_CERTIFICATE_SAMPLES = 1_000_000
 _DENSE_MAX = 3000  # never factor densely above this many states
 _SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2
+_DIRECT_MAX = 384  # factor at once up to this many unknowns; above, try GMRES first
+_KRYLOV_STEPS = 32  # most products with P_pi a GMRES solve may take before falling back to LU
 
 
 def _check_model(model: object, name: str = "model") -> TabularModel:
@@ -372,31 +375,43 @@ def transition_matrix(model: TabularModel, policies: Policy) -> sp.csr_matrix:
 
 
 class _Solver:
-    """Factorisation of (I - gamma P_pi) restricted to the states whose value is unknown.
+    """Solves with (I - gamma P_pi) restricted to the states whose value is unknown.
 
-    For gamma < 1 the full system is factored (terminal rows give x = 0 automatically). For
-    gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0. Sparse LU
-    (SuperLU, COLAMD) when P_pi is sparse or large, dense LU otherwise. P_pi may be a dense
-    array or a sparse matrix (whose rows may repeat a column; repeated entries add up).
+    For gamma < 1 the full system is solved (terminal rows give x = 0 automatically). For
+    gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0.
+
+    Up to ``_DIRECT_MAX`` unknowns the matrix is factored at once. Above, each solve first tries
+    GMRES (:mod:`mpg_envs._krylov`, at most ``_KRYLOV_STEPS`` products with P_pi, accepted only
+    at round-off-level residual): on layered or periodic chains the Krylov space closes after a
+    few products, far cheaper than a factorisation of a few hundred states or more. Otherwise
+    the matrix is factored (once) and every later solve uses the factors: sparse LU (SuperLU,
+    COLAMD) when P_pi is sparse or large, dense LU otherwise. P_pi may be a dense array or a
+    sparse matrix (whose rows may repeat a column; repeated entries add up).
     """
 
     def __init__(self, model: TabularModel, P_pi: np.ndarray | sp.spmatrix) -> None:
-        g = model.gamma
+        g = self.gamma = model.gamma
         if g < 1.0:
             self.keep: slice | np.ndarray = slice(None)
             Pk = P_pi
         else:
             self.keep = np.flatnonzero(~model.terminal)
             Pk = P_pi[self.keep][:, self.keep] if sp.issparse(P_pi) else P_pi[np.ix_(self.keep, self.keep)]
-        n = Pk.shape[0]
+        self.P = Pk
+        self.n = n = Pk.shape[0]
         self.empty = n == 0
+        self.lu: Any = None
+        self.krylov = n > _DIRECT_MAX
+        if not self.empty and not self.krylov:
+            self._factor()
+
+    def _factor(self) -> None:
+        Pk, n, g = self.P, self.n, self.gamma
         nnz = Pk.nnz if sp.issparse(Pk) else np.count_nonzero(Pk)
         self.sparse = n > _DENSE_MAX or nnz <= _SPARSE_DENSITY * n * n
-        if self.empty:
-            return
         if self.sparse:
             Pc = sp.csc_matrix(Pk)
-            Pc.sum_duplicates()
+            Pc.sum_duplicates()  # rows of a kernel view may repeat a column
             self.lu = spla.splu((sp.identity(n, format="csc") - g * Pc).tocsc())
         else:
             M = np.eye(n) - g * (Pk.toarray() if sp.issparse(Pk) else Pk)
@@ -409,6 +424,20 @@ class _Solver:
         if self.empty:
             return x
         b = np.ascontiguousarray(rhs[self.keep])
+        if self.krylov:
+            P = self.P.T if transpose else self.P
+            dense = not sp.issparse(P)
+            sol = _krylov.gmres(
+                (lambda V: V @ P.T) if dense else (lambda V: (P @ V.T).T),
+                b.reshape(self.n, -1).T,
+                self.gamma,
+                _KRYLOV_STEPS,
+            )
+            if sol is not None:
+                x[self.keep] = sol.T.reshape(b.shape)
+                return x
+            self.krylov = False  # the space did not close: factor once, for this and later solves
+            self._factor()
         if self.sparse:
             x[self.keep] = self.lu.solve(b, trans="T" if transpose else "N")
         else:
