@@ -766,15 +766,21 @@ class NashGap:
 
 
 @_small_blas
-def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
+def nash_gap(model: TabularModel, policies: Policy, *, values: np.ndarray | None = None) -> NashGap:
     """How much each agent gains by best-responding, at mu and in the worst state.
 
     The gains are clipped at 0 (``per_state``, ``at_mu``, ``worst_state``, ``gap`` and ``worst``
     are never negative): a best response cannot do worse than the current policy, and the
     difference of two solves for an exact equilibrium is round-off of either sign.
+
+    Args:
+        model: The model.
+        policies: The policy.
+        values: ``evaluate(model, policies)`` (N, S) if the caller already has it (saves one
+            evaluation); it is trusted, so passing values of another policy gives a wrong gap.
     """
     pol = check_policy(model, policies)
-    V = _evaluate(model, pol)
+    V = _evaluate(model, pol) if values is None else _check_values(model, values, "values")
     before, after = _k.others(pol)
     brs = tuple(_best_response(model, pol, i, V[i], (before[i], after[i])) for i in range(model.n_agents))
     per_state = np.maximum(np.stack([br.value for br in brs]) - V, 0.0)

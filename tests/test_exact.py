@@ -194,6 +194,20 @@ def test_nash_gap_zero_at_equilibrium_positive_elsewhere(n_agents, slip):
     assert other.gap > 1e-3 and np.all(other.per_state >= -1e-9)
 
 
+def test_nash_gap_reuses_given_values():
+    """values=evaluate(...) gives the same gap without evaluating again; bad values are refused."""
+    _, m = _congestion(n_agents=3)
+    pol = exact.random_policy(m, np.random.default_rng(4))
+    V = exact.evaluate(m, pol)
+    a, b = exact.nash_gap(m, pol), exact.nash_gap(m, pol, values=V)
+    np.testing.assert_array_equal(a.per_state, b.per_state)
+    assert [br.iterations for br in a.best_responses] == [br.iterations for br in b.best_responses]
+    with pytest.raises(ValueError, match=r"values must have shape \(N, S\)"):
+        exact.nash_gap(m, pol, values=V[:, :-1])
+    with pytest.raises(TypeError, match="values"):
+        exact.nash_gap(m, pol, values="V")
+
+
 def test_uniform_policy_is_an_equilibrium_of_symmetric_graph():
     """Measured: on the symmetric layered DAG, uniform play is a Nash equilibrium (gap ~ 1e-13)."""
     _, m = _congestion(n_agents=4)
