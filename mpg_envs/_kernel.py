@@ -78,7 +78,9 @@ def others(pol: Sequence[np.ndarray]) -> tuple[list[np.ndarray], list[np.ndarray
     after = [ones] * N
     for i in range(N - 2, -1, -1):
         after[i] = pol[i + 1] if i == N - 2 else outer(pol[i + 1], after[i + 1])
-    before = [ones] + [joint(pol[:i]) for i in range(1, N)]
+    before = [ones] * N
+    for i in range(1, N):
+        before[i] = pol[0] if i == 1 else outer(before[i - 1], pol[i - 1])
     return before, after
 
 
@@ -182,9 +184,10 @@ class EntryMDP:
         p, q = self.before.shape[1], self.after.shape[1]
         if kern._rows is None:  # one entry per row of P: the chosen rows form a (S, p, 1, q) slab
             states = np.arange(S)
-            data = P.data.reshape(S, p, k, q).transpose(0, 2, 1, 3)[states, act].reshape(S, p * q)
             cols = P.indices.reshape(S, p, k, q).transpose(0, 2, 1, 3)[states, act].ravel()
-            data = (data * outer(self.before, self.after)).ravel()
+            data = outer(self.before, self.after).ravel()
+            if not kern.unit:
+                data *= P.data.reshape(S, p, k, q).transpose(0, 2, 1, 3)[states, act].ravel()
             return _square(data, cols, np.arange(0, S * p * q + 1, p * q), S)
         action = kern._agent_actions(self.i)
         sel = np.flatnonzero(action == act[kern._state])
@@ -198,7 +201,7 @@ class EntryMDP:
     def expect(self, v: np.ndarray) -> np.ndarray:
         """sum_s' P_i(s'|s, a_i) v(s') for v (S,): shape (S, K)."""
         kern = self.kern
-        Pv = (kern.P @ v).reshape(kern.n_states, kern.n_actions)
+        Pv = kern.expect(v[None])[0]
         return marginalize(Pv, self.before, self.after, self.n_actions)
 
 
@@ -229,6 +232,7 @@ class Kernel:
         self.P = P
         self.Pa: np.ndarray | None = None  # (A, S), stateless
         self.P3: np.ndarray | None = None  # (S, A, S), dense
+        self.unit = False  # sparse with exactly one entry, 1, per row (deterministic transitions)
         self._rows: np.ndarray | None = None  # (nnz,) row s*A + a of each entry of P, sparse
         self._state: np.ndarray | None = None  # (nnz,) state s of each entry, sparse
         self._pair: np.ndarray | None = None  # (nnz,) s*S + s' of each entry, sparse with dense P_pi
@@ -244,6 +248,8 @@ class Kernel:
             # row s*A + a of each entry of P; None when every row has exactly one entry (row = entry)
             self._rows = None if np.all(counts == 1) else np.repeat(np.arange(S * A), counts)
             self._state = (np.arange(S * A) // A if self._rows is None else self._rows // A).astype(np.int64)
+            # deterministic transitions: P @ v is a gather v[next state]
+            self.unit = self._rows is None and bool(np.all(P.data == 1.0))
             if S <= DENSE_STATES_MAX:
                 self._pair = self._state * S + P.indices
         self._actions: dict[int, np.ndarray] = {}  # agent -> _agent_actions(agent)
@@ -275,6 +281,8 @@ class Kernel:
             return np.broadcast_to((self.Pa @ V.T).T[:, None, :], (n, S, A))
         if self.kind == "dense":
             return (self.P3.reshape(S * A, S) @ V.T).T.reshape(n, S, A)
+        if self.unit:
+            return np.take(V, self.P.indices, axis=1).reshape(n, S, A)
         return np.ascontiguousarray((self.P @ V.T).T).reshape(n, S, A)
 
     def team_mdp(self) -> MDP:

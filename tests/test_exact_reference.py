@@ -187,14 +187,20 @@ def stateless_game(rng: np.random.Generator, n_states: int, action_sizes: tuple[
 
 
 def sparse_game(
-    rng: np.random.Generator, n_states: int, action_sizes: tuple[int, ...], per_row: int, gamma: float
+    rng: np.random.Generator,
+    n_states: int,
+    action_sizes: tuple[int, ...],
+    per_row: int,
+    gamma: float,
+    one: float = 1.0,
 ) -> TabularModel:
-    """per_row random next states per (s, a) (1: deterministic transitions)."""
+    """per_row random next states per (s, a) (1: deterministic transitions, with probability ``one``,
+    which the model accepts within 1e-9 of 1)."""
     N, A = len(action_sizes), int(np.prod(action_sizes))
     S = n_states
     rows = np.repeat(np.arange(S * A), per_row)
     cols = rng.integers(S, size=S * A * per_row)
-    vals = rng.dirichlet(np.ones(per_row), size=S * A).ravel()
+    vals = (rng.dirichlet(np.ones(per_row), size=S * A).ravel() if per_row > 1 else np.ones(S * A)) * one
     P = sp.csr_matrix((vals, (rows, cols)), shape=(S * A, S))
     R = rng.normal(size=(N, S, A))
     return TabularModel(
@@ -229,6 +235,9 @@ RANDOM_GAMES = {
     "stateless (2, 2, 2)": lambda rng: stateless_game(rng, 8, (2, 2, 2)),
     "stateless (3, 2)": lambda rng: stateless_game(rng, 5, (3, 2)),
     "sparse deterministic (2, 2)": lambda rng: sparse_game(rng, 150, (2, 2), 1, 0.9),
+    "sparse deterministic (2, 1, 3), P = 1 - 1e-12": lambda rng: sparse_game(
+        rng, 120, (2, 1, 3), 1, 0.99, 1 - 1e-12
+    ),
     "sparse 3 per row (2, 3)": lambda rng: sparse_game(rng, 120, (2, 3), 3, 0.9),
 }
 
@@ -248,6 +257,9 @@ def test_random_games_cover_every_kernel_kind():
     assert kinds["stateless (2, 2, 2)"] == "stateless"
     assert kinds["dense (2, 3)"] == "dense"
     assert kinds["sparse deterministic (2, 2)"] == "sparse"
+    assert _kernel.kernel(RANDOM_GAMES["sparse deterministic (2, 2)"](rng)).unit
+    inexact = _kernel.kernel(RANDOM_GAMES["sparse deterministic (2, 1, 3), P = 1 - 1e-12"](rng))
+    assert inexact.kind == "sparse" and not inexact.unit
     assert kinds["sparse 3 per row (2, 3)"] == "sparse"
 
 
