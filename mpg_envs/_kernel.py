@@ -233,6 +233,7 @@ class Kernel:
         self.Pa: np.ndarray | None = None  # (A, S), stateless
         self.P3: np.ndarray | None = None  # (S, A, S), dense
         self.unit = False  # sparse with exactly one entry, 1, per row (deterministic transitions)
+        self._next: np.ndarray | None = None
         self._rows: np.ndarray | None = None  # (nnz,) row s*A + a of each entry of P, sparse
         self._state: np.ndarray | None = None  # (nnz,) state s of each entry, sparse
         self._pair: np.ndarray | None = None  # (nnz,) s*S + s' of each entry, sparse with dense P_pi
@@ -250,6 +251,7 @@ class Kernel:
             self._state = (np.arange(S * A) // A if self._rows is None else self._rows // A).astype(np.int64)
             # deterministic transitions: P @ v is a gather v[next state]
             self.unit = self._rows is None and bool(np.all(P.data == 1.0))
+            self._next = P.indices.astype(np.intp) if self.unit else None  # (S*A,) next state
             if S <= DENSE_STATES_MAX:
                 self._pair = self._state * S + P.indices
         self._actions: dict[int, np.ndarray] = {}  # agent -> _agent_actions(agent)
@@ -269,8 +271,8 @@ class Kernel:
         w = self._weigh(pi)
         if self._pair is not None:
             return np.bincount(self._pair, weights=w, minlength=S * S).reshape(S, S)
-        M = sp.csr_matrix((w, self.P.indices, self.P.indptr[::A]), shape=(S, S))
-        M.sum_duplicates()
+        M = sp.csr_matrix((w, self.P.indices.copy(), self.P.indptr[::A].copy()), shape=(S, S))
+        M.sum_duplicates()  # in place, hence the copies of P's read-only index arrays
         return M
 
     def expect(self, V: np.ndarray) -> np.ndarray:
@@ -282,7 +284,7 @@ class Kernel:
         if self.kind == "dense":
             return (self.P3.reshape(S * A, S) @ V.T).T.reshape(n, S, A)
         if self.unit:
-            return np.take(V, self.P.indices, axis=1).reshape(n, S, A)
+            return (V[0][self._next] if n == 1 else V[:, self._next]).reshape(n, S, A)
         return np.ascontiguousarray((self.P @ V.T).T).reshape(n, S, A)
 
     def team_mdp(self) -> MDP:

@@ -271,6 +271,20 @@ SOLVER_PATHS = {
 }
 
 
+@pytest.mark.parametrize("name", ["sparse deterministic (2, 2)", "sparse 3 per row (2, 3)"])
+def test_sparse_state_matrices_match_reference(monkeypatch, name):
+    """Above DENSE_STATES_MAX states P_pi and deterministic-policy rows are CSR matrices (with
+    repeated columns before summing); lower the threshold to compare that path on small games."""
+    monkeypatch.setattr(_kernel, "DENSE_STATES_MAX", 8)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    model = RANDOM_GAMES[name](rng)
+    assert _kernel.kernel(model).kind == "sparse"
+    for direct in (0, 10_000):  # Krylov on CSR, then LU
+        monkeypatch.setattr(exact, "_DIRECT_MAX", direct)
+        for pol in policies(model, 5):
+            assert_matches_reference(model, pol)
+
+
 @pytest.mark.parametrize("path", list(SOLVER_PATHS))
 @pytest.mark.parametrize(
     "name", ["dense (2, 3)", "terminal gamma=1 (2, 2, 2)", "stateless (3, 2)", "sparse 3 per row (2, 3)"]
