@@ -87,7 +87,8 @@ _STOCH_TOL = 1e-8
 #: Most random samples the potential certificates draw (each needs several exact evaluations).
 MAX_CERTIFICATE_SAMPLES = 1_000_000
 _DENSE_MAX = 3000  # never factor densely above this many states
-_SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2
+_SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2 ...
+_DENSE_LU_MIN = 384  # ... and above this many states (below, dense LU is faster: SuperLU's overhead)
 _DIRECT_MAX = 384  # factor at once up to this many unknowns; above, try GMRES first
 _KRYLOV_STEPS = 32  # most products with P_pi a GMRES solve may take before falling back to LU
 
@@ -385,8 +386,8 @@ class _Solver:
     at round-off-level residual): on layered or periodic chains the Krylov space closes after a
     few products, far cheaper than a factorisation of a few hundred states or more. Otherwise
     the matrix is factored (once) and every later solve uses the factors: sparse LU (SuperLU,
-    COLAMD) when P_pi is sparse or large, dense LU otherwise. P_pi may be a dense array or a
-    sparse matrix (whose rows may repeat a column; repeated entries add up).
+    COLAMD) when P_pi is large, or sparse with more than 384 states; dense LU otherwise. P_pi
+    may be a dense array or a sparse matrix (whose rows may repeat a column; these add up).
     """
 
     def __init__(self, model: TabularModel, P_pi: np.ndarray | sp.spmatrix) -> None:
@@ -408,7 +409,7 @@ class _Solver:
     def _factor(self) -> None:
         Pk, n, g = self.P, self.n, self.gamma
         nnz = Pk.nnz if sp.issparse(Pk) else np.count_nonzero(Pk)
-        self.sparse = n > _DENSE_MAX or nnz <= _SPARSE_DENSITY * n * n
+        self.sparse = n > _DENSE_MAX or (n > _DENSE_LU_MIN and nnz <= _SPARSE_DENSITY * n * n)
         if self.sparse:
             Pc = sp.csc_matrix(Pk)
             Pc.sum_duplicates()  # rows of a kernel view may repeat a column

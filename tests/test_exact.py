@@ -318,6 +318,7 @@ def test_dense_and_sparse_solvers_agree(monkeypatch, kw):
     _, m = _congestion(**kw)
     pol = exact.random_policy(m, np.random.default_rng(12))
     out = {}
+    monkeypatch.setattr(exact, "_DENSE_LU_MIN", 0)
     for name, density in (("dense", -1.0), ("sparse", 2.0)):
         monkeypatch.setattr(exact, "_SPARSE_DENSITY", density)
         out[name] = (

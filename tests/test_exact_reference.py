@@ -267,7 +267,12 @@ SOLVER_PATHS = {
     "direct LU": {},
     "Krylov": {"_DIRECT_MAX": 0},
     "Krylov falling back to dense LU": {"_DIRECT_MAX": 0, "_KRYLOV_STEPS": 1, "_SPARSE_DENSITY": -1.0},
-    "Krylov falling back to sparse LU": {"_DIRECT_MAX": 0, "_KRYLOV_STEPS": 1, "_SPARSE_DENSITY": 2.0},
+    "Krylov falling back to sparse LU": {
+        "_DIRECT_MAX": 0,
+        "_KRYLOV_STEPS": 1,
+        "_SPARSE_DENSITY": 2.0,
+        "_DENSE_LU_MIN": 0,
+    },
 }
 
 
