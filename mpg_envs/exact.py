@@ -428,12 +428,13 @@ class _Solver:
         if self.krylov:
             P = self.P.T if transpose else self.P
             dense = not sp.issparse(P)
-            sol = _krylov.gmres(
-                (lambda V: V @ P.T) if dense else (lambda V: (P @ V.T).T),
-                b.reshape(self.n, -1).T,
-                self.gamma,
-                _KRYLOV_STEPS,
-            )
+            with _one_blas_thread(0):  # whatever n, the dense work is on (n, <= 64) Krylov bases
+                sol = _krylov.gmres(
+                    (lambda V: V @ P.T) if dense else (lambda V: (P @ V.T).T),
+                    b.reshape(self.n, -1).T,
+                    self.gamma,
+                    _KRYLOV_STEPS,
+                )
             if sol is not None:
                 x[self.keep] = sol.T.reshape(b.shape)
                 return x
