@@ -177,8 +177,11 @@ class EntryMDP:
         self.n_states, self.n_actions = kern.n_states, kern.sizes[i]
         self.i = i
 
-    def rows(self, act: np.ndarray) -> np.ndarray | sp.csr_matrix:
-        """P_i(s'|s, act[s]) for a deterministic policy act (S,): (S, S), dense or CSR."""
+    def rows(self, act: np.ndarray) -> sp.csr_matrix:
+        """P_i(s'|s, act[s]) for a deterministic policy act (S,): CSR (S, S), repeated columns adding up.
+
+        (A dense copy would cost more to fill than the Krylov products it could speed up.)
+        """
         kern, S, k = self.kern, self.n_states, self.n_actions
         P = kern.P
         p, q = self.before.shape[1], self.after.shape[1]
@@ -188,7 +191,7 @@ class EntryMDP:
             data = outer(self.before, self.after).ravel()
             if not kern.unit:
                 data *= P.data.reshape(S, p, k, q).transpose(0, 2, 1, 3)[states, act].ravel()
-            return _square(data, cols, np.arange(0, S * p * q + 1, p * q), S)
+            return sp.csr_matrix((data, cols, np.arange(0, S * p * q + 1, p * q)), shape=(S, S))
         action = kern._agent_actions(self.i)
         sel = np.flatnonzero(action == act[kern._state])
         rows = kern._rows[sel]
@@ -196,20 +199,13 @@ class EntryMDP:
         w = P.data[sel] * self.before[s, a // (k * q)] * self.after[s, a % q]
         indptr = np.zeros(S + 1, np.int64)
         np.cumsum(np.bincount(s, minlength=S), out=indptr[1:])
-        return _square(w, P.indices[sel], indptr, S)
+        return sp.csr_matrix((w, P.indices[sel], indptr), shape=(S, S))
 
     def expect(self, v: np.ndarray) -> np.ndarray:
         """sum_s' P_i(s'|s, a_i) v(s') for v (S,): shape (S, K)."""
         kern = self.kern
         Pv = kern.expect(v[None])[0]
         return marginalize(Pv, self.before, self.after, self.n_actions)
-
-
-def _square(data: np.ndarray, cols: np.ndarray, indptr: np.ndarray, S: int) -> np.ndarray | sp.csr_matrix:
-    """An (S, S) matrix from CSR arrays (repeated columns add up): dense when small and not too sparse
-    (a dense matrix-vector product is then the faster one), else CSR."""
-    M = sp.csr_matrix((data, cols, indptr), shape=(S, S))
-    return M.toarray() if S <= DENSE_STATES_MAX and data.size * 8 >= S * S else M
 
 
 MDP = DenseMDP | SparseMDP | StatelessMDP | EntryMDP
