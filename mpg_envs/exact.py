@@ -91,6 +91,7 @@ _SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2 ...
 _DENSE_LU_MIN = 384  # ... and above this many states (below, dense LU is faster: SuperLU's overhead)
 _DIRECT_MAX = 384  # factor at once up to this many unknowns; above, try GMRES first
 _KRYLOV_STEPS = 32  # most products with P_pi a GMRES solve may take before falling back to LU
+_UPDATE_FRACTION = 8  # policy iteration reuses a factorisation while <= 1/8 of the states changed action
 
 
 def _check_model(model: object, name: str = "model") -> TabularModel:
@@ -440,13 +441,49 @@ class _Solver:
                 return x
             self.krylov = False  # the space did not close: factor once, for this and later solves
             self._factor()
+        x[self.keep] = self._lu_solve(b, transpose)
+        return x
+
+    def _lu_solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """Solve with the factors, on the unknowns only: b (n,) or (n, k)."""
         if self.sparse:
-            x[self.keep] = self.lu.solve(b, trans="T" if transpose else "N")
-        else:
-            with _one_blas_thread(len(b)):
-                x[self.keep] = scipy.linalg.lu_solve(
-                    self.lu, b, trans=1 if transpose else 0, check_finite=False
-                )
+            return self.lu.solve(b, trans="T" if transpose else "N")
+        with _one_blas_thread(len(b)):
+            return scipy.linalg.lu_solve(self.lu, b, trans=1 if transpose else 0, check_finite=False)
+
+    def solve_with_rows(self, states: np.ndarray, rows: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+        """x with (I - gamma P') x = rhs, where P' is P_pi with the rows of ``states`` replaced.
+
+        Uses the factors of (I - gamma P_pi) and the Sherman-Morrison-Woodbury identity: r changed
+        rows cost r + 1 solves with the factors and an (r, r) system instead of a new factorisation
+        (policy iteration's later rounds change few states). Returns None when this solver has no
+        factors or the result's residual is not at round-off level (then build a new solver).
+
+        Args:
+            states: (r,) distinct non-terminal states whose rows change.
+            rows: (r, S) their new rows of P'.
+            rhs: (S,).
+        """
+        if self.empty or self.krylov or self.lu is None:
+            return None
+        g, P = self.gamma, self.P
+        pos = states if isinstance(self.keep, slice) else np.searchsorted(self.keep, states)
+        new = rows[:, self.keep]
+        old = P[pos].toarray() if sp.issparse(P) else P[pos]
+        D = g * (new - old)  # (I - gamma P') = (I - gamma P_pi) - E D, E selecting the rows pos
+        b = rhs[self.keep]
+        E = np.zeros((self.n, pos.size))
+        E[pos, np.arange(pos.size)] = 1.0
+        YZ = self._lu_solve(np.column_stack([b, E]))
+        y, Z = YZ[:, 0], YZ[:, 1:]
+        xk = y + Z @ np.linalg.solve(np.eye(pos.size) - D @ Z, D @ y)
+        Px = P @ xk
+        Px[pos] = new @ xk
+        res = np.abs(b - (xk - g * Px)).max()
+        if res > _krylov.RESIDUAL_TOL * max(np.abs(xk).max(), np.abs(b).max()):
+            return None
+        x = np.zeros(rhs.shape)
+        x[self.keep] = xk
         return x
 
 
@@ -696,8 +733,18 @@ def _policy_iteration(
     S, K = r_sa.shape
     act = start.astype(np.int64)
     states = np.arange(S)
+    base: _Solver | None = None  # the last factored matrix, for the actions base_act
+    base_act = act
     for it in range(1, max_iter + 1):
-        V = _solve(model, mdp.rows(act), r_sa[states, act])
+        P_det, rhs = mdp.rows(act), r_sa[states, act]
+        changed = np.flatnonzero(act != base_act)
+        V = None
+        if base is not None and changed.size <= max(1, base.n // _UPDATE_FRACTION):
+            rows = P_det[changed]
+            V = base.solve_with_rows(changed, rows.toarray() if sp.issparse(rows) else rows, rhs)
+        if V is None:
+            base, base_act = _Solver(model, P_det), act
+            V = base.solve(rhs)
         Q = r_sa + model.gamma * mdp.expect(V)
         cur = Q[states, act]
         best = Q.argmax(axis=1)

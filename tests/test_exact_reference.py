@@ -316,6 +316,51 @@ def test_krylov_solves_congestion_without_factorising(monkeypatch):
     assert_matches_reference(model, pol)
 
 
+@pytest.mark.parametrize("name", ["dense (2, 3)", "terminal gamma=1 (2, 3)", "sparse 3 per row (2, 3)"])
+@pytest.mark.parametrize("lu", ["dense", "sparse"])
+def test_solve_with_changed_rows_matches_a_fresh_solve(monkeypatch, name, lu):
+    """Policy iteration's low-rank update (Woodbury with the old factors) against a direct solve."""
+    if lu == "sparse":
+        monkeypatch.setattr(exact, "_DENSE_LU_MIN", 0)
+        monkeypatch.setattr(exact, "_SPARSE_DENSITY", 2.0)
+    rng = np.random.default_rng(sum(map(ord, name)))
+    model = RANDOM_GAMES[name](rng)
+    S = model.n_states
+    mdp = _kernel.kernel(model).team_mdp()
+    r = model.R.sum(axis=0)
+    act = rng.integers(model.n_joint_actions, size=S)
+    base = exact._Solver(model, mdp.rows(act))
+    assert base.sparse == (lu == "sparse")
+    live = np.flatnonzero(~model.terminal)
+    for n_changed in (1, 2, len(live) // 3):
+        new = act.copy()
+        changed = rng.choice(live, size=n_changed, replace=False)
+        new[changed] = (act[changed] + 1) % model.n_joint_actions
+        rows = mdp.rows(new)
+        rows = rows.toarray() if sp.issparse(rows) else rows
+        got = base.solve_with_rows(changed, rows[changed], r[np.arange(S), new])
+        want = ref_solve(model, rows, r[np.arange(S), new])
+        assert got is not None
+        np.testing.assert_allclose(got, want, rtol=0, atol=REL * max(1.0, np.abs(want).max()))
+
+
+def test_policy_iteration_updates_factorisations(monkeypatch):
+    """On the coordination game later policy-iteration rounds reuse the factors (and stay exact)."""
+    model = coordination_v0.parallel_env(n_agents=4).model()
+    used = []
+    real = exact._Solver.solve_with_rows
+
+    def spy(self, *args):
+        out = real(self, *args)
+        used.append(out is not None)
+        return out
+
+    monkeypatch.setattr(exact._Solver, "solve_with_rows", spy)
+    for pol in policies(model, 6):
+        assert_matches_reference(model, pol)
+    assert any(used)
+
+
 ENVS = {
     "congestion N=3": lambda: congestion_v0.parallel_env(n_agents=3).model(),
     "congestion N=3 slip": lambda: congestion_v0.parallel_env(n_agents=3, slip=0.3).model(),
