@@ -5,8 +5,16 @@ real dtype: float32 policies (torch's default) are held to the round-off of floa
 in float64 (:func:`check_policy`). Functions that draw random policies take a
 ``numpy.random.Generator``, an int seed or None. Nash gaps are never negative (round-off of an
 exact equilibrium is clipped to 0).
-Everything is vectorised over states and joint actions (sparse products, ``einsum``); the only
-Python loops run over agents, policy-iteration rounds or sampled certificate checks.
+Everything is vectorised over states and joint actions (batched matrix products on the
+(S, A_1, ..., A_N) view of joint arrays, sparse products); the only Python loops run over agents,
+an agent's own actions, policy-iteration rounds, Krylov iterations or sampled certificate checks.
+
+How it is computed (results are exact up to round-off either way): each model gets a cached
+view of P chosen once (:mod:`mpg_envs._kernel`: state-independent, dense or sparse); Bellman
+systems of up to 384 unknowns are solved by dense LU, larger ones by GMRES first
+(:mod:`mpg_envs._krylov`, accepted only at round-off-level residual) and LU otherwise; policy
+iteration reuses a factorisation when few states change action. Calls on models with at most
+1,024 states run on one BLAS thread.
 
 Notation (papers 001 and 003): ``V_i(s)`` values, ``Q_i(s, a_i)`` marginal Q (expectation over
 the other agents' actions), ``A_i = Q_i - V_i`` advantages, ``d_mu(s)`` discounted visitation,
