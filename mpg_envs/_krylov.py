@@ -33,7 +33,7 @@ def gmres(
     repeated or dependent right-hand sides, e.g. agents with a common reward, cost nothing more).
 
     Args:
-        matvec: V (m, n) -> (m, n) with rows P @ v.
+        matvec: P @ v for v (n,), and V (m, n) -> (m, n) with rows P @ v.
         b: Right-hand sides, shape (B, n).
         gamma: The discount.
         max_steps: Most products with P for one right-hand side (twice as many basis vectors for
@@ -115,7 +115,7 @@ def _gmres_one(
     V[0] = b / beta
     for j in range(m):
         Vj = V[: j + 1]
-        w = V[j] - gamma * matvec(V[j][None])[0]
+        w = V[j] - gamma * matvec(V[j])
         size = np.sqrt(w @ w)
         h = Vj @ w
         w -= h @ Vj
@@ -146,7 +146,7 @@ def _verified(
     """x if every system's true residual is at round-off level (see RESIDUAL_TOL), else None."""
     todo = np.flatnonzero(beta > 0)
     xs = x[todo]
-    r = b[todo] - (xs - gamma * matvec(xs))
+    r = b[todo] - (xs - gamma * (matvec(xs[0])[None] if len(todo) == 1 else matvec(xs)))
     scale = np.maximum(np.abs(xs).max(axis=1), np.abs(b[todo]).max(axis=1))
     if np.any(np.abs(r).max(axis=1) > RESIDUAL_TOL * scale):
         return None

@@ -436,14 +436,12 @@ class _Solver:
         b = np.ascontiguousarray(rhs[self.keep])
         if self.krylov:
             P = self.P.T if transpose else self.P
-            dense = not sp.issparse(P)
+
+            def matvec(V: np.ndarray) -> np.ndarray:  # P @ v for a vector, P @ v_j for each row v_j
+                return P @ V if V.ndim == 1 else (P @ V.T).T
+
             with _one_blas_thread(0):  # whatever n, the dense work is on (n, <= 64) Krylov bases
-                sol = _krylov.gmres(
-                    (lambda V: V @ P.T) if dense else (lambda V: (P @ V.T).T),
-                    b.reshape(self.n, -1).T,
-                    self.gamma,
-                    _KRYLOV_STEPS,
-                )
+                sol = _krylov.gmres(matvec, b.reshape(self.n, -1).T, self.gamma, _KRYLOV_STEPS)
             if sol is not None:
                 x[self.keep] = sol.T.reshape(b.shape)
                 return x
