@@ -39,7 +39,7 @@ DENSE_P_MAX = 1 << 22
 DENSE_STATES_MAX = 1024
 _WIDE = 16  # outer(): a broadcast multiply is efficient when its inner dimension has this many entries
 _DENSE_SMALL = 1 << 16  # a dense copy of P is always used below this many entries
-_KEY_CACHE_MAX = 1 << 23  # the sparse kind keeps per-agent entry keys up to N * nnz(P) entries (64 MiB)
+_ACTIONS_CACHE_MAX = 1 << 23  # sparse kind: cache each agent's action per entry up to N * nnz(P) <= this
 
 
 # ---------------------------------------------------------------------------- products over agents
@@ -319,13 +319,13 @@ class Kernel:
     def _agent_actions(self, i: int) -> np.ndarray:
         """Agent i's action a_i in the joint action of each entry of P (sparse kind), shape (nnz,).
 
-        Cached for models with at most _KEY_CACHE_MAX entries over all agents.
+        Cached for models with at most _ACTIONS_CACHE_MAX entries over all agents.
         """
         got = self._actions.get(i)
         if got is None:
             _, k, q = split(self.sizes, i)
             got = (self._rows % self.n_actions // q) % k
-            if got.size * len(self.sizes) <= _KEY_CACHE_MAX:
+            if got.size * len(self.sizes) <= _ACTIONS_CACHE_MAX:
                 self._actions[i] = got
         return got
 
