@@ -100,6 +100,8 @@ _DENSE_LU_MIN = 384  # ... and above this many states (below, dense LU is faster
 _DIRECT_MAX = 384  # factor at once up to this many unknowns; above, try GMRES first
 _KRYLOV_STEPS = 32  # most products with P_pi a GMRES solve may take before falling back to LU
 _UPDATE_FRACTION = 8  # policy iteration reuses a factorisation while <= 1/8 of the states changed action
+_UPDATE_MIN = 64  # ... for systems of at least this many unknowns (below, factoring is as cheap)
+_TINY = 32  # systems of at most this many unknowns are solved without keeping factors
 
 
 def _check_model(model: object, name: str = "model") -> TabularModel:
@@ -411,6 +413,7 @@ class _Solver:
         self.n = n = Pk.shape[0]
         self.empty = n == 0
         self.lu: Any = None
+        self.tiny: np.ndarray | None = None  # I - gamma P_pi itself when it has <= _TINY unknowns
         self.krylov = n > _DIRECT_MAX
         if not self.empty and not self.krylov:
             self._factor()
@@ -423,10 +426,13 @@ class _Solver:
             Pc = sp.csc_matrix(Pk)
             Pc.sum_duplicates()  # rows of a kernel view may repeat a column
             self.lu = spla.splu((sp.identity(n, format="csc") - g * Pc).tocsc())
-        else:
-            M = np.eye(n) - g * (Pk.toarray() if sp.issparse(Pk) else Pk)
-            with _one_blas_thread(n):
-                self.lu = scipy.linalg.lu_factor(M, check_finite=False)
+            return
+        M = np.eye(n) - g * (Pk.toarray() if sp.issparse(Pk) else Pk)
+        if n <= _TINY:  # numpy's solve has less call overhead than scipy's factor-then-solve
+            self.tiny = M
+            return
+        with _one_blas_thread(n):
+            self.lu = scipy.linalg.lu_factor(M, check_finite=False)
 
     def solve(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
         """x with (I - gamma P_pi) x = rhs (transpose: x^T (I - gamma P_pi) = rhs^T); rhs (S,) or (S, k)."""
@@ -454,6 +460,8 @@ class _Solver:
         """Solve with the factors, on the unknowns only: b (n,) or (n, k)."""
         if self.sparse:
             return self.lu.solve(b, trans="T" if transpose else "N")
+        if self.tiny is not None:
+            return np.linalg.solve(self.tiny.T if transpose else self.tiny, b)
         with _one_blas_thread(len(b)):
             return scipy.linalg.lu_solve(self.lu, b, trans=1 if transpose else 0, check_finite=False)
 
@@ -470,7 +478,7 @@ class _Solver:
             rows: (r, S) their new rows of P'.
             rhs: (S,).
         """
-        if self.empty or self.krylov or self.lu is None:
+        if self.empty or self.krylov or (self.lu is None and self.tiny is None):
             return None
         g, P = self.gamma, self.P
         pos = states if isinstance(self.keep, slice) else np.searchsorted(self.keep, states)
@@ -745,7 +753,7 @@ def _policy_iteration(
         P_det, rhs = mdp.rows(act), r_sa[states, act]
         changed = np.flatnonzero(act != base_act)
         V = None
-        if base is not None and changed.size <= max(1, base.n // _UPDATE_FRACTION):
+        if base is not None and base.n >= _UPDATE_MIN and changed.size <= base.n // _UPDATE_FRACTION:
             rows = P_det[changed]
             V = base.solve_with_rows(changed, rows.toarray() if sp.issparse(rows) else rows, rhs)
         if V is None:

@@ -346,7 +346,7 @@ def test_solve_with_changed_rows_matches_a_fresh_solve(monkeypatch, name, lu):
 
 def test_policy_iteration_updates_factorisations(monkeypatch):
     """On the coordination game later policy-iteration rounds reuse the factors (and stay exact)."""
-    model = coordination_v0.parallel_env(n_agents=4).model()
+    model = coordination_v0.parallel_env(n_agents=6).model()  # 64 states
     used = []
     real = exact._Solver.solve_with_rows
 
