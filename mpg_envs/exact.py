@@ -111,7 +111,7 @@ def _check_model(model: object, name: str = "model") -> TabularModel:
 
 
 # ---------------------------------------------------------------------------- BLAS threads
-_SMALL_DENSE = 1024  # dense factorisations up to this size run on one BLAS thread
+_SMALL_DENSE = 1024  # exact calls on models with at most this many states run on one BLAS thread
 
 
 @lru_cache(maxsize=1)
