@@ -749,6 +749,7 @@ def _policy_iteration(
     states = np.arange(S)
     base: _Solver | None = None  # the last factored matrix, for the actions base_act
     base_act = act
+    last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # last round's V, switched states, gains
     for it in range(1, max_iter + 1):
         P_det, rhs = mdp.rows(act), r_sa[states, act]
         changed = np.flatnonzero(act != base_act)
@@ -759,6 +760,10 @@ def _policy_iteration(
         if V is None:
             base, base_act = _Solver(model, P_det), act
             V = base.solve(rhs)
+        if last is not None and np.all(V[last[1]] - last[0][last[1]] < 0.5 * last[2]):
+            # A switch raises the value of each switched state by at least its gain; none rose so:
+            # the gains were round-off between tied actions. Stop instead of cycling.
+            return act, V, it
         Q = r_sa + model.gamma * mdp.expect(V)
         cur = Q[states, act]
         best = Q.argmax(axis=1)
@@ -770,6 +775,7 @@ def _policy_iteration(
         if not improve.any():
             return act, V, it
         act = np.where(improve, best, act)
+        last = V, improve, gain[improve]
     raise RuntimeError(f"policy iteration did not converge in {max_iter} rounds")
 
 

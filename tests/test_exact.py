@@ -208,6 +208,30 @@ def test_nash_gap_reuses_given_values():
         exact.nash_gap(m, pol, values="V")
 
 
+def test_policy_iteration_stops_at_round_off_ties(monkeypatch):
+    """Two actions lead to two mirror states of equal value; solves off by 1e-11 in the unchosen
+    one would make policy iteration switch between them forever. It stops after a switch that raises
+    no value and returns optimal values."""
+    S = 4  # 0 -> {1 or 2} -> 3 -> 0; states 1 and 2 are mirror images
+    P = np.zeros((S, 2, S))
+    P[0, 0, 1] = P[0, 1, 2] = 1
+    P[1, :, 3] = P[2, :, 3] = P[3, :, 0] = 1
+    R = np.ones((1, S, 2))
+    m = TabularModel(n_agents=1, action_sizes=(2,), P=P.reshape(S * 2, S), R=R, mu=np.ones(S) / S, gamma=0.9)
+    real = exact._Solver.solve
+
+    def noisy(self, rhs, transpose=False):  # round-off that always favours the mirror state not chosen
+        x = real(self, rhs, transpose)
+        other = 2 if self.P[0, 1] == 1 else 1
+        x[other] *= 1 + 1e-11
+        return x
+
+    monkeypatch.setattr(exact._Solver, "solve", noisy)
+    br = exact.best_response(m, [np.eye(2)[[0, 0, 0, 0]]], 0)
+    np.testing.assert_allclose(br.value, np.full(S, 1 / (1 - 0.9)), rtol=1e-9)
+    assert br.iterations < 5
+
+
 def test_uniform_policy_is_an_equilibrium_of_symmetric_graph():
     """Measured: on the symmetric layered DAG, uniform play is a Nash equilibrium (gap ~ 1e-13)."""
     _, m = _congestion(n_agents=4)
