@@ -5,8 +5,16 @@ real dtype: float32 policies (torch's default) are held to the round-off of floa
 in float64 (:func:`check_policy`). Functions that draw random policies take a
 ``numpy.random.Generator``, an int seed or None. Nash gaps are never negative (round-off of an
 exact equilibrium is clipped to 0).
-Everything is vectorised over states and joint actions (sparse products, ``einsum``); the only
-Python loops run over agents, policy-iteration rounds or sampled certificate checks.
+Everything is vectorised over states and joint actions (batched matrix products on the
+(S, A_1, ..., A_N) view of joint arrays, sparse products); the only Python loops run over agents,
+an agent's own actions, policy-iteration rounds, Krylov iterations or sampled certificate checks.
+
+How it is computed (results are exact up to round-off either way): each model gets a cached
+view of P chosen once (:mod:`mpg_envs._kernel`: state-independent, dense or sparse); Bellman
+systems of up to 384 unknowns are solved by dense LU, larger ones by GMRES first
+(:mod:`mpg_envs._krylov`, accepted only at round-off-level residual) and LU otherwise; policy
+iteration reuses a factorisation when few states change action. Calls on models with at most
+1,024 states run on one BLAS thread.
 
 Notation (papers 001 and 003): ``V_i(s)`` values, ``Q_i(s, a_i)`` marginal Q (expectation over
 the other agents' actions), ``A_i = Q_i - V_i`` advantages, ``d_mu(s)`` discounted visitation,
@@ -31,17 +39,20 @@ Example::
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Mapping, Sequence
+import functools
+import threading
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from math import prod
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 import numpy as np
 import scipy.linalg
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mpg_envs import _kernel as _k
+from mpg_envs import _krylov
 from mpg_envs import _validate as chk
 from mpg_envs.model import TabularModel
 
@@ -85,13 +96,73 @@ _STOCH_TOL = 1e-8
 #: Most random samples the potential certificates draw (each needs several exact evaluations).
 MAX_CERTIFICATE_SAMPLES = 1_000_000
 _DENSE_MAX = 3000  # never factor densely above this many states
-_SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2
+_SPARSE_DENSITY = 0.3  # sparse LU when nnz(P_pi) <= this fraction of S^2 ...
+_DENSE_LU_MIN = 384  # ... and above this many states (below, dense LU is faster: SuperLU's overhead)
+_DIRECT_MAX = 384  # factor at once up to this many unknowns; above, try GMRES first
+_KRYLOV_STEPS = 32  # most products with P_pi a GMRES solve may take before falling back to LU
+_UPDATE_FRACTION = 8  # policy iteration reuses a factorisation while <= 1/8 of the states changed action
+_UPDATE_MIN = 64  # ... for systems of at least this many unknowns (below, factoring is as cheap)
+_TINY = 32  # systems of at most this many unknowns are solved without keeping factors
 
 
 def _check_model(model: object, name: str = "model") -> TabularModel:
     if not isinstance(model, TabularModel):
         raise chk.ArgumentTypeError(f"{name} must be a mpg_envs.TabularModel, got {chk.show(model)}")
     return model
+
+
+# ---------------------------------------------------------------------------- BLAS threads
+_SMALL_DENSE = 1024  # exact calls on models with at most this many states run on one BLAS thread
+
+
+@lru_cache(maxsize=1)
+def _blas_controller():
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:  # optional: without it BLAS keeps its own thread count
+        return None
+    return ThreadpoolController()
+
+
+_blas_scope = threading.local()
+
+
+@contextlib.contextmanager
+def _one_blas_thread(n: int) -> Iterator[None]:
+    """One BLAS thread for the products and factorisations of a model with n <= 1024 states.
+
+    Multi-threaded OpenBLAS on matrices of a few hundred rows gains nothing when idle and, when
+    another process competes for the cores, measured 100-300x slower (n = 256: 147 ms vs 0.46 ms).
+    Nested uses are free: only the outermost one (per thread) changes the BLAS thread count.
+    """
+    ctl = _blas_controller() if n <= _SMALL_DENSE and not getattr(_blas_scope, "active", False) else None
+    if ctl is None:
+        yield
+        return
+    _blas_scope.active = True
+    try:
+        with ctl.limit(limits=1, user_api="blas"):
+            yield
+    finally:
+        _blas_scope.active = False
+
+
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+
+
+def _small_blas(fn: Callable[_P, _T]) -> Callable[_P, _T]:
+    """Run ``fn(model, ...)`` under :func:`_one_blas_thread` for the model's number of states."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _T:
+        model = args[0] if args else kwargs.get("model")
+        if not isinstance(model, TabularModel):
+            return fn(*args, **kwargs)  # let fn report the bad argument
+        with _one_blas_thread(model.n_states):
+            return fn(*args, **kwargs)
+
+    return wrapper
 
 
 # ---------------------------------------------------------------------------- policies
@@ -287,124 +358,82 @@ def joint_policy(model: TabularModel, policies: Policy) -> np.ndarray:
 
 
 def _joint(pol: Sequence[np.ndarray]) -> np.ndarray:
-    S = pol[0].shape[0]
-    out = pol[0]
-    for p in pol[1:]:
-        out = (out[:, :, None] * p[:, None, :]).reshape(S, -1)
-    return out
+    return _k.joint(pol)
 
 
-def _split(model: TabularModel, i: int) -> tuple[int, int, int]:
-    """Joint-action layout around agent i: (prod of sizes before i, |A_i|, prod after i)."""
-    sizes = model.action_sizes
-    return prod(sizes[:i]), sizes[i], prod(sizes[i + 1 :])
+def _agent_mdp(
+    model: TabularModel, pol: Sequence[np.ndarray], i: int, sides: tuple[np.ndarray, np.ndarray] | None = None
+) -> tuple[_k.MDP, np.ndarray]:
+    """Agent i's MDP when the others play their policies.
 
-
-def _others_weight(model: TabularModel, pol: Sequence[np.ndarray], i: int) -> np.ndarray:
-    """prod_{j != i} pi_j(a_j | s) as an (S, A) array (constant in a_i)."""
-    S = model.n_states
-    pre = _joint(pol[:i]) if i > 0 else np.ones((S, 1))
-    suf = _joint(pol[i + 1 :]) if i < model.n_agents - 1 else np.ones((S, 1))
-    w = pre[:, :, None, None] * suf[:, None, None, :]
-    return np.broadcast_to(w, (S, pre.shape[1], model.action_sizes[i], suf.shape[1])).reshape(S, -1)
-
-
-def _marginalize(model: TabularModel, X: np.ndarray, w: np.ndarray, i: int) -> np.ndarray:
-    """sum_{a_-i} w(s, a) X[..., s, a] -> (..., S, |A_i|) for X (..., S, A), w = others' weight."""
-    pre, k, suf = _split(model, i)
-    Y = (X * w).reshape(*X.shape[:-1], pre, k, suf)
-    return Y.sum(axis=(-3, -1))
-
-
-@lru_cache(maxsize=64)
-def _w_structure(S: int, sizes: tuple[int, ...], i: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """CSR structure of W_i (S*|A_i|, S*A): row (s, a_i) holds the joint actions extending a_i.
+    Args:
+        sides: The others' joint weights (before i (S, p), after i (S, q)) from
+            :func:`mpg_envs._kernel.others`, if already computed.
 
     Returns:
-        (order (S*A,) positions of w's entries in CSR data order, indices (S*A,), indptr).
+        Its transitions P_i(s'|s, a_i) and rewards r_i(s, a_i) (S, |A_i|).
     """
-    A = prod(sizes)
-    pre, k, suf = prod(sizes[:i]), sizes[i], prod(sizes[i + 1 :])
-    order = np.arange(S * A).reshape(S, pre, k, suf).transpose(0, 2, 1, 3).ravel()
-    return order, order.copy(), np.arange(0, S * A + 1, A // k)
-
-
-def _induced_mdp(model: TabularModel, w: np.ndarray, i: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """Agent i's MDP when the others play with weights w (S, A).
-
-    Returns:
-        Transitions (S*|A_i|, S) sparse and rewards (S, |A_i|).
-    """
-    S, A, k = model.n_states, model.n_joint_actions, model.action_sizes[i]
-    order, indices, indptr = _w_structure(S, model.action_sizes, i)
-    W = sp.csr_matrix((w.ravel()[order], indices, indptr), shape=(S * k, S * A))
-    return (W @ model.P).tocsr(), _marginalize(model, model.R[i], w, i)
+    before, after = sides if sides is not None else _k.sides(pol, i)
+    k = model.action_sizes[i]
+    mdp = _k.kernel(model).induced(i, before, after)
+    return mdp, _k.marginalize(model.R[i], before, after, k)
 
 
 # ---------------------------------------------------------------------------- linear algebra
+@_small_blas
 def transition_matrix(model: TabularModel, policies: Policy) -> sp.csr_matrix:
     """State-to-state transition matrix under the policy, P_pi (S, S) sparse."""
-    return _p_pi(model, _joint(check_policy(model, policies)))
-
-
-def _p_pi(model: TabularModel, pi_joint: np.ndarray) -> sp.csr_matrix:
-    """P_pi = M_pi @ P with M_pi[s, s*A + a] = pi(a|s)."""
-    S, A = pi_joint.shape
-    M = sp.csr_matrix((pi_joint.ravel(), np.arange(S * A), np.arange(0, S * A + 1, A)), shape=(S, S * A))
-    return (M @ model.P).tocsr()
-
-
-_SMALL_DENSE = 1024  # dense factorisations up to this size run on one BLAS thread
-
-
-@lru_cache(maxsize=1)
-def _blas_controller():
-    try:
-        from threadpoolctl import ThreadpoolController
-    except ImportError:  # optional: without it BLAS keeps its own thread count
-        return None
-    return ThreadpoolController()
-
-
-def _one_blas_thread(n: int) -> contextlib.AbstractContextManager:
-    """One BLAS thread for small dense factorisations.
-
-    Multi-threaded OpenBLAS on matrices of a few hundred rows gains nothing when idle and, when
-    another process competes for the cores, measured 100-300x slower (n = 256: 147 ms vs 0.46 ms).
-    """
-    ctl = _blas_controller() if n <= _SMALL_DENSE else None
-    return contextlib.nullcontext() if ctl is None else ctl.limit(limits=1, user_api="blas")
+    P_pi = _k.kernel(model).p_pi(_joint(check_policy(model, policies)))
+    return sp.csr_matrix(P_pi)
 
 
 class _Solver:
-    """Factorisation of (I - gamma P_pi) restricted to the states whose value is unknown.
+    """Solves with (I - gamma P_pi) restricted to the states whose value is unknown.
 
-    For gamma < 1 the full system is factored (terminal rows give x = 0 automatically). For
-    gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0. Sparse LU
-    (SuperLU, COLAMD) when P_pi is sparse or large, dense LU otherwise.
+    For gamma < 1 the full system is solved (terminal rows give x = 0 automatically). For
+    gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0.
+
+    Up to ``_DIRECT_MAX`` unknowns the matrix is factored at once. Above, each solve first tries
+    GMRES (:mod:`mpg_envs._krylov`, at most ``_KRYLOV_STEPS`` products with P_pi, accepted only
+    at round-off-level residual): on layered or periodic chains the Krylov space closes after a
+    few products, far cheaper than a factorisation of a few hundred states or more. Otherwise
+    the matrix is factored (once) and every later solve uses the factors: sparse LU (SuperLU,
+    COLAMD) when P_pi is large, or sparse with more than 384 states; dense LU otherwise. P_pi
+    may be a dense array or a sparse matrix (whose rows may repeat a column; these add up).
     """
 
-    def __init__(self, model: TabularModel, P_pi: sp.spmatrix) -> None:
-        g = model.gamma
-        self.S = model.n_states
+    def __init__(self, model: TabularModel, P_pi: np.ndarray | sp.spmatrix) -> None:
+        g = self.gamma = model.gamma
         if g < 1.0:
             self.keep: slice | np.ndarray = slice(None)
             Pk = P_pi
         else:
             self.keep = np.flatnonzero(~model.terminal)
-            Pk = P_pi[self.keep][:, self.keep]
-        n = Pk.shape[0]
+            Pk = P_pi[self.keep][:, self.keep] if sp.issparse(P_pi) else P_pi[np.ix_(self.keep, self.keep)]
+        self.P = Pk
+        self.n = n = Pk.shape[0]
         self.empty = n == 0
-        self.sparse = n > _DENSE_MAX or Pk.nnz <= _SPARSE_DENSITY * n * n
-        if self.empty:
-            return
+        self.lu: Any = None
+        self.tiny: np.ndarray | None = None  # I - gamma P_pi itself when it has <= _TINY unknowns
+        self.krylov = n > _DIRECT_MAX
+        if not self.empty and not self.krylov:
+            self._factor()
+
+    def _factor(self) -> None:
+        Pk, n, g = self.P, self.n, self.gamma
+        nnz = Pk.nnz if sp.issparse(Pk) else np.count_nonzero(Pk)
+        self.sparse = n > _DENSE_MAX or (n > _DENSE_LU_MIN and nnz <= _SPARSE_DENSITY * n * n)
         if self.sparse:
-            M = (sp.identity(n, format="csc") - g * Pk).tocsc()
-            self.lu = spla.splu(M)
-        else:
-            M = np.eye(n) - g * Pk.toarray()
-            with _one_blas_thread(n):
-                self.lu = scipy.linalg.lu_factor(M, check_finite=False)
+            Pc = sp.csc_matrix(Pk)
+            Pc.sum_duplicates()  # rows of a kernel view may repeat a column
+            self.lu = spla.splu((sp.identity(n, format="csc") - g * Pc).tocsc())
+            return
+        M = np.eye(n) - g * (Pk.toarray() if sp.issparse(Pk) else Pk)
+        if n <= _TINY:  # numpy's solve has less call overhead than scipy's factor-then-solve
+            self.tiny = M
+            return
+        with _one_blas_thread(n):
+            self.lu = scipy.linalg.lu_factor(M, check_finite=False)
 
     def solve(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
         """x with (I - gamma P_pi) x = rhs (transpose: x^T (I - gamma P_pi) = rhs^T); rhs (S,) or (S, k)."""
@@ -412,69 +441,145 @@ class _Solver:
         if self.empty:
             return x
         b = np.ascontiguousarray(rhs[self.keep])
+        if self.krylov:
+            P = self.P.T if transpose else self.P
+
+            def matvec(V: np.ndarray) -> np.ndarray:  # P @ v for a vector, P @ v_j for each row v_j
+                return P @ V if V.ndim == 1 else (P @ V.T).T
+
+            with _one_blas_thread(0):  # whatever n, the dense work is on (n, <= 64) Krylov bases
+                sol = _krylov.gmres(matvec, b.reshape(self.n, -1).T, self.gamma, _KRYLOV_STEPS)
+            if sol is not None:
+                x[self.keep] = sol.T.reshape(b.shape)
+                return x
+            self.krylov = False  # the space did not close: factor once, for this and later solves
+            self._factor()
+        x[self.keep] = self._lu_solve(b, transpose)
+        return x
+
+    def _lu_solve(self, b: np.ndarray, transpose: bool = False) -> np.ndarray:
+        """Solve with the factors, on the unknowns only: b (n,) or (n, k)."""
         if self.sparse:
-            x[self.keep] = self.lu.solve(b, trans="T" if transpose else "N")
-        else:
-            with _one_blas_thread(len(b)):
-                x[self.keep] = scipy.linalg.lu_solve(
-                    self.lu, b, trans=1 if transpose else 0, check_finite=False
-                )
+            return self.lu.solve(b, trans="T" if transpose else "N")
+        if self.tiny is not None:
+            return np.linalg.solve(self.tiny.T if transpose else self.tiny, b)
+        with _one_blas_thread(len(b)):
+            return scipy.linalg.lu_solve(self.lu, b, trans=1 if transpose else 0, check_finite=False)
+
+    def solve_with_rows(self, states: np.ndarray, rows: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
+        """x with (I - gamma P') x = rhs, where P' is P_pi with the rows of ``states`` replaced.
+
+        Uses the factors of (I - gamma P_pi) and the Sherman-Morrison-Woodbury identity: r changed
+        rows cost r + 1 solves with the factors and an (r, r) system instead of a new factorisation
+        (policy iteration's later rounds change few states). Returns None when this solver has no
+        factors or the result's residual is not at round-off level (then build a new solver).
+
+        Args:
+            states: (r,) distinct non-terminal states whose rows change.
+            rows: (r, S) their new rows of P'.
+            rhs: (S,).
+        """
+        if self.empty or self.krylov or (self.lu is None and self.tiny is None):
+            return None
+        g, P = self.gamma, self.P
+        pos = states if isinstance(self.keep, slice) else np.searchsorted(self.keep, states)
+        new = rows[:, self.keep]
+        old = P[pos].toarray() if sp.issparse(P) else P[pos]
+        D = g * (new - old)  # (I - gamma P') = (I - gamma P_pi) - E D, E selecting the rows pos
+        b = rhs[self.keep]
+        E = np.zeros((self.n, pos.size))
+        E[pos, np.arange(pos.size)] = 1.0
+        YZ = self._lu_solve(np.column_stack([b, E]))
+        y, Z = YZ[:, 0], YZ[:, 1:]
+        xk = y + Z @ np.linalg.solve(np.eye(pos.size) - D @ Z, D @ y)
+        Px = P @ xk
+        Px[pos] = new @ xk
+        res = np.abs(b - (xk - g * Px)).max()
+        if res > _krylov.RESIDUAL_TOL * max(np.abs(xk).max(), np.abs(b).max()):
+            return None
+        x = np.zeros(rhs.shape)
+        x[self.keep] = xk
         return x
 
 
-def _solve(model: TabularModel, P_pi: sp.spmatrix, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
+def _solve(
+    model: TabularModel, P_pi: np.ndarray | sp.spmatrix, rhs: np.ndarray, transpose: bool = False
+) -> np.ndarray:
     """Solve (I - gamma P_pi) x = rhs (or the transposed system); see :class:`_Solver`."""
     return _Solver(model, P_pi).solve(rhs, transpose)
 
 
+@_small_blas
 def evaluate(model: TabularModel, policies: Policy) -> np.ndarray:
     """Values V_i(s) of every agent, shape (N, S)."""
     pol = check_policy(model, policies)
     return _evaluate(model, pol)
 
 
-def _evaluate(model: TabularModel, pol: Sequence[np.ndarray], extra: np.ndarray | None = None) -> np.ndarray:
-    """V for each reward in R (and each extra (k, S, A) reward): shape (N [+k], S)."""
+def _evaluate(
+    model: TabularModel, pol: Sequence[np.ndarray], rewards: np.ndarray | None = None
+) -> np.ndarray:
+    """Values of each reward (k, S, A) (default: the agents' R) under a validated policy: (k, S)."""
     pij = _joint(pol)
-    rewards = model.R if extra is None else np.concatenate([model.R, extra])
-    r_pi = np.einsum("nsa,sa->sn", rewards, pij)
-    return _solve(model, _p_pi(model, pij), r_pi).T
+    rewards = model.R if rewards is None else rewards
+    r_pi = _expected_reward(rewards, pij)
+    return _solve(model, _k.kernel(model).p_pi(pij), r_pi).T
 
 
+def _expected_reward(rewards: np.ndarray, pi: np.ndarray) -> np.ndarray:
+    """sum_a pi(a|s) r_n(s, a) for rewards (n, S, A) and a joint policy pi (S, A): shape (S, n).
+
+    One batched matrix-vector product per (n, s): ~2x faster than the equivalent einsum.
+    """
+    return np.matmul(rewards[:, :, None, :], pi[:, :, None])[:, :, 0, 0].T
+
+
+@_small_blas
 def joint_q(model: TabularModel, V: np.ndarray) -> np.ndarray:
     """Q_i(s, a) = r_i(s, a) + gamma * sum_s' P(s'|s,a) V_i(s') for values V (N, S): (N, S, A)."""
     model = _check_model(model)
-    S, A = model.n_states, model.n_joint_actions
-    V = chk.real_array("V", V, what=f"values of shape (N, S) = {(model.n_agents, S)}")
-    if V.shape != (model.n_agents, S):
-        raise ValueError(f"V must have shape (N, S) = {(model.n_agents, S)}, got {V.shape}")
-    PV = (model.P @ V.T).T.reshape(-1, S, A)
-    return model.R + model.gamma * PV
+    V = _check_values(model, V, "V")
+    return model.R + model.gamma * _k.kernel(model).expect(V)
+
+
+def _check_values(model: TabularModel, V: Any, name: str) -> np.ndarray:
+    """Values of every agent, a finite float64 array of shape (N, S)."""
+    N, S = model.n_agents, model.n_states
+    V = chk.real_array(name, V, what=f"values of shape (N, S) = {(N, S)}")
+    if V.shape != (N, S):
+        raise ValueError(f"{name} must have shape (N, S) = {(N, S)}, got {V.shape}")
+    return V
 
 
 def _values_and_q(
     model: TabularModel, pol: Sequence[np.ndarray]
 ) -> tuple[np.ndarray, list[np.ndarray], _Solver]:
-    """V (N, S), marginal Q_i (list of (S, |A_i|)) and the factorisation, for a validated policy."""
-    pij = _joint(pol)
-    solver = _Solver(model, _p_pi(model, pij))
-    V = solver.solve(np.einsum("nsa,sa->sn", model.R, pij)).T
-    Q = joint_q(model, V)
-    q = [_marginalize(model, Q[i], _others_weight(model, pol, i), i) for i in range(model.n_agents)]
+    """V (N, S), marginal Q_i (list of (S, |A_i|)) and the solver, for a validated policy."""
+    kern = _k.kernel(model)
+    before, after = _k.others(pol)
+    pij = _k.outer(pol[0], after[0])
+    solver = _Solver(model, kern.p_pi(pij))
+    V = solver.solve(_expected_reward(model.R, pij)).T
+    Q = model.R + model.gamma * kern.expect(V)
+    sizes = model.action_sizes
+    q = [_k.marginalize(Q[i], before[i], after[i], sizes[i]) for i in range(model.n_agents)]
     return V, q, solver
 
 
+@_small_blas
 def marginal_q(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Marginal Q_i(s, a_i) = E_{a_-i ~ pi_-i}[Q_i(s, a_i, a_-i)], list of (S, |A_i|)."""
     return _values_and_q(model, check_policy(model, policies))[1]
 
 
+@_small_blas
 def advantages(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """A_i(s, a_i) = Q_i(s, a_i) - V_i(s), list of (S, |A_i|) (the INPG update direction)."""
     V, q, _ = _values_and_q(model, check_policy(model, policies))
     return [q[i] - V[i][:, None] for i in range(model.n_agents)]
 
 
+@_small_blas
 def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
     """Expected discounted visits sum_t gamma^t Pr(s_t = s), shape (S,).
 
@@ -487,7 +592,7 @@ def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = Non
     """
     pol = check_policy(model, policies)
     mu = model.mu if mu is None else chk.distribution("mu", mu, model.n_states)
-    return _solve(model, _p_pi(model, _joint(pol)), mu, transpose=True)
+    return _solve(model, _k.kernel(model).p_pi(_joint(pol)), mu, transpose=True)
 
 
 def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
@@ -508,6 +613,7 @@ def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = No
     return occ / total
 
 
+@_small_blas
 def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     """Phi^pi(s) = E[sum_t gamma^t phi(s_t, a_t) | s_0 = s], shape (S,).
 
@@ -518,9 +624,10 @@ def potential_value(model: TabularModel, policies: Policy) -> np.ndarray:
     if model.phi is None:
         raise ValueError("this model has no stage potential phi")
     pol = check_policy(model, policies)
-    return _evaluate(model, pol, extra=model.phi[None])[-1]
+    return _evaluate(model, pol, rewards=model.phi[None])[0]
 
 
+@_small_blas
 def values_q_occupancy(
     model: TabularModel, policies: Policy
 ) -> tuple[np.ndarray, list[np.ndarray], np.ndarray]:
@@ -537,6 +644,7 @@ def _values_q_occupancy(model: TabularModel, pol: list[np.ndarray]):
     return V, q, solver.solve(model.mu, transpose=True)
 
 
+@_small_blas
 def policy_gradient(model: TabularModel, policies: Policy) -> list[np.ndarray]:
     """Exact gradient of V_i(mu) w.r.t. agent i's tabular softmax logits theta_i (S, |A_i|).
 
@@ -643,26 +751,41 @@ class BestResponse:
 
 
 def _policy_iteration(
-    model: TabularModel, P_sa: sp.csr_matrix, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
+    model: TabularModel, mdp: _k.MDP, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Policy iteration on a single-agent MDP with K actions.
 
     Args:
-        P_sa: (S*K, S) transitions; r_sa: (S, K) rewards; start: (S,) initial actions.
+        mdp: Its transitions (a view from :mod:`mpg_envs._kernel`); r_sa: (S, K) rewards;
+            start: (S,) initial actions.
 
     Returns:
         (actions (S,), values (S,), iterations).
     """
     S, K = r_sa.shape
     act = start.astype(np.int64)
-    rows = np.arange(S) * K
+    states = np.arange(S)
+    base: _Solver | None = None  # the last factored matrix, for the actions base_act
+    base_act = act
+    last: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None  # last round's V, switched states, gains
     for it in range(1, max_iter + 1):
-        P_det = P_sa[rows + act]
-        V = _solve(model, P_det, r_sa[np.arange(S), act])
-        Q = r_sa + model.gamma * (P_sa @ V).reshape(S, K)
-        cur = Q[np.arange(S), act]
+        P_det, rhs = mdp.rows(act), r_sa[states, act]
+        changed = np.flatnonzero(act != base_act)
+        V = None
+        if base is not None and base.n >= _UPDATE_MIN and changed.size <= base.n // _UPDATE_FRACTION:
+            rows = P_det[changed]
+            V = base.solve_with_rows(changed, rows.toarray() if sp.issparse(rows) else rows, rhs)
+        if V is None:
+            base, base_act = _Solver(model, P_det), act
+            V = base.solve(rhs)
+        if last is not None and np.all(V[last[1]] - last[0][last[1]] < 0.5 * last[2]):
+            # A switch raises the value of each switched state by at least its gain; none rose so:
+            # the gains were round-off between tied actions. Stop instead of cycling.
+            return act, V, it
+        Q = r_sa + model.gamma * mdp.expect(V)
+        cur = Q[states, act]
         best = Q.argmax(axis=1)
-        gain = Q[np.arange(S), best] - cur
+        gain = Q[states, best] - cur
         tol = 1e-12 * max(1.0, float(np.abs(Q).max()))
         improve = gain > tol
         if model.gamma == 1.0:
@@ -670,9 +793,11 @@ def _policy_iteration(
         if not improve.any():
             return act, V, it
         act = np.where(improve, best, act)
+        last = V, improve, gain[improve]
     raise RuntimeError(f"policy iteration did not converge in {max_iter} rounds")
 
 
+@_small_blas
 def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResponse:
     """Exact best response of ``agent`` to the others' policies (policy iteration).
 
@@ -685,16 +810,23 @@ def best_response(model: TabularModel, policies: Policy, agent: int) -> BestResp
 
 
 def _best_response(
-    model: TabularModel, pol: Sequence[np.ndarray], i: int, v_i: np.ndarray | None = None
+    model: TabularModel,
+    pol: Sequence[np.ndarray],
+    i: int,
+    v_i: np.ndarray | None = None,
+    sides: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> BestResponse:
-    """Policy iteration in agent i's induced MDP, started greedy w.r.t. v_i (S,) if given."""
-    S, k = model.n_states, model.action_sizes[i]
-    P_i, r_i = _induced_mdp(model, _others_weight(model, pol, i), i)
+    """Policy iteration in agent i's induced MDP, started greedy w.r.t. v_i (S,) if given.
+
+    ``sides`` are the others' joint weights around i (see :func:`_agent_mdp`), if already computed.
+    """
+    k = model.action_sizes[i]
+    mdp, r_i = _agent_mdp(model, pol, i, sides)
     if v_i is None:
         start = pol[i].argmax(axis=1)
     else:
-        start = (r_i + model.gamma * (P_i @ v_i).reshape(S, k)).argmax(axis=1)
-    act, V, it = _policy_iteration(model, P_i, r_i, start)
+        start = (r_i + model.gamma * mdp.expect(v_i)).argmax(axis=1)
+    act, V, it = _policy_iteration(model, mdp, r_i, start)
     return BestResponse(i, np.eye(k)[act], V, it)
 
 
@@ -728,16 +860,24 @@ class NashGap:
         return float(self.worst_state.max())
 
 
-def nash_gap(model: TabularModel, policies: Policy) -> NashGap:
+@_small_blas
+def nash_gap(model: TabularModel, policies: Policy, *, values: np.ndarray | None = None) -> NashGap:
     """How much each agent gains by best-responding, at mu and in the worst state.
 
     The gains are clipped at 0 (``per_state``, ``at_mu``, ``worst_state``, ``gap`` and ``worst``
     are never negative): a best response cannot do worse than the current policy, and the
     difference of two solves for an exact equilibrium is round-off of either sign.
+
+    Args:
+        model: The model.
+        policies: The policy.
+        values: ``evaluate(model, policies)`` (N, S) if the caller already has it (saves one
+            evaluation); it is trusted, so passing values of another policy gives a wrong gap.
     """
     pol = check_policy(model, policies)
-    V = _evaluate(model, pol)
-    brs = tuple(_best_response(model, pol, i, V[i]) for i in range(model.n_agents))
+    V = _evaluate(model, pol) if values is None else _check_values(model, values, "values")
+    before, after = _k.others(pol)
+    brs = tuple(_best_response(model, pol, i, V[i], (before[i], after[i])) for i in range(model.n_agents))
     per_state = np.maximum(np.stack([br.value for br in brs]) - V, 0.0)
     return NashGap(per_state, per_state @ model.mu, per_state.max(axis=1), brs)
 
@@ -757,6 +897,7 @@ class SocialOptimum:
     welfare: float
 
 
+@_small_blas
 def social_optimum(model: TabularModel) -> SocialOptimum:
     """max over product policies of sum_i V_i, by policy iteration on the team MDP.
 
@@ -764,12 +905,13 @@ def social_optimum(model: TabularModel) -> SocialOptimum:
     """
     model = _check_model(model)
     r = model.R.sum(axis=0)
-    act, V, _ = _policy_iteration(model, model.P, r, r.argmax(axis=1))
+    act, V, _ = _policy_iteration(model, _k.kernel(model).team_mdp(), r, r.argmax(axis=1))
     per_agent = model.joint_actions[act]  # (S, N)
     pols = [np.eye(k)[per_agent[:, i]] for i, k in enumerate(model.action_sizes)]
     return SocialOptimum(pols, V, float(V @ model.mu))
 
 
+@_small_blas
 def price_of_anarchy(model: TabularModel, policies: Policy, optimum: SocialOptimum | None = None) -> float:
     """Paper 003 Def. 4.1: sum_i V_i^pi(mu) / max_pi' sum_i V_i^pi'(mu) (1 = socially optimal).
 
@@ -820,6 +962,7 @@ def _sample_pair(model, rng, obs_map, agents, pure):
     return base, alt
 
 
+@_small_blas
 def potential_residual(
     model: TabularModel,
     rng: np.random.Generator | int | None,
@@ -847,13 +990,14 @@ def potential_residual(
     n_samples = chk.positive_int("n_samples", n_samples, maximum=MAX_CERTIFICATE_SAMPLES)
     obs_map = _check_obs_map(model, obs_map)
     res, scale, worst = np.zeros(n_samples), 0.0, {}
+    with_phi = np.concatenate([model.R, model.phi[None]])
     for k in range(n_samples):
         i = int(rng.integers(model.n_agents))
         base, alt = _sample_pair(model, rng, obs_map, [i], pure=k % 2 == 0)
         dev = list(base)
         dev[i] = alt[i]
-        Vb = _evaluate(model, base, extra=model.phi[None])
-        Vd = _evaluate(model, dev, extra=model.phi[None])
+        Vb = _evaluate(model, base, rewards=with_phi)
+        Vd = _evaluate(model, dev, rewards=with_phi)
         r = (Vd[i] - Vb[i]) - (Vd[-1] - Vb[-1])
         s = int(np.abs(r).argmax())
         res[k] = abs(r[s])
@@ -863,6 +1007,7 @@ def potential_residual(
     return Certificate(float(res.max()), res, scale, worst)
 
 
+@_small_blas
 def cycle_residual(
     model: TabularModel,
     rng: np.random.Generator | int | None,

@@ -194,6 +194,44 @@ def test_nash_gap_zero_at_equilibrium_positive_elsewhere(n_agents, slip):
     assert other.gap > 1e-3 and np.all(other.per_state >= -1e-9)
 
 
+def test_nash_gap_reuses_given_values():
+    """values=evaluate(...) gives the same gap without evaluating again; bad values are refused."""
+    _, m = _congestion(n_agents=3)
+    pol = exact.random_policy(m, np.random.default_rng(4))
+    V = exact.evaluate(m, pol)
+    a, b = exact.nash_gap(m, pol), exact.nash_gap(m, pol, values=V)
+    np.testing.assert_array_equal(a.per_state, b.per_state)
+    assert [br.iterations for br in a.best_responses] == [br.iterations for br in b.best_responses]
+    with pytest.raises(ValueError, match=r"values must have shape \(N, S\)"):
+        exact.nash_gap(m, pol, values=V[:, :-1])
+    with pytest.raises(TypeError, match="values"):
+        exact.nash_gap(m, pol, values="V")
+
+
+def test_policy_iteration_stops_at_round_off_ties(monkeypatch):
+    """Two actions lead to two mirror states of equal value; solves off by 1e-11 in the unchosen
+    one would make policy iteration switch between them forever. It stops after a switch that raises
+    no value and returns optimal values."""
+    S = 4  # 0 -> {1 or 2} -> 3 -> 0; states 1 and 2 are mirror images
+    P = np.zeros((S, 2, S))
+    P[0, 0, 1] = P[0, 1, 2] = 1
+    P[1, :, 3] = P[2, :, 3] = P[3, :, 0] = 1
+    R = np.ones((1, S, 2))
+    m = TabularModel(n_agents=1, action_sizes=(2,), P=P.reshape(S * 2, S), R=R, mu=np.ones(S) / S, gamma=0.9)
+    real = exact._Solver.solve
+
+    def noisy(self, rhs, transpose=False):  # round-off that always favours the mirror state not chosen
+        x = real(self, rhs, transpose)
+        other = 2 if self.P[0, 1] == 1 else 1
+        x[other] *= 1 + 1e-11
+        return x
+
+    monkeypatch.setattr(exact._Solver, "solve", noisy)
+    br = exact.best_response(m, [np.eye(2)[[0, 0, 0, 0]]], 0)
+    np.testing.assert_allclose(br.value, np.full(S, 1 / (1 - 0.9)), rtol=1e-9)
+    assert br.iterations < 5
+
+
 def test_uniform_policy_is_an_equilibrium_of_symmetric_graph():
     """Measured: on the symmetric layered DAG, uniform play is a Nash equilibrium (gap ~ 1e-13)."""
     _, m = _congestion(n_agents=4)
@@ -304,6 +342,7 @@ def test_dense_and_sparse_solvers_agree(monkeypatch, kw):
     _, m = _congestion(**kw)
     pol = exact.random_policy(m, np.random.default_rng(12))
     out = {}
+    monkeypatch.setattr(exact, "_DENSE_LU_MIN", 0)
     for name, density in (("dense", -1.0), ("sparse", 2.0)):
         monkeypatch.setattr(exact, "_SPARSE_DENSITY", density)
         out[name] = (
