@@ -430,8 +430,11 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
     while True:
         if it > start and it % cfg.checkpoint_every == 0:
             checkpoint(it, len(rows), len(snaps), prev)
-        tables = setup.tabulate()
-        l1 = exact.l1_distance(tables, prev) if prev is not None else float("nan")
+        # tabulate only where needed: the stop rule, an evaluation, or the iteration before one (the
+        # L1 change); a network's table costs a forward pass over every state
+        needed = tol > 0 or stop_next or any(k in eval_at or k == cfg.iters for k in (it, it + 1))
+        tables = setup.tabulate() if needed else None
+        l1 = exact.l1_distance(tables, prev) if tables is not None and prev is not None else float("nan")
         rule_hit = tol > 0 and rule != "fox2022-pg" and first_check <= it < cfg.iters and l1 < tol
         final = it == cfg.iters or stop_next or rule_hit
         if it in eval_at or final:

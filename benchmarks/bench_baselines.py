@@ -31,7 +31,7 @@ from baselines.algorithms import INPG
 from baselines.estimators import ExactEstimator
 from baselines.sampler import ForcedActionEstimator, SampledEstimator
 from baselines.train import TrainConfig, train
-from mpg_envs import congestion_v0, coordination_v0, exact
+from mpg_envs import congestion_v0, coordination_v0, distancing_v0, exact
 from mpg_envs.congestion.env import AUTHORS_CODE_GAME
 
 
@@ -82,6 +82,100 @@ def python_loop_iteration(
                 adv[s, i, a] = tot / samples - value.get((s, i), 0.0)
 
 
+def _train_seconds(cfg: TrainConfig) -> float:
+    t0 = time.perf_counter()
+    train(cfg, progress=False, plot=False)
+    return time.perf_counter() - t0
+
+
+def neural_rows(reps: int, quick: bool) -> list[tuple]:
+    """Exact NN-PG runs (paper 003: ~30 / 50 / 200 s per 400-iteration run on a V100 + 32 cores),
+    the tabulation bridge, and sampled neural PG (REINFORCE) throughput."""
+    import torch
+
+    from baselines.algorithms import make_algorithm
+    from baselines.policies.neural import TorchSoftmaxPolicy
+
+    torch.set_num_threads(1)
+    rows = []
+    paper = {2: 30, 3: 50, 5: 200}
+    for n in (5,) if quick else (2, 3, 5):
+        with tempfile.TemporaryDirectory() as tmp:  # training only: evaluated at the first and last iteration
+            cfg = TrainConfig(
+                env="mpg/Coordination-v0",
+                env_kwargs={"n_agents": n},
+                algo="nn_pg",
+                algo_kwargs={"lr": 0.1},
+                iters=400,
+                eval_every=400,
+                eval_log=False,
+                out=tmp,
+            )
+            t = min(_train_seconds(cfg) for _ in range(reps))
+        rows.append(
+            (
+                f"exact NN-PG, 400 iterations, coordination N={n} (paper 003: ~{paper[n]} s, V100)",
+                t,
+                "s",
+                2.0 if n == 5 else None,
+            )
+        )
+    for env, mode in (
+        (coordination_v0.parallel_env(n_agents=5), "onehot"),
+        (congestion_v0.parallel_env(n_agents=8), "vector"),
+    ):
+        pol = TorchSoftmaxPolicy.mlp(env.dynamics, mode, hidden="64,64", rng=np.random.default_rng(0))
+        dyn = env.dynamics
+        t = best_of(lambda pol=pol, dyn=dyn: pol.table(dyn), 20)
+        rows.append(
+            (f"tabulate a 64-64 network ({mode}): {env.metadata['name']} S={dyn.n_states}", t, "s", None)
+        )
+    dist = distancing_v0.parallel_env()
+    pol = TorchSoftmaxPolicy.mlp(dist.dynamics, "vector", hidden="64,64", rng=np.random.default_rng(0))
+    est = SampledEstimator(dist.dynamics, 0.99, horizon=20, batch=256, rng=0)
+    rein = make_algorithm("reinforce", lr=0.01, hidden="64,64")
+    rein._make_optimizer(pol)
+    t = best_of(lambda: rein.update(pol, est), reps * 3)
+    rows.append(
+        (
+            "REINFORCE update, distancing N=8, 256 episodes x 20 steps (agent-steps/s)",
+            256 * 20 * 8 / t,
+            "agent-steps/s",
+            None,
+        )
+    )
+    return rows
+
+
+def evaluation_rows(quick: bool) -> list[tuple]:
+    """A default sampled run (distancing N = 8, 1000 iterations) with the default evaluation schedule
+    and with evaluation only at the first and last iteration; target: on <= 2x off."""
+    iters = 200 if quick else 1000
+    times = {}
+    for label, kw in (("on", {}), ("off", {"eval_every": iters, "eval_log": False})):
+        with tempfile.TemporaryDirectory() as tmp:
+            cfg = TrainConfig(
+                env="mpg/Distancing-v0",
+                algo="inpg",
+                algo_kwargs={"eta": 1e-4},
+                estimator="sampled",
+                iters=iters,
+                out=tmp,
+                **kw,
+            )
+            times[label] = _train_seconds(cfg)
+    return [
+        (
+            f"sampled INPG run, distancing N=8, {iters} iterations, evaluation: default schedule",
+            times["on"],
+            "s",
+            None,
+        ),
+        ("same, evaluation at the first and last iteration only", times["off"], "s", None),
+        ("ratio evaluation on / off (target <= 2)", times["on"] / times["off"], "x", 2.0),
+    ]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument(
@@ -99,9 +193,9 @@ def main() -> None:
 
     def run400() -> None:
         alg = INPG(eta=0.1 * (1 - model.gamma))
-        th = alg.init_params(model.n_states, model.action_sizes, np.random.default_rng(0))
+        policy = alg.make_policy(env.dynamics, model.n_states, np.random.default_rng(0), "normal", "state")
         for _ in range(400):
-            th, _ = alg.update(th, est)
+            alg.update(policy, est)
 
     rows = [
         (
@@ -136,18 +230,19 @@ def main() -> None:
             env="mpg/Congestion-v0",
             env_kwargs={"n_agents": 4, **AUTHORS_CODE_GAME},
             algo="inpg",
+            algo_kwargs={"eta": 1e-4},
             estimator="forced_visit_sum",
-            eta=1e-4,
-            batch=10,
+            estimator_kwargs={"samples": 10},
             init="uniform",
             iters=500,
             stop_l1=1e-5,
             stop_rule="fox2022-npg",
-            eval_every=1000,
+            eval_every=500,
+            eval_log=False,
             out=tmp,
         )
         t0 = time.perf_counter()
-        res = train(cfg, progress=False)
+        res = train(cfg, progress=False, plot=False)
         whole = time.perf_counter() - t0
     rows.append(
         (
@@ -158,6 +253,8 @@ def main() -> None:
             None,
         )
     )
+    rows += neural_rows(reps, args.quick)
+    rows += evaluation_rows(args.quick)
     out = report(rows)
     notes = [
         f"Plain-Python loop / ours, same run: {', '.join(f'{k}: {v:,.0f}x' for k, v in ratios.items())}."

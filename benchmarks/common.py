@@ -57,8 +57,11 @@ def report(rows: list[tuple[str, float, str, float | None]], width: int = 78) ->
     for name, val, unit, target in rows:
         higher = unit.endswith("/s")
         ok = "" if target is None else ("yes" if (val >= target if higher else val <= target) else "NO")
-        shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.2f} ms"
-        tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
+        if unit == "x":  # a ratio, lower is better
+            shown, tgt = f"{val:.2f}x", "" if target is None else f"{target:g}x"
+        else:
+            shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.2f} ms"
+            tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
         print(f"{name:<{width}} {shown:>14}  {tgt:>10}  {ok}")
         out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
     return out
@@ -114,6 +117,8 @@ def update_readme(readme: Path = HERE.parent / "README.md") -> None:
 
 def _value(row: dict) -> str:
     unit = row["unit"]
+    if unit == "x":
+        return f"{row['value']:.2f}x"
     if unit.endswith("/s"):
         return f"{row['value']:,.0f} {unit}"
     v = row["value"]
@@ -124,6 +129,8 @@ def _target(row: dict) -> str:
     t = row.get("target")
     if t is None:
         return ""
+    if row["unit"] == "x":
+        return f"<= {t:g}x"
     if row["unit"].endswith("/s"):
         return f">= {t:,.0f}"
     return f"<= {t * 1e3:,.0f} ms" if t < 10 else f"<= {t:,.0f} s"

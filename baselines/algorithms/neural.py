@@ -133,14 +133,18 @@ class NeuralPG(_NeuralBase):
 
     def update(self, policy: TorchSoftmaxPolicy, estimator: Estimator) -> Estimate:
         torch = _torch()
-        tables_t = policy.torch_tables()
+        if self.log_barrier > 0:
+            tables_t, logs_t = policy.torch_tables(log=True)
+        else:
+            tables_t = policy.torch_tables()
+            logs_t = [None] * len(tables_t)
         tables = [t.detach().numpy() for t in tables_t]
         est = estimator.estimate(tables)
         objective = 0.0
-        for t, g in zip(tables_t, est.direct_gradients()):
+        for t, lt, g in zip(tables_t, logs_t, est.direct_gradients()):
             objective = objective + (torch.as_tensor(g) * t).sum()
             if self.log_barrier > 0:
-                objective = objective + self.log_barrier * torch.log(t).mean()
+                objective = objective + self.log_barrier * lt.mean()
         self._step(objective)
         return est
 
@@ -182,9 +186,9 @@ class Reinforce(_NeuralBase):
         objective = 0.0
         for i in range(N):
             obs = ro.observations[:, :T, i].reshape(B * T, -1)
-            probs = policy.torch_probs(i, obs)  # (B T, K)
-            logp = torch.log(probs.gather(1, torch.as_tensor(ro.actions[:, :, i].reshape(-1, 1))))[:, 0]
+            logp_all = torch.log_softmax(policy.torch_logits(i, obs), dim=1)  # (B T, K)
+            logp = logp_all.gather(1, torch.as_tensor(ro.actions[:, :, i].reshape(-1, 1)))[:, 0]
             objective = objective + (torch.as_tensor(w[:, :, i].reshape(-1)) * logp).sum() / B
             if self.log_barrier > 0 and live.any():
-                objective = objective + self.log_barrier * torch.log(probs[torch.as_tensor(live)]).mean()
+                objective = objective + self.log_barrier * logp_all[torch.as_tensor(live)].mean()
         return objective

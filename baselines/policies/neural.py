@@ -148,17 +148,20 @@ class TorchSoftmaxPolicy(Policy):
         dtype = next(self.nets[0].parameters()).dtype
         return torch.as_tensor(np.asarray(obs).reshape(len(obs), -1), dtype=dtype)
 
+    def torch_logits(self, agent: int, obs: np.ndarray):
+        """Agent ``agent``'s logits as a differentiable float64 tensor (B, |A_i|)."""
+        return self.nets[self._check_agent(agent)](self._tensor(obs)).double()
+
     def torch_probs(self, agent: int, obs: np.ndarray):
         """Agent ``agent``'s probabilities as a differentiable float64 tensor (B, |A_i|)."""
         import torch
 
-        logits = self.nets[self._check_agent(agent)](self._tensor(obs))
-        return torch.softmax(logits.double(), dim=1)
+        return torch.softmax(self.torch_logits(agent, obs), dim=1)
 
     def probs(self, agent: int, obs: np.ndarray) -> np.ndarray:
         import torch
 
-        with torch.no_grad():
+        with torch.inference_mode():
             return self.torch_probs(agent, obs).numpy()
 
     def all_observations(self) -> np.ndarray:
@@ -167,10 +170,21 @@ class TorchSoftmaxPolicy(Policy):
             self._all_obs = observe_all(self.dynamics, self.obs_mode)
         return self._all_obs
 
-    def torch_tables(self) -> list[Any]:
-        """The tables (S, |A_i|) as differentiable float64 tensors (exact gradients flow through)."""
+    def torch_tables(self, log: bool = False) -> list[Any]:
+        """The tables (S, |A_i|) as differentiable float64 tensors (exact gradients flow through).
+
+        Args:
+            log: Also return the log-probabilities (log-softmax of the logits: finite where a
+                probability underflows to 0), as a second list.
+        """
+        import torch
+
         obs = self.all_observations()
-        return [self.torch_probs(i, obs[:, i]) for i in range(self.n_agents)]
+        logits = [self.torch_logits(i, obs[:, i]) for i in range(self.n_agents)]
+        tables = [torch.softmax(z, dim=1) for z in logits]  # float64
+        if log:
+            return tables, [torch.log_softmax(z, dim=1) for z in logits]
+        return tables
 
     def table(self, dynamics: Dynamics, observations: np.ndarray | None = None) -> list[np.ndarray]:
         import torch
@@ -178,7 +192,7 @@ class TorchSoftmaxPolicy(Policy):
         obs = self.all_observations() if observations is None and dynamics is self.dynamics else observations
         if obs is None:
             obs = observe_all(dynamics, self.obs_mode)
-        with torch.no_grad():
+        with torch.inference_mode():
             return [self.torch_probs(i, obs[:, i]).numpy() for i in range(self.n_agents)]
 
     # ------------------------------------------------------------------ parameters
