@@ -71,3 +71,13 @@ def test_readme_benchmark_tables_equal_the_committed_reference():
         "README.md's benchmark tables differ from benchmarks/results/*.json: rerun the benchmarks with "
         "--update-reference"
     )
+
+
+def test_readme_python_examples_run():
+    """Every ```python block of the README runs as written."""
+    pytest.importorskip("torch")
+    readme = (ROOT / "README.md").read_text()
+    blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
+    assert len(blocks) >= 2
+    for code in blocks:
+        exec(compile(code, "README.md", "exec"), {})

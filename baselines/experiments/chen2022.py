@@ -26,6 +26,7 @@ from baselines.experiments.common import (
     column,
     first_below,
     fmt,
+    gap_value,
     iterations,
     plt,
     run_grid,
@@ -157,7 +158,7 @@ class Coordination:
             runs = results[c.label]
             its = iterations(runs[0])
             poa = stack([column(r, "poa") for r in runs])
-            gap = stack([column(r, "nash_gap") for r in runs])
+            gap = np.vectorize(gap_value)(stack([column(r, "nash_gap") for r in runs]))
             series_poa[f"{c.label} POA"] = (its, poa)
             series_gap[f"{c.label} Nash gap"] = (its, gap)
             to_gap = [first_below(g, its, GAP_TOL) for g in gap]

@@ -23,6 +23,7 @@ from baselines.experiments.common import (
     column,
     first_below,
     fmt,
+    gap_value,
     iterations,
     plt,
     run_grid,
@@ -71,7 +72,7 @@ def _curves(N: int, seeds: list[int], out: str, iters: int, lambdas: tuple[float
 def _stats(runs, k: int) -> dict:
     its = iterations(runs[0])
     poa = stack([column(r, "poa") for r in runs[:k]])
-    gap = stack([column(r, "nash_gap") for r in runs[:k]])
+    gap = np.vectorize(gap_value)(stack([column(r, "nash_gap") for r in runs[:k]]))
     to_gap = [first_below(g, its, GAP_TOL) for g in gap]
     return {
         "runs": len(poa),

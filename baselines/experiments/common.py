@@ -29,6 +29,8 @@ from baselines import runs
 from baselines.train import RunResult, TrainConfig, config_dict, l1_accuracy, train
 
 __all__ = [
+    "gap_value",
+    "ROUNDOFF_GAP",
     "Context",
     "Curve",
     "run_grid",
@@ -46,6 +48,14 @@ __all__ = [
 
 #: L1-accuracy and Nash gaps are drawn on log axes clipped at this floor.
 L1_FLOOR = 1e-12
+#: Nash gaps below this are round-off of the exact solvers (their size depends on the solver, not
+#: on the policy): summaries report them as 0, so that tables do not change with the solvers.
+ROUNDOFF_GAP = 1e-9
+
+
+def gap_value(x: float) -> float:
+    """A Nash gap for a summary: 0 below :data:`ROUNDOFF_GAP` (round-off), else the value."""
+    return 0.0 if x < ROUNDOFF_GAP else float(x)
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from baselines.experiments.common import (
     first_below,
     fmt,
     fmt_range,
+    gap_value,
     iterations,
     l1_curve,
     plt,
@@ -116,8 +117,8 @@ def endpoint(cfg: TrainConfig, res: RunResult) -> dict:
         label = _split_pattern(env, model, pol)
     return {
         "outcome": label,
-        "nash_gap": float(gap.gap),
-        "nash_gap_worst": float(gap.worst),
+        "nash_gap": gap_value(gap.gap),
+        "nash_gap_worst": gap_value(gap.worst),
         "equilibrium": bool(gap.gap <= equilibrium_tolerance(model)),
     }
 
