@@ -1,4 +1,4 @@
-"""Command line: ``python -m baselines {train, reproduce, list}``.
+"""Command line: ``python -m baselines {train, dcpg, reproduce, list}``.
 
 Examples::
 
@@ -6,6 +6,8 @@ Examples::
     python -m baselines train --env mpg/Distancing-v0 --algo ipg --estimator sampled --eta 1e-4 --seeds 0 1 2
     python -m baselines train --env mpg/Coordination-v0 --env-kwargs n_agents=3 --algo nn_pg --optimizer adam
     python -m baselines train --resume runs/mpg-Congestion-v0__inpg__0__20261121-051500
+    python -m baselines dcpg --layout no_conflict --gradient montecarlo --iters 1000
+    torchrun --nproc-per-node 4 -m baselines dcpg --backend dist --layout no_conflict
     python -m baselines reproduce chen2022-coordination          # short version, minutes
     python -m baselines reproduce all --full                     # the papers' sizes
 """
@@ -119,6 +121,7 @@ def build_parser() -> argparse.ArgumentParser:
     )  # fmt: skip
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
+    _add_dcpg_parser(sub)
     rp = sub.add_parser("reproduce", help="reproduce a paper's experiment with embedded defaults")
     rp.add_argument("name", choices=[*REPRODUCTIONS, "all"], help="which reproduction")
     rp.add_argument(
@@ -146,6 +149,95 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true", help="print nothing while running")
     sub.add_parser("list", help="list environments, algorithms and reproductions")
     return parser
+
+
+def _add_dcpg_parser(sub) -> None:
+    from baselines.consensus.dcpg import DCPGConfig
+
+    dp = sub.add_parser(
+        "dcpg",
+        help="decentralized consensus policy gradient on a multi-task GridWorld (one run per seed)",
+        description="Decentralized consensus policy gradient (paper 004, Algorithm 1): one agent per "
+        "task, parameters exchanged with graph neighbours only. --backend dist runs one process per "
+        "task under torchrun (torchrun --nproc-per-node N -m baselines dcpg --backend dist ...).",
+    )
+    for f in dataclasses.fields(DCPGConfig):
+        if f.name in ("seed", "layout"):
+            continue
+        default = f.default
+        kind = _bool if isinstance(default, bool) else type(default)
+        dp.add_argument(
+            "--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+            help=f"{f.metadata['help']} (default: {default!r})",
+        )  # fmt: skip
+    dp.add_argument(
+        "--layout", nargs="+", default=argparse.SUPPRESS,
+        help="a named layout (default: no_conflict) or one grid string per task",
+    )  # fmt: skip
+    dp.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds; one run each (default: 0)")
+    dp.add_argument(
+        "--backend", choices=("single", "dist"), default="single",
+        help="single: all agents in this process; dist: one torch.distributed rank per task (torchrun)",
+    )  # fmt: skip
+    dp.add_argument(
+        "--resume", default=None, metavar="RUN_DIR",
+        help="continue a killed run with its own config.json; only --iters may be given, to extend it",
+    )  # fmt: skip
+    dp.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+
+def _dcpg_main(args: argparse.Namespace) -> int:
+    from baselines.consensus.dcpg import DCPGConfig, load_dcpg_config, run_dcpg
+    from baselines.consensus.graphs import Topology
+    from baselines.runs import RunFolder
+
+    given = {
+        k: v
+        for k, v in vars(args).items()
+        if k not in ("command", "seeds", "backend", "resume", "no_progress")
+    }
+    if "layout" in given:
+        lay = given["layout"]
+        given["layout"] = lay[0] if len(lay) == 1 and "/" not in lay[0] and "\n" not in lay[0] else list(lay)
+    try:
+        if args.resume:
+            if set(given) - {"iters"}:
+                flags = ", ".join("--" + k.replace("_", "-") for k in sorted(set(given) - {"iters"}))
+                raise ValueError(
+                    f"--resume continues a run with its own config.json; got {flags}; only --iters extends it"
+                )
+            configs = [load_dcpg_config(RunFolder(args.resume).read_config())]
+        else:
+            if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
+                raise ValueError(f"seeds must be distinct integers >= 0, got {args.seeds}")
+            configs = [DCPGConfig(**given, seed=s) for s in args.seeds]
+            for cfg in configs:
+                cfg.validate()
+        backend = None
+        for cfg in configs:
+            if args.backend == "dist":
+                from baselines.consensus.dcpg import _make_env
+                from baselines.consensus.distributed import DistributedBackend
+
+                n = len(_make_env(cfg).tasks)
+                top = Topology.make(cfg.graph, n, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
+                backend = DistributedBackend(top, cfg.communicate)
+            res = run_dcpg(
+                None if args.resume else cfg, backend=backend, resume=args.resume,
+                iters=given.get("iters") if args.resume else None, progress=not args.no_progress,
+            )  # fmt: skip
+            if backend is None or backend.is_main:
+                last = res.metrics[-1]
+                print(
+                    f"{res.run_dir}: objective {last['objective']:.4f}, consensus error "
+                    f"{last['consensus_error']:.2e}"
+                )
+        if backend is not None:
+            backend.close()
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    return 0
 
 
 def _configs(args: argparse.Namespace) -> list[TrainConfig]:
@@ -213,6 +305,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
         print("reproductions:", ", ".join(REPRODUCTIONS))
         return 0
+    if args.command == "dcpg":
+        return _dcpg_main(args)
     if args.command == "reproduce":
         from baselines.experiments import reproduce
 
