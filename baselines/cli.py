@@ -66,6 +66,22 @@ def _owners() -> tuple[dict[str, tuple[Any, str, list[str]]], dict[str, tuple[An
 _GENERIC_SKIP = ("env_kwargs", "algo_kwargs", "estimator_kwargs", "seed")
 
 
+def _add_config_options(parser: argparse.ArgumentParser, config: type, skip: Sequence[str]) -> None:
+    """One ``--option`` per field of a config dataclass (help from its metadata).
+
+    Every option defaults to SUPPRESS so that ``main`` knows which ones were given.
+    """
+    for f in dataclasses.fields(config):
+        if f.name in skip:
+            continue
+        default = f.default
+        kind = _bool if isinstance(default, bool) else type(default)
+        parser.add_argument(
+            "--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
+            help=f"{f.metadata['help']} (default: {default!r})",
+        )  # fmt: skip
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argparse parser; ``train`` options come from :class:`TrainConfig` and from every
     algorithm's and estimator's own options."""
@@ -81,16 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train one configuration, one run per seed. An algorithm or estimator option is "
         "accepted only with an algorithm or estimator that has it.",
     )
-    # every option defaults to SUPPRESS so that main() knows which ones were given
-    for f in dataclasses.fields(TrainConfig):
-        if f.name in _GENERIC_SKIP:
-            continue
-        default = f.default
-        kind = _bool if isinstance(default, bool) else type(default)
-        tr.add_argument(
-            "--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} (default: {default!r})",
-        )  # fmt: skip
+    _add_config_options(tr, TrainConfig, _GENERIC_SKIP)
     tr.add_argument(
         "--env-kwargs", nargs="*", type=_kv, default=argparse.SUPPRESS, metavar="KEY=VALUE",
         help="env keyword arguments, e.g. n_agents=4 slip=0.1",
@@ -161,15 +168,7 @@ def _add_dcpg_parser(sub) -> None:
         "task, parameters exchanged with graph neighbours only. --backend dist runs one process per "
         "task under torchrun (torchrun --nproc-per-node N -m baselines dcpg --backend dist ...).",
     )
-    for f in dataclasses.fields(DCPGConfig):
-        if f.name in ("seed", "layout"):
-            continue
-        default = f.default
-        kind = _bool if isinstance(default, bool) else type(default)
-        dp.add_argument(
-            "--" + f.name.replace("_", "-"), type=kind, default=argparse.SUPPRESS,
-            help=f"{f.metadata['help']} (default: {default!r})",
-        )  # fmt: skip
+    _add_config_options(dp, DCPGConfig, ("seed", "layout"))
     dp.add_argument(
         "--layout", nargs="+", default=argparse.SUPPRESS,
         help="a named layout (default: no_conflict) or one grid string per task",

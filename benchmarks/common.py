@@ -74,6 +74,7 @@ REFERENCES = {
     "envs": "Every environment (bench_envs.py)",
     "sampler": "Batched sampler and sampled training (bench_sampler.py)",
     "baselines": "Training (bench_baselines.py)",
+    "dcpg": "Decentralized consensus policy gradient (bench_dcpg.py)",
 }
 README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
 README_END = "<!-- benchmarks:end -->"

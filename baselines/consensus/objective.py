@@ -21,6 +21,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from baselines.policies.tabular import softmax_rows
+from mpg_envs.exact import _one_blas_thread
 from mpg_envs.model import TabularModel
 
 __all__ = ["TaskSet", "relative_entropy", "regularizer_gradient", "softmax_logits"]
@@ -139,7 +140,8 @@ class TaskSet:
         pi = self._policies(pi)
         t = self._tasks(tasks, len(pi))
         r_pi = (self.R[t] * pi).sum(axis=2)
-        v = np.linalg.solve(self._eye - self.gamma * self.transition(pi, t), r_pi[..., None])[..., 0]
+        with _one_blas_thread(self.n_states):  # small batched solves: one BLAS thread
+            v = np.linalg.solve(self._eye - self.gamma * self.transition(pi, t), r_pi[..., None])[..., 0]
         q = self.R[t] + self.gamma * np.einsum("ksat,kt->ksa", self.P[t], v)
         return v, q
 
@@ -179,7 +181,8 @@ class TaskSet:
         v, q = self.values(pi, t)
         mu = self.rho[t] if mu is None else np.asarray(mu, dtype=np.float64).reshape(len(t), -1)
         m = self._eye - self.gamma * self.transition(pi, t)
-        occ = np.linalg.solve(np.swapaxes(m, 1, 2), mu[..., None])[..., 0]
+        with _one_blas_thread(self.n_states):
+            occ = np.linalg.solve(np.swapaxes(m, 1, 2), mu[..., None])[..., 0]
         g = occ[..., None] * pi * (q - v[..., None])
         if lam:
             g = g + regularizer_gradient(pi, lam)
