@@ -223,7 +223,7 @@ def _dcpg_main(args: argparse.Namespace) -> int:
                 backend = DistributedBackend(top, cfg.communicate)
             res = run_dcpg(
                 None if args.resume else cfg, backend=backend, resume=args.resume,
-                iters=given.get("iters") if args.resume else None, progress=not args.no_progress,
+                iters=given.get("iters") if args.resume else None, progress=not args.no_progress, plot=True,
             )  # fmt: skip
             if backend is None or backend.is_main:
                 last = res.metrics[-1]

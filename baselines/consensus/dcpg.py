@@ -450,6 +450,7 @@ def run_dcpg(
     iters: int | None = None,
     progress: bool = False,
     stop_after: int | None = None,
+    plot: bool = False,
 ) -> DCPGResult:
     """Train with DCPG (or SA-i with ``communicate=False``) and write a run folder.
 
@@ -461,6 +462,8 @@ def run_dcpg(
         iters: With ``resume``, extend the run to this many iterations.
         progress: Show a progress bar (main process only).
         stop_after: Return after this many updates without finishing (tests: a simulated kill).
+        plot: Also draw ``metrics.png`` (objective, consensus error, success rates) and
+            ``policy.png`` (the averaged policy's most likely path in every task) with matplotlib.
 
     Returns:
         The :class:`DCPGResult`.
@@ -517,7 +520,10 @@ def run_dcpg(
         folder.final_path.unlink(missing_ok=True)
         folder.start_metrics(fields, rows)
     with _one_blas_thread(S):  # small dense solves: one BLAS thread (see mpg_envs.exact)
-        return _loop(cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after)
+        res = _loop(cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after)
+    if plot and backend.is_main and res.thetas is not None:
+        _plot_run(res, env.tasks)
+    return res
 
 
 def _loop(
@@ -574,3 +580,38 @@ def _loop(
         )
     backend.barrier()
     return DCPGResult(folder.path, everyone if backend.is_main else None, rows)
+
+
+def _plot_run(res: DCPGResult, tasks) -> None:
+    """``metrics.png`` and ``policy.png`` in the run folder (skipped without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return
+    from mpg_envs.gridworld.env import draw_tasks
+
+    rows, N = res.metrics, len(res.thetas)
+    its = [int(r["iteration"]) for r in rows]
+    fig, axes = plt.subplots(1, 3, figsize=(13, 3.6))
+    own = np.array([[r[f"objective_agent_{j}"] for j in range(N)] for r in rows])
+    axes[0].plot(its, [r["objective"] for r in rows], label="agents' average")
+    axes[0].fill_between(its, own.min(axis=1), own.max(axis=1), alpha=0.3, label="each agent's own")
+    axes[0].set(xlabel="iteration", ylabel="sum_i V_i(rho_i) (exact)")
+    axes[0].legend(fontsize=8)
+    ce = [
+        (i, r["consensus_error"]) for i, r in zip(its, rows) if r["consensus_error"] > 0
+    ]  # 0 at a common start
+    axes[1].semilogy([i for i, _ in ce], [c for _, c in ce])
+    axes[1].set(xlabel="iteration", ylabel="consensus error max_i ||theta_i - mean||")
+    for i in range(N):
+        axes[2].plot(its, [r[f"success_task_{i}"] for r in rows], label=f"task {i + 1}")
+    axes[2].set(xlabel="iteration", ylabel="P(goal within the horizon)", ylim=(-0.02, 1.02))
+    axes[2].legend(fontsize=7)
+    fig.suptitle(res.run_dir.name, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(res.run_dir / "metrics.png", dpi=110)
+    plt.close(fig)
+    plt.imsave(res.run_dir / "policy.png", draw_tasks(tasks, None, res.policy))
