@@ -262,8 +262,8 @@ def fmt_range(values: Sequence[float | None]) -> str:
     vals = [v for v in values if v is not None]
     if not vals:
         return "-"
-    lo, hi = min(vals), max(vals)
-    return fmt(lo) if lo == hi else f"{fmt(lo)}-{fmt(hi)}"
+    lo, hi = fmt(min(vals)), fmt(max(vals))
+    return lo if lo == hi else f"{lo}-{hi}"
 
 
 def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
