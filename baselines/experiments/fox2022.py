@@ -386,7 +386,7 @@ def _measured(results: dict, protocol: str, n: int) -> str:
         g = s["final_nash_gap"]
         out.append(
             f"{name} {_iters_text(s)}; {s['at_equilibrium']}/{s['runs']} end at an equilibrium "
-            f"(final Nash gap {fmt(g['min'])}-{fmt(g['max'])})"
+            f"(final Nash gap {fmt_range([g['min'], g['max']])})"
         )
     return "; ".join(out)
 
