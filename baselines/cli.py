@@ -187,7 +187,6 @@ def _add_dcpg_parser(sub) -> None:
 
 def _dcpg_main(args: argparse.Namespace) -> int:
     from baselines.consensus.dcpg import DCPGConfig, load_dcpg_config, run_dcpg
-    from baselines.consensus.graphs import Topology
     from baselines.runs import RunFolder
 
     given = {
@@ -212,27 +211,22 @@ def _dcpg_main(args: argparse.Namespace) -> int:
             configs = [DCPGConfig(**given, seed=s) for s in args.seeds]
             for cfg in configs:
                 cfg.validate()
-        backend = None
         for cfg in configs:
-            if args.backend == "dist":
-                from baselines.consensus.dcpg import _make_env
-                from baselines.consensus.distributed import DistributedBackend
-
-                n = len(_make_env(cfg).tasks)
-                top = Topology.make(cfg.graph, n, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
-                backend = DistributedBackend(top, cfg.communicate)
             res = run_dcpg(
-                None if args.resume else cfg, backend=backend, resume=args.resume,
+                None if args.resume else cfg, backend=args.backend, resume=args.resume,
                 iters=given.get("iters") if args.resume else None, progress=not args.no_progress, plot=True,
             )  # fmt: skip
-            if backend is None or backend.is_main:
+            if res.thetas is not None:  # the main process (rank 0 under torchrun)
                 last = res.metrics[-1]
                 print(
                     f"{res.run_dir}: objective {last['objective']:.4f}, consensus error "
                     f"{last['consensus_error']:.2e}"
                 )
-        if backend is not None:
-            backend.close()
+        if args.backend == "dist":
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from baselines.consensus.graphs import Topology
-from baselines.consensus.objective import TaskSet, relative_entropy, softmax_logits
+from baselines.consensus.objective import TaskSet, regularizer_gradient, relative_entropy, softmax_logits
 from baselines.runs import DamagedRunError, RunFolder, atomic_savez
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
@@ -296,8 +296,6 @@ class LocalAgents:
             self.dynamics, thetas, self.rngs, self.mu, cfg.episodes, cfg.horizon, self.taskset.gamma
         )
         if cfg.lam:
-            from baselines.consensus.objective import regularizer_gradient
-
             g = g + regularizer_gradient(softmax_logits(thetas), cfg.lam)
         return g
 
@@ -365,20 +363,22 @@ def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int) -> 
     """
     N = len(thetas)
     mean = thetas.mean(axis=0)
-    pis = softmax_logits(np.concatenate([mean[None], thetas]))  # (N + 1, S, A)
-    obj = taskset.objective(pis)
+    mean_pi = softmax_logits(mean)
     tasks = np.arange(N)
-    vals = taskset.values_at_start(np.repeat(pis[:1], N, axis=0), tasks)
-    success, survived = taskset.outcomes(np.repeat(pis[:1], N, axis=0), tasks, horizon)
-    grads, _ = taskset.gradient(np.repeat(thetas, N, axis=0), np.tile(tasks, N))
+    vals = taskset.values_at_start(np.repeat(mean_pi[None], N, axis=0), tasks)
+    success, survived = taskset.outcomes(np.repeat(mean_pi[None], N, axis=0), tasks, horizon)
+    # every agent's policy in every task: the gradients give V_i(rho_i) of each pair as well
+    grads, own_vals = taskset.gradient(np.repeat(thetas, N, axis=0), np.tile(tasks, N))
     station = np.linalg.norm(grads.reshape(N, N, -1).mean(axis=1), axis=1).max()
+    own = own_vals.reshape(N, N).sum(axis=1)
+    obj = float(vals.sum())
     row = {
-        "objective": float(obj[0]),
-        "objective_reg": float(obj[0] - N * lam * relative_entropy(pis[0])) if lam else float(obj[0]),
+        "objective": obj,
+        "objective_reg": float(obj - N * lam * relative_entropy(mean_pi)) if lam else obj,
         "consensus_error": float(np.linalg.norm((thetas - mean).reshape(N, -1), axis=1).max()),
         "stationarity": float(station),
     }
-    row.update({f"objective_agent_{j}": float(obj[j + 1]) for j in range(N)})
+    row.update({f"objective_agent_{j}": float(own[j]) for j in range(N)})
     row.update({f"value_task_{i}": float(vals[i]) for i in range(N)})
     row.update({f"success_task_{i}": float(success[i]) for i in range(N)})
     row.update({f"survived_task_{i}": float(survived[i]) for i in range(N)})
@@ -445,7 +445,7 @@ def _load_agent(folder: RunFolder, agent: int, it: int) -> tuple[np.ndarray, dic
 def run_dcpg(
     cfg: DCPGConfig | None = None,
     *,
-    backend=None,
+    backend: Any = None,
     resume: str | Path | None = None,
     iters: int | None = None,
     progress: bool = False,
@@ -456,8 +456,9 @@ def run_dcpg(
 
     Args:
         cfg: The config (ignored with ``resume``: the folder's own is used).
-        backend: :class:`SingleProcess` (default, built from the config) or a
-            :class:`~baselines.consensus.distributed.DistributedBackend`.
+        backend: ``"single"`` (default) or ``"dist"`` (one ``torch.distributed`` rank per task,
+            under ``torchrun``), built from the config's graph; or a backend object
+            (:class:`SingleProcess`, :class:`~baselines.consensus.distributed.DistributedBackend`).
         resume: A run folder to continue from its latest complete checkpoint.
         iters: With ``resume``, extend the run to this many iterations.
         progress: Show a progress bar (main process only).
@@ -488,8 +489,14 @@ def run_dcpg(
     taskset = TaskSet.from_env(env)
     S, A = taskset.n_states, taskset.n_actions
     topology = Topology.make(cfg.graph, N, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
-    if backend is None:
+    if backend is None or backend == "single":
         backend = SingleProcess(topology, cfg.communicate)
+    elif backend == "dist":
+        from baselines.consensus.distributed import DistributedBackend
+
+        backend = DistributedBackend(topology, cfg.communicate)
+    elif isinstance(backend, str):
+        raise ValueError(f"backend must be 'single', 'dist' or a backend object, got {backend!r}")
     elif backend.n_agents != N:
         raise ValueError(f"the backend has {backend.n_agents} agents but the layout has {N} tasks")
     if resume is None:

@@ -105,8 +105,3 @@ class DistributedBackend:
 
     def barrier(self) -> None:
         self._dist.barrier()
-
-    def close(self) -> None:
-        """Destroy the process group."""
-        if self._dist.is_initialized():
-            self._dist.destroy_process_group()
