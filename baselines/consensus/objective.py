@@ -17,6 +17,7 @@ arrays, so that many (policy, task) pairs are evaluated in one batched linear so
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -24,7 +25,14 @@ from baselines.policies.tabular import softmax_rows
 from mpg_envs.exact import _one_blas_thread
 from mpg_envs.model import TabularModel
 
-__all__ = ["TaskSet", "relative_entropy", "regularizer_gradient", "softmax_logits"]
+__all__ = [
+    "TaskSet",
+    "SharedOptimum",
+    "shared_optimum",
+    "relative_entropy",
+    "regularizer_gradient",
+    "softmax_logits",
+]
 
 
 def softmax_logits(theta: np.ndarray) -> np.ndarray:
@@ -212,3 +220,166 @@ class TaskSet:
             d = np.einsum("ks,kst->kt", d, p_pi)
             survived += 1.0 - (d * obst).sum(axis=1)
         return (d * self.goals[t]).sum(axis=1), survived
+
+
+# ------------------------------------------------------------------------------ the optimum
+@dataclass
+class SharedOptimum:
+    """Brackets of the optimum of eq. (5), ``max_pi sum_i V_i^pi(rho)``, over shared policies.
+
+    Attributes:
+        bound: The best ``sum_i V_i(rho)`` of any policy that sees the cell *and* which tasks still
+            run: an upper bound on every shared policy ``pi(a | cell)``.
+        best: The best ``sum_i V_i(rho_i)`` of a deterministic shared policy (exact value; the
+            optimum over deterministic policies when ``complete``), or None when the moves are
+            random or the start is not one cell.
+        complete: Whether the search behind ``best`` finished (else ``best`` is the best found).
+        policy: That deterministic policy, shape (S, A) (one-hot rows), or None.
+        path: Its cells from the start.
+        nodes: Search nodes visited.
+    """
+
+    bound: float
+    best: float | None
+    complete: bool
+    policy: np.ndarray | None
+    path: list[int]
+    nodes: int
+
+
+def shared_optimum(tasks: Sequence, gamma: float, max_nodes: int = 2_000_000) -> SharedOptimum:
+    """Brackets of the optimum of the multi-task objective when all tasks move alike.
+
+    **Upper bound.** Agents following one shared policy from one start, coupled through common
+    randomness, move together until each task ends in one of its terminal cells, so
+    ``sum_i V_i`` of any shared policy is the value of one MDP on (cell, set of running tasks):
+    arriving in cell s' pays ``sum_{i running} reward_i(s')`` and removes the tasks for which s'
+    is terminal. Its optimum (value iteration over S * 2^N states) bounds every shared policy.
+    A memoryless policy may not attain it: its optimal route can need to pass a cell twice in
+    different directions (on ``no_conflict``: back out of a dead end after a goal).
+
+    **Deterministic shared policies** (deterministic moves, one start cell): such a policy's route
+    never revisits a cell (it would loop forever), so the best one is the best self-avoiding route
+    -- found exactly by depth-first branch and bound over routes, pruned by the bound above
+    (admissible), children in the order of the bound's Q-values; it may stop (loop or stand
+    against an edge) at any point. Stochastic shared policies can beat deterministic ones (paper
+    004's first chain), so the optimum lies in ``[best, bound]``.
+
+    Args:
+        tasks: ``MultiTaskGridWorldEnv.tasks`` (``Task`` objects: P (S, A, S), reward (S,) paid
+            on arrival, terminal (S,), start (S,)), 1 to 12 tasks.
+        gamma: The discount, in (0, 1).
+        max_nodes: Search budget; ``complete`` says whether the search finished within it.
+
+    Raises:
+        ValueError: Tasks with different starts, or whose moves differ in a cell where both run.
+    """
+    tasks = list(tasks)
+    N = len(tasks)
+    if not 1 <= N <= 12:
+        raise ValueError(f"shared_optimum takes 1 to 12 tasks (S * 2^N states), got {N}")
+    P = np.stack([np.asarray(t.P, np.float64) for t in tasks])  # (N, S, A, S)
+    S, A = P.shape[1:3]
+    term = np.stack([t.terminal for t in tasks])  # (N, S)
+    rew = np.stack([t.reward for t in tasks]).astype(np.float64)  # (N, S)
+    start = np.asarray(tasks[0].start, np.float64)
+    if any(not np.allclose(t.start, start) for t in tasks):
+        raise ValueError("shared_optimum needs one start distribution for all tasks")
+    for i in range(N):
+        for j in range(i + 1, N):
+            both = ~term[i] & ~term[j]
+            differ = both & ~np.isclose(P[i], P[j]).all(axis=(1, 2))
+            if differ.any():
+                raise ValueError(
+                    f"tasks {i} and {j} move differently from cell {int(np.flatnonzero(differ)[0])}, "
+                    "where both run"
+                )
+    full = (1 << N) - 1
+    bits = (np.arange(1 << N)[:, None] >> np.arange(N)) & 1  # (M, N)
+    # arriving in cell t with running tasks m leaves after[m, t]; pays pay[m, t]
+    ends = (term.T.astype(np.int64) << np.arange(N)).sum(axis=1)  # (S,) tasks that end in t
+    after = np.arange(1 << N)[:, None] & ~ends[None]  # (M, S)
+    pay = bits @ rew  # (M, S)
+    V = np.zeros((1 << N, S))
+    Q = np.zeros((1 << N, S, A))
+    for m in sorted(range(1, 1 << N), key=lambda m: bin(m).count("1")):  # smaller masks first
+        Pm = P[int(np.flatnonzero(bits[m])[0])]  # running tasks move alike where they all run
+        stays = after[m] == m
+        fixed = np.where(stays, 0.0, V[after[m], np.arange(S)])
+        v = np.zeros(S)
+        for _ in range(100_000):
+            q = np.einsum("sat,t->sa", Pm, pay[m] + gamma * np.where(stays, v, fixed))
+            new = q.max(axis=1)
+            done = np.abs(new - v).max() <= 1e-13
+            v = new
+            if done:
+                break
+        V[m], Q[m] = v, q
+    bound = float(start @ V[full])
+    deterministic = bool(np.all((P == 0) | (P == 1))) and np.count_nonzero(start) == 1
+    if not deterministic:
+        return SharedOptimum(bound, None, False, None, [], 0)
+    succ = P[0].argmax(axis=2)  # (S, A): every task moves alike (checked), terminal rows aside
+    s0 = int(np.flatnonzero(start)[0])
+    best = [0.0, [s0]]  # standing still from the start is worth 0
+    nodes = 0
+    complete = True
+    order = np.argsort(-Q, axis=2)  # (M, S, A) children, most promising first
+    route, visited = [s0], {s0}
+
+    def search(s: int, m: int, value: float, disc: float) -> None:
+        nonlocal nodes, complete
+        nodes += 1
+        if value > best[0] + 1e-12:
+            best[0], best[1] = value, list(route)
+        if nodes >= max_nodes:
+            complete = False
+            return
+        for a in order[m, s]:
+            if value + disc * Q[m, s, a] <= best[0] + 1e-12:
+                break  # children are in decreasing bound order
+            t = int(succ[s, a])
+            if t in visited:
+                continue  # a loop: worth `value`, already counted
+            m2 = int(after[m, t])
+            route.append(t)
+            visited.add(t)
+            gain = value + disc * pay[m, t]
+            if m2:
+                search(t, m2, gain, disc * gamma)
+            else:
+                nodes += 1
+                if gain > best[0] + 1e-12:
+                    best[0], best[1] = gain, list(route)
+            route.pop()
+            visited.discard(t)
+
+    import sys
+
+    limit = sys.getrecursionlimit()
+    sys.setrecursionlimit(max(limit, 4 * S + 100))
+    try:
+        search(s0, full, 0.0, 1.0)
+    finally:
+        sys.setrecursionlimit(limit)
+    path = best[1]
+    policy = np.zeros((S, A))
+    policy[:, 0] = 1.0
+    for c, nxt in zip(path[:-1], path[1:]):
+        policy[c] = np.eye(A)[int(np.flatnonzero(succ[c] == nxt)[0])]
+    _park(policy, path, succ)
+    return SharedOptimum(bound, float(best[0]), complete, policy, path, nodes)
+
+
+def _park(policy: np.ndarray, path: list[int], succ: np.ndarray) -> None:
+    """At the route's end (tasks may still run), move back into the route: a loop worth 0."""
+    last = path[-1]
+    on_route = set(path)
+    for a in range(policy.shape[1]):
+        if int(succ[last, a]) in on_route and int(succ[last, a]) != (path[-2] if len(path) > 1 else -1):
+            policy[last] = np.eye(policy.shape[1])[a]
+            return
+    for a in range(policy.shape[1]):
+        if int(succ[last, a]) in on_route:
+            policy[last] = np.eye(policy.shape[1])[a]
+            return
