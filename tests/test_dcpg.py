@@ -293,7 +293,11 @@ def test_extension_and_damaged_files(tmp_path):
     [
         ({"alpha": 0.0}, "alpha must be"),
         ({"lam": -1.0}, "lam must be"),
-        ({"gradient": "ppo"}, "gradient must be one of"),
+        ({"gradient": "trpo"}, "gradient must be one of"),
+        ({"gradient": "ppo"}, "trains a critic network: use policy=.mlp."),
+        ({"policy": "mlp", "features": "pixels"}, "features must be one of"),
+        ({"optimizer": "rmsprop"}, "optimizer must be one of"),
+        ({"policy": "mlp", "hidden": "a,b"}, "hidden must be"),
         ({"graph": "torus"}, "torus"),
         ({"weights": "uniform"}, "uniform"),
         ({"episodes": 0}, "episodes must be"),

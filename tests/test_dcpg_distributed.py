@@ -23,6 +23,8 @@ from baselines.consensus import DCPGConfig, run_dcpg  # noqa: E402
 
 LAYOUT = ["S..#/.W.G/....", "S.G#/.W../....", "G..#/.W../...S", "S...//.W#G/...."]
 OPTIONS = dict(gamma=0.9, slip=0.1, gradient="montecarlo", episodes=2, horizon=30, alpha=0.5, lam=0.05)
+# a network with A2C local steps, Adam and local critics (paper 004 §5.2's setting, small)
+NEURAL = dict(OPTIONS, policy="mlp", hidden="8", view=1, gradient="a2c", optimizer="adam", alpha=0.01)
 
 
 def _launch(args: list[str], **kw) -> subprocess.Popen:
@@ -32,17 +34,17 @@ def _launch(args: list[str], **kw) -> subprocess.Popen:
     return subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, **kw)
 
 
-def _flags(iters: int, out: Path, checkpoint_every: int = 25) -> list[str]:
+def _flags(iters: int, out: Path, checkpoint_every: int = 25, options: dict = OPTIONS) -> list[str]:
     flags = ["--layout", *LAYOUT, "--iters", str(iters), "--out", str(out)]
     flags += ["--checkpoint-every", str(checkpoint_every), "--eval-every", "50"]
-    for k, v in OPTIONS.items():
+    for k, v in options.items():
         flags += ["--" + k.replace("_", "-"), str(v)]
     return flags
 
 
-def _single(tmp_path: Path, iters: int):
+def _single(tmp_path: Path, iters: int, options: dict = OPTIONS):
     return run_dcpg(
-        DCPGConfig(layout=LAYOUT, iters=iters, out=str(tmp_path / "single"), eval_every=50, **OPTIONS)
+        DCPGConfig(layout=LAYOUT, iters=iters, out=str(tmp_path / "single"), eval_every=50, **options)
     )
 
 
@@ -56,12 +58,13 @@ def _final(out: Path) -> tuple[np.ndarray, Path]:
     return np.load(run_dir / "final.npz")["thetas"], run_dir
 
 
-def test_four_ranks_give_the_single_process_iterates(tmp_path):
-    proc = _launch(_flags(120, tmp_path / "dist"))
+@pytest.mark.parametrize("options", [OPTIONS, NEURAL], ids=["tabular", "mlp-a2c-adam"])
+def test_four_ranks_give_the_single_process_iterates(tmp_path, options):
+    proc = _launch(_flags(120, tmp_path / "dist", options=options))
     log, _ = proc.communicate(timeout=300)
     assert proc.returncode == 0, log
     dist_thetas, run_dir = _final(tmp_path / "dist")
-    single = _single(tmp_path, 120)
+    single = _single(tmp_path, 120, options)
     np.testing.assert_allclose(dist_thetas, single.thetas, rtol=0, atol=1e-12)
     assert np.abs(single.thetas).max() > 0.1  # the agents did move
     np.testing.assert_allclose(_metrics(run_dir), _metrics(single.run_dir), rtol=0, atol=1e-10)

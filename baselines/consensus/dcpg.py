@@ -30,7 +30,6 @@ run restarts from the latest iteration that every agent saved.
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import json
 import time
@@ -60,7 +59,9 @@ __all__ = [
     "GRADIENTS",
 ]
 
-GRADIENTS = ("exact", "montecarlo")
+GRADIENTS = ("exact", "montecarlo", "a2c", "ppo")
+POLICIES = ("tabular", "mlp")
+OPTIMIZERS = ("sgd", "adam")
 CONFIG_KIND = "dcpg"
 
 
@@ -96,8 +97,31 @@ class DCPGConfig:
     )
     gradient: str = field(
         default="montecarlo",
-        metadata={"help": "local gradient: montecarlo (REINFORCE rollouts, paper 004 §5.1) or exact"},
+        metadata={
+            "help": "local gradient: montecarlo (REINFORCE, every-visit Monte Carlo returns; paper 004 "
+            "§5.1), exact, or for policy=mlp a2c / ppo (§5.2)"
+        },
     )
+    policy: str = field(
+        default="tabular",
+        metadata={"help": "tabular (softmax logits per cell, §5.1) or mlp (a network on task features)"},
+    )
+    features: str = field(
+        default="local",
+        metadata={"help": "mlp input: local (egocentric window + position) or onehot (the cell)"},
+    )
+    view: int = field(default=2, metadata={"help": "mlp local features: window radius r, (2r+1)^2 cells"})
+    hidden: str = field(default="64,64", metadata={"help": "mlp hidden widths (tanh), e.g. 64,64"})
+    optimizer: str = field(
+        default="sgd",
+        metadata={
+            "help": "sgd: theta_i = mixed + alpha g_i (eq. 9); adam: mixed + an Adam step of g_i with "
+            "step size alpha (paper 004 §5.2: 1e-4)"
+        },
+    )
+    critic_lr: float = field(default=1e-3, metadata={"help": "a2c/ppo: the local critic's Adam step size"})
+    ppo_epochs: int = field(default=4, metadata={"help": "ppo: optimisation epochs per batch of episodes"})
+    clip: float = field(default=0.2, metadata={"help": "ppo: clipping epsilon (paper 004: 0.2)"})
     gradient_at: str = field(
         default="own",
         metadata={
@@ -129,18 +153,38 @@ class DCPGConfig:
             V.probability(name, getattr(self, name))
         V.discount("gamma", self.gamma, allow_one=False)
         V.one_of("gradient", self.gradient, GRADIENTS)
+        V.one_of("policy", self.policy, POLICIES)
+        V.one_of("optimizer", self.optimizer, OPTIMIZERS)
+        if self.policy == "mlp":
+            from baselines.consensus.policies import FEATURES
+            from baselines.policies.neural import parse_hidden
+
+            V.one_of("features", self.features, FEATURES)
+            parse_hidden(self.hidden, 1)
+        elif self.gradient in ("a2c", "ppo"):
+            raise ValueError(f"gradient={self.gradient!r} trains a critic network: use policy='mlp'")
         V.one_of("gradient_at", self.gradient_at, ("own", "mixed"))
         V.one_of("train_start", self.train_start, ("task", "uniform"))
         V.one_of("init", self.init, ("zeros", "normal"))
         V.flag("communicate", self.communicate)
         V.flag("eval_log", self.eval_log)
-        for name in ("episodes", "horizon", "eval_every", "success_horizon", "checkpoint_every"):
+        for name in (
+            "episodes",
+            "horizon",
+            "eval_every",
+            "success_horizon",
+            "checkpoint_every",
+            "view",
+            "ppo_epochs",
+        ):
             V.positive_int(name, getattr(self, name))
         V.integer("iters", self.iters, minimum=0)
         V.integer("seed", self.seed, minimum=0)
         V.real("lam", self.lam, low=0.0)
         V.real("alpha", self.alpha, low=0.0, low_open=True)
         V.real("alpha_decay", self.alpha_decay, low=0.0)
+        V.real("critic_lr", self.critic_lr, low=0.0, low_open=True)
+        V.real("clip", self.clip, low=0.0, low_open=True)
 
 
 def load_dcpg_config(data: dict[str, Any]) -> DCPGConfig:
@@ -161,18 +205,23 @@ class DCPGResult:
 
     Attributes:
         run_dir: The run folder.
-        thetas: Every agent's final logits, shape (N, S, A) (on the main process; None elsewhere).
+        thetas: Every agent's final parameters, shape (N, S, A) tabular or (N, d) mlp (on the main
+            process; None elsewhere).
         metrics: Rows of metrics.csv.
+        policies: The averaged parameters' policy in every task, shape (N, S, A) (main process).
     """
 
     run_dir: Path
     thetas: np.ndarray | None
     metrics: list[dict[str, float]]
+    policies: np.ndarray | None = None
 
     @property
     def policy(self) -> np.ndarray:
-        """The averaged agents' policy softmax(mean_i theta_i), shape (S, A)."""
-        return softmax_logits(self.thetas.mean(axis=0))
+        """The averaged agents' shared policy softmax(mean_i theta_i), shape (S, A) (tabular runs)."""
+        if self.policies is None or not np.allclose(self.policies, self.policies[:1]):
+            raise ValueError("this run's policy differs between tasks (policy='mlp'): use .policies")
+        return self.policies[0]
 
 
 def agent_generator(seed: int, agent: int) -> np.random.Generator:
@@ -185,38 +234,34 @@ def _alpha(cfg: DCPGConfig, k: int) -> float:
 
 
 # ------------------------------------------------------------------------------ local gradients
-def montecarlo_gradients(
+def sample_episodes(
     dynamics,
-    thetas: np.ndarray,
+    pi: np.ndarray,
     rngs: Sequence[np.random.Generator],
     mu: np.ndarray,
     episodes: int,
     horizon: int,
-    gamma: float,
-) -> np.ndarray:
-    """REINFORCE estimates of ``dV_i(mu_i)/dtheta_i`` for tabular softmax logits, one per agent.
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Episodes of every local agent in its own task under tabulated policies.
 
-    Agent j runs ``episodes`` episodes of ``horizon`` steps in its own task (task j of
-    ``dynamics``, stepped by the env's own :meth:`MultiTaskDynamics.step`), drawing its start cells,
-    action uniforms and transition noise from ``rngs[j]`` in that order; then
-    ``g_j = 1/B sum_b sum_t gamma^t G_t (e_{a_t} - pi_j(.|s_t))`` in row ``s_t``, with ``G_t`` the
-    discounted return from t (truncated at the horizon).
+    Agent j runs ``episodes`` episodes of at most ``horizon`` steps in task j of ``dynamics``
+    (stepped by the env's own :meth:`MultiTaskDynamics.step`), drawing its start cells, action
+    uniforms and transition noise from ``rngs[j]`` in that order (backend-independent).
 
     Args:
         dynamics: A ``MultiTaskDynamics`` of the local agents' tasks (n tasks).
-        thetas: Logits, shape (n, S, A).
+        pi: Each agent's policy in its task, shape (n, S, A).
         rngs: n generators.
         mu: Start distributions, shape (n, S).
         episodes: B >= 1.
         horizon: T >= 1.
-        gamma: Discount.
 
     Returns:
-        Gradient estimates, shape (n, S, A).
+        ``states``, ``actions`` (T', B, n) int, ``rewards`` (T', B, n), ``alive`` (T', B, n) bool
+        (the step was taken before the episode ended); T' <= T stops when every episode has ended.
     """
-    n, S, A = thetas.shape
+    n, S, A = pi.shape
     B, T = int(episodes), int(horizon)
-    pi = softmax_logits(thetas)
     cdf = np.cumsum(pi[:, :, :-1], axis=2)  # (n, S, A - 1)
     K = dynamics.next_cell.shape[3]
     ncdf = np.full((n, max(K - 1, 1)), np.inf)
@@ -252,59 +297,257 @@ def montecarlo_gradients(
         nxt, r = dynamics.step(s, a, k)
         states[t], actions[t], rewards[t], alive[t] = s, a, r, live
         s = nxt
-    states, actions, rewards, alive = states[:steps], actions[:steps], rewards[:steps], alive[:steps]
+    return states[:steps], actions[:steps], rewards[:steps], alive[:steps]
+
+
+def discounted_weights(rewards: np.ndarray, alive: np.ndarray, gamma: float) -> tuple[np.ndarray, np.ndarray]:
+    """Every-visit Monte Carlo returns ``G_t`` and the policy-gradient weights ``gamma^t G_t``.
+
+    Args:
+        rewards: Shape (T, B, n).
+        alive: Shape (T, B, n) bool.
+        gamma: Discount.
+
+    Returns:
+        ``G`` (T, B, n) (the discounted return from t, truncated at the horizon) and
+        ``w = gamma^t G_t`` where alive, else 0, (T, B, n).
+    """
+    steps = len(rewards)
     G = returns_to_go(rewards.transpose(1, 0, 2), gamma).transpose(1, 0, 2)  # (T, B, n)
     w = np.where(alive, gamma ** np.arange(steps)[:, None, None] * G, 0.0)
+    return G, w
+
+
+def montecarlo_gradients(
+    dynamics,
+    thetas: np.ndarray,
+    rngs: Sequence[np.random.Generator],
+    mu: np.ndarray,
+    episodes: int,
+    horizon: int,
+    gamma: float,
+) -> np.ndarray:
+    """REINFORCE estimates of ``dV_i(mu_i)/dtheta_i`` for tabular softmax logits, one per agent.
+
+    Episodes from :func:`sample_episodes`; then
+    ``g_j = 1/B sum_b sum_t gamma^t G_t (e_{a_t} - pi_j(.|s_t))`` in row ``s_t``, with ``G_t`` the
+    discounted return from t (truncated at the horizon).
+
+    Args:
+        dynamics: A ``MultiTaskDynamics`` of the local agents' tasks (n tasks).
+        thetas: Logits, shape (n, S, A).
+        rngs: n generators.
+        mu: Start distributions, shape (n, S).
+        episodes: B >= 1.
+        horizon: T >= 1.
+        gamma: Discount.
+
+    Returns:
+        Gradient estimates, shape (n, S, A).
+    """
+    n, S, A = thetas.shape
+    pi = softmax_logits(thetas)
+    states, actions, rewards, alive = sample_episodes(dynamics, pi, rngs, mu, episodes, horizon)
+    _, w = discounted_weights(rewards, alive, gamma)
+    agents = np.arange(n)
     flat_sa = (agents * S * A + states * A + actions).ravel()
     flat_s = (agents * S + states).ravel()
     g_sa = np.bincount(flat_sa, weights=w.ravel(), minlength=n * S * A).reshape(n, S, A)
     w_s = np.bincount(flat_s, weights=w.ravel(), minlength=n * S).reshape(n, S)
-    return (g_sa - w_s[..., None] * pi) / B
+    return (g_sa - w_s[..., None] * pi) / int(episodes)
+
+
+class Adam:
+    """Adam on stacked parameters (n, ...): elementwise, hence n independent optimisers (ascent)."""
+
+    def __init__(self, shape: tuple[int, ...], beta1: float = 0.9, beta2: float = 0.999, eps: float = 1e-8):
+        self.m, self.v = np.zeros(shape), np.zeros(shape)
+        self.t = np.zeros(shape[0], np.int64)
+        self.beta1, self.beta2, self.eps = beta1, beta2, eps
+
+    def step(self, g: np.ndarray, lr: float) -> np.ndarray:
+        """The ascent step for gradients g (n, ...)."""
+        b1, b2 = self.beta1, self.beta2
+        self.m = b1 * self.m + (1 - b1) * g
+        self.v = b2 * self.v + (1 - b2) * g * g
+        self.t += 1
+        t = self.t.reshape((-1,) + (1,) * (g.ndim - 1))
+        return lr * (self.m / (1 - b1**t)) / (np.sqrt(self.v / (1 - b2**t)) + self.eps)
+
+    def state(self, k: int, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}m": self.m[k], f"{prefix}v": self.v[k], f"{prefix}t": np.array(self.t[k])}
+
+    def set_state(self, k: int, st: dict[str, np.ndarray], prefix: str) -> None:
+        self.m[k], self.v[k], self.t[k] = st[f"{prefix}m"], st[f"{prefix}v"], int(st[f"{prefix}t"])
 
 
 class LocalAgents:
-    """The agents a process holds: their tasks, generators and local gradients.
+    """The agents a process holds: their tasks, generators, optimisers and local updates.
 
     Args:
         cfg: The run's config.
         tasks: The tasks of the whole problem (``MultiTaskGridWorldEnv.tasks``).
         taskset: Their exact models (:class:`TaskSet`).
         agents: Indices of the local agents.
+        pclass: The policy class (default: :func:`~baselines.consensus.policies.make_policy_class`).
     """
 
-    def __init__(self, cfg: DCPGConfig, tasks, taskset: TaskSet, agents: Sequence[int]) -> None:
+    def __init__(self, cfg: DCPGConfig, tasks, taskset: TaskSet, agents: Sequence[int], pclass=None) -> None:
+        from baselines.consensus.policies import make_policy_class
         from mpg_envs.gridworld.dynamics import MultiTaskDynamics
 
+        pclass = make_policy_class(cfg, tasks) if pclass is None else pclass
         self.cfg = cfg
         self.agents = np.asarray(agents, dtype=np.int64)
         self.taskset = taskset
+        self.pclass = pclass
         self.dynamics = MultiTaskDynamics([tasks[i] for i in self.agents])
         self.rngs = [agent_generator(cfg.seed, i) for i in self.agents]
+        n = len(self.agents)
         if cfg.train_start == "task":
             self.mu = taskset.rho[self.agents]
         else:
             free = np.stack([~(t.terminal | t.walls) for t in (tasks[i] for i in self.agents)]).astype(float)
             self.mu = free / free.sum(axis=1, keepdims=True)
+        self.adam = Adam((n, *pclass.shape)) if cfg.optimizer == "adam" else None
+        self.critic = None
+        if cfg.gradient in ("a2c", "ppo"):
+            from baselines.consensus.policies import MLP
+            from baselines.policies.neural import parse_hidden
+
+            self.critic = MLP(pclass.features.numpy(), 1, parse_hidden(cfg.hidden, taskset.n_states))
+            init = self.critic.initial("normal", np.random.SeedSequence(cfg.seed).generate_state(1)[0])
+            self.critic_params = np.repeat(init[None], n, axis=0)
+            self.critic_adam = Adam(self.critic_params.shape)
+
+    # ---------------------------------------------------------------- updates
+    def update(self, thetas: np.ndarray, mixed: np.ndarray, alpha: float) -> np.ndarray:
+        """One iteration of eq. (9): ``mixed + step(g_i)`` with g_i at ``thetas`` (or ``mixed``)."""
+        at = mixed if self.cfg.gradient_at == "mixed" else thetas
+        if self.cfg.gradient == "ppo":
+            return mixed + self._ppo(at, alpha)
+        return mixed + self._step(self.gradients(at), alpha)
+
+    def _step(self, g: np.ndarray, alpha: float) -> np.ndarray:
+        return alpha * g if self.adam is None else self.adam.step(g, alpha)
 
     def gradients(self, thetas: np.ndarray) -> np.ndarray:
-        """g_i for the local agents' logits (n, S, A): local gradient plus the regulariser."""
-        cfg = self.cfg
+        """g_i for the local agents' parameters (n, ...): local gradient plus the regulariser."""
+        cfg, pc = self.cfg, self.pclass
         if cfg.gradient == "exact":
-            g, _ = self.taskset.gradient(thetas, self.agents, cfg.lam, self.mu)
-            return g
-        g = montecarlo_gradients(
-            self.dynamics, thetas, self.rngs, self.mu, cfg.episodes, cfg.horizon, self.taskset.gamma
+            G, _ = self.taskset.gradient(pc.own_logits(thetas, self.agents), self.agents, cfg.lam, self.mu)
+            return pc.own_vjp(thetas, self.agents, G)
+        if cfg.policy == "tabular":  # closed-form score function: no autograd
+            g = montecarlo_gradients(
+                self.dynamics, thetas, self.rngs, self.mu, cfg.episodes, cfg.horizon, self.taskset.gamma
+            )
+            return g + regularizer_gradient(softmax_logits(thetas), cfg.lam) if cfg.lam else g
+        batch = self._batch(thetas)
+        if self.critic is not None:
+            batch["adv"] = batch["G"] - self._critic_fit(batch)
+        else:
+            batch["adv"] = batch["G"]
+        return self._surrogate_grad(thetas, batch, None) + self._reg(thetas)
+
+    def _reg(self, thetas: np.ndarray) -> np.ndarray:
+        if not self.cfg.lam:
+            return 0.0
+        pc = self.pclass
+        pi = softmax_logits(pc.own_logits(thetas, self.agents))
+        return pc.own_vjp(thetas, self.agents, regularizer_gradient(pi, self.cfg.lam))
+
+    def _batch(self, thetas: np.ndarray) -> dict:
+        """Episodes of every agent as torch tensors over its visits (n, M = T' B)."""
+        torch, pc = self.pclass.torch, self.pclass
+        pi = softmax_logits(pc.own_logits(thetas, self.agents))
+        states, actions, rewards, alive = sample_episodes(
+            self.dynamics, pi, self.rngs, self.mu, self.cfg.episodes, self.cfg.horizon
         )
-        if cfg.lam:
-            g = g + regularizer_gradient(softmax_logits(thetas), cfg.lam)
-        return g
+        G, _ = discounted_weights(rewards, alive, self.taskset.gamma)
+        n = len(self.agents)
+        disc = np.broadcast_to(self.taskset.gamma ** np.arange(len(states))[:, None, None], states.shape)
+        flat = lambda x: np.ascontiguousarray(np.moveaxis(x, 2, 0).reshape(n, -1))  # noqa: E731
+        st = flat(states)
+        x = pc.own_inputs(self.agents)  # (n, S, F)
+        obs = torch.gather(x, 1, torch.as_tensor(st)[..., None].expand(-1, -1, x.shape[-1]))
+        act = torch.as_tensor(flat(actions))
+        weight = torch.as_tensor(flat(np.where(alive, disc, 0.0))) / self.cfg.episodes
+        out = {
+            "obs": obs,
+            "act": act,
+            "w": weight,
+            "G": torch.as_tensor(flat(G)),
+            "live": torch.as_tensor(flat(alive)),
+        }
+        with torch.no_grad():
+            out["logp_old"] = self._logp(torch.as_tensor(thetas), out)
+        return out
 
-    def rng_states(self) -> list[dict[str, Any]]:
-        return [copy.deepcopy(r.bit_generator.state) for r in self.rngs]
+    def _logp(self, theta, batch):
+        logits = self.pclass.forward(theta, batch["obs"])
+        return self.pclass.torch.log_softmax(logits, dim=-1).gather(2, batch["act"][..., None])[..., 0]
 
-    def set_rng_states(self, states: Sequence[dict[str, Any]]) -> None:
-        for r, s in zip(self.rngs, states):
-            r.bit_generator.state = copy.deepcopy(s)
+    def _surrogate_grad(self, thetas: np.ndarray, batch: dict, clip: float | None) -> np.ndarray:
+        """Gradient of ``sum_visits w (adv * log pi)`` (REINFORCE / A2C) or of PPO's clipped ratio."""
+        torch = self.pclass.torch
+        th = torch.as_tensor(thetas).clone().requires_grad_(True)
+        logp = self._logp(th, batch)
+        adv = batch["adv"]
+        if clip is None:
+            obj = (batch["w"] * adv * logp).sum()
+        else:
+            ratio = torch.exp(logp - batch["logp_old"])
+            surr = torch.minimum(ratio * adv, torch.clamp(ratio, 1 - clip, 1 + clip) * adv)
+            obj = (batch["w"] * surr).sum()
+        (g,) = torch.autograd.grad(obj, th)
+        return g.numpy()
+
+    def _critic_fit(self, batch: dict):
+        """One Adam step of every local critic on the squared error to G; returns V(o) before it."""
+        torch = self.pclass.torch
+        cp = torch.as_tensor(self.critic_params).clone().requires_grad_(True)
+        v = self.critic.forward(cp, batch["obs"])[..., 0]
+        live = batch["live"].to(v.dtype)
+        loss = (live * (v - batch["G"]) ** 2).sum(dim=1) / live.sum(dim=1).clamp(min=1.0)
+        (g,) = torch.autograd.grad(loss.sum(), cp)
+        self.critic_params = self.critic_params + self.critic_adam.step(-g.numpy(), self.cfg.critic_lr)
+        return v.detach()
+
+    def _ppo(self, thetas: np.ndarray, alpha: float) -> np.ndarray:
+        """PPO's local step: ``ppo_epochs`` steps on one batch of episodes; returns their sum."""
+        batch = self._batch(thetas)
+        batch["adv"] = batch["G"] - self._critic_fit(batch)
+        delta = np.zeros_like(thetas)
+        for e in range(self.cfg.ppo_epochs):
+            cur = thetas + delta
+            g = self._surrogate_grad(cur, batch, self.cfg.clip) + self._reg(cur)
+            delta = delta + self._step(g, alpha)
+            if e + 1 < self.cfg.ppo_epochs:
+                self._critic_fit(batch)
+        return delta
+
+    # ---------------------------------------------------------------- checkpoints
+    def states(self) -> list[dict[str, np.ndarray]]:
+        """Every local agent's state besides its parameters (generator, optimisers, critic)."""
+        out = []
+        for k, r in enumerate(self.rngs):
+            st = {"rng": np.array(json.dumps(r.bit_generator.state))}
+            if self.adam is not None:
+                st.update(self.adam.state(k, "adam_"))
+            if self.critic is not None:
+                st["critic"] = self.critic_params[k]
+                st.update(self.critic_adam.state(k, "critic_adam_"))
+            out.append(st)
+        return out
+
+    def set_states(self, states: Sequence[dict[str, np.ndarray]]) -> None:
+        for k, (r, st) in enumerate(zip(self.rngs, states)):
+            r.bit_generator.state = json.loads(str(st["rng"]))
+            if self.adam is not None:
+                self.adam.set_state(k, st, "adam_")
+            if self.critic is not None:
+                self.critic_params[k] = st["critic"]
+                self.critic_adam.set_state(k, st, "critic_adam_")
 
 
 # ------------------------------------------------------------------------------ backends
@@ -353,28 +596,34 @@ def metric_fields(n_tasks: int) -> list[str]:
     ]
 
 
-def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int) -> dict[str, float]:
-    """Exact metrics of all agents' logits (N, S, A) (one batched solve per quantity).
+def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int, pclass=None) -> dict[str, float]:
+    """Exact metrics of all agents' parameters (N, ...) (one batched solve per quantity).
 
-    ``objective``: sum_i V_i(rho_i) of the averaged logits' policy; ``objective_reg``: L^lambda
+    ``objective``: sum_i V_i(rho_i) of the averaged parameters' policy; ``objective_reg``: L^lambda
     there; ``consensus_error``: max_j ||theta_j - mean||; ``stationarity``: max_j ||1/N sum_i
-    grad V_i(theta_j)|| (Theorem 1's quantity); per agent j, the objective of its own policy; per
-    task i, the averaged policy's value, success rate and steps survived.
+    grad V_i(theta_j)|| (Theorem 1's quantity, w.r.t. the parameters); per agent j, the objective
+    of its own policy; per task i, the averaged policy's value, success rate and steps survived.
+    ``pclass``: the policy class (default tabular logits (N, S, A)).
     """
+    from baselines.consensus.policies import Tabular
+
+    pclass = Tabular(taskset.n_states, taskset.n_actions) if pclass is None else pclass
     N = len(thetas)
-    mean = thetas.mean(axis=0)
-    mean_pi = softmax_logits(mean)
     tasks = np.arange(N)
-    vals = taskset.values_at_start(np.repeat(mean_pi[None], N, axis=0), tasks)
-    success, survived = taskset.outcomes(np.repeat(mean_pi[None], N, axis=0), tasks, horizon)
+    mean = thetas.mean(axis=0)
+    mean_pi = softmax_logits(pclass.logits(mean[None], tasks)[0])  # (N, S, A): in every task
+    vals = taskset.values_at_start(mean_pi, tasks)
+    success, survived = taskset.outcomes(mean_pi, tasks, horizon)
     # every agent's policy in every task: the gradients give V_i(rho_i) of each pair as well
-    grads, own_vals = taskset.gradient(np.repeat(thetas, N, axis=0), np.tile(tasks, N))
-    station = np.linalg.norm(grads.reshape(N, N, -1).mean(axis=1), axis=1).max()
+    logits = pclass.logits(thetas, tasks)  # (N, N, S, A)
+    G, own_vals = taskset.gradient(logits.reshape(N * N, *logits.shape[2:]), np.tile(tasks, N))
+    grads = pclass.vjp(thetas, tasks, G.reshape(logits.shape)) / N
+    station = np.linalg.norm(grads.reshape(N, -1), axis=1).max()
     own = own_vals.reshape(N, N).sum(axis=1)
     obj = float(vals.sum())
     row = {
         "objective": obj,
-        "objective_reg": float(obj - N * lam * relative_entropy(mean_pi)) if lam else obj,
+        "objective_reg": float(obj - lam * relative_entropy(mean_pi).sum()) if lam else obj,
         "consensus_error": float(np.linalg.norm((thetas - mean).reshape(N, -1), axis=1).max()),
         "stationarity": float(station),
     }
@@ -399,11 +648,10 @@ def _run_name(cfg: DCPGConfig) -> str:
 
 
 def _initial(cfg: DCPGConfig, S: int, A: int) -> np.ndarray:
-    if cfg.init == "zeros":
-        return np.zeros((S, A))
-    return np.random.default_rng(np.random.SeedSequence(int(cfg.seed), spawn_key=(1 << 30,))).normal(
-        size=(S, A)
-    )
+    """The tabular initial logits (S, A) (kept for callers of the tabular case)."""
+    from baselines.consensus.policies import Tabular
+
+    return Tabular(S, A).initial(cfg.init, cfg.seed)
 
 
 def _ckpt_dir(folder: RunFolder) -> Path:
@@ -417,11 +665,11 @@ def _saved_iterations(folder: RunFolder, agent: int) -> set[int]:
     return {int(p.stem.split("_")[1]) for p in d.glob(f"agent{agent:04d}_*.npz")}
 
 
-def _save_agents(folder: RunFolder, it: int, agents, thetas, rng_states) -> None:
+def _save_agents(folder: RunFolder, it: int, agents, thetas, states) -> None:
     d = _ckpt_dir(folder)
     d.mkdir(exist_ok=True)
-    for i, th, st in zip(agents, thetas, rng_states):
-        atomic_savez(d / f"agent{int(i):04d}_{it:08d}.npz", theta=th, rng=np.array(json.dumps(st)))
+    for i, th, st in zip(agents, thetas, states):
+        atomic_savez(d / f"agent{int(i):04d}_{it:08d}.npz", theta=th, **st)
 
 
 def _prune(folder: RunFolder, keep: int, agents) -> None:
@@ -431,11 +679,13 @@ def _prune(folder: RunFolder, keep: int, agents) -> None:
                 (_ckpt_dir(folder) / f"agent{int(i):04d}_{it:08d}.npz").unlink(missing_ok=True)
 
 
-def _load_agent(folder: RunFolder, agent: int, it: int) -> tuple[np.ndarray, dict[str, Any]]:
+def _load_agent(folder: RunFolder, agent: int, it: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     p = _ckpt_dir(folder) / f"agent{agent:04d}_{it:08d}.npz"
     try:
         with np.load(p, allow_pickle=False) as z:
-            return np.array(z["theta"]), json.loads(str(z["rng"]))
+            state = {k: np.array(z[k]) for k in z.files if k != "theta"}
+            json.loads(str(state["rng"]))
+            return np.array(z["theta"]), state
     except (OSError, ValueError, KeyError, EOFError) as err:
         raise DamagedRunError(
             f"{p}: cannot read the checkpoint ({err}); delete it to resume from an earlier one"
@@ -487,7 +737,6 @@ def run_dcpg(
     env = _make_env(cfg)
     N = len(env.tasks)
     taskset = TaskSet.from_env(env)
-    S, A = taskset.n_states, taskset.n_actions
     topology = Topology.make(cfg.graph, N, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
     if backend is None or backend == "single":
         backend = SingleProcess(topology, cfg.communicate)
@@ -507,7 +756,10 @@ def run_dcpg(
         folder = RunFolder(backend.broadcast(str(folder.path) if folder else None))
     elif backend.is_main and iters is not None:
         folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
-    local = LocalAgents(cfg, env.tasks, taskset, backend.agents)
+    from baselines.consensus.policies import make_policy_class
+
+    pclass = make_policy_class(cfg, env.tasks)
+    local = LocalAgents(cfg, env.tasks, taskset, backend.agents, pclass)
     fields = metric_fields(N)
 
     # ---------------------------------------------------------------- start or resume
@@ -515,18 +767,18 @@ def run_dcpg(
     start = backend.common_iteration(available)
     if start is None:
         start = 0
-        thetas = np.repeat(_initial(cfg, S, A)[None], len(backend.agents), axis=0)
+        thetas = np.repeat(pclass.initial(cfg.init, cfg.seed)[None], len(backend.agents), axis=0)
         rows: list[dict[str, float]] = []
     else:
         loaded = [_load_agent(folder, int(i), start) for i in backend.agents]
         thetas = np.stack([t for t, _ in loaded])
-        local.set_rng_states([s for _, s in loaded])
+        local.set_states([s for _, s in loaded])
         rows = folder.read_metrics(fields, before=start) if backend.is_main else []
     if backend.is_main:
         folder.clean_temporaries()
         folder.final_path.unlink(missing_ok=True)
         folder.start_metrics(fields, rows)
-    with _one_blas_thread(S):  # small dense solves: one BLAS thread (see mpg_envs.exact)
+    with _one_blas_thread(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
         res = _loop(cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after)
     if plot and backend.is_main and res.thetas is not None:
         _plot_run(res, env.tasks)
@@ -548,13 +800,16 @@ def _loop(
     it = start
     while True:
         if it > start and it % cfg.checkpoint_every == 0:
-            _save_agents(folder, it, backend.agents, thetas, local.rng_states())
+            _save_agents(folder, it, backend.agents, thetas, local.states())
             backend.barrier()  # every agent saved `it`: older checkpoints can go
             _prune(folder, it, backend.agents)
         if it in eval_at or it == cfg.iters:
             everyone = backend.gather(thetas)
             if backend.is_main:
-                row = {"iteration": it, **evaluate(taskset, everyone, cfg.lam, cfg.success_horizon)}
+                row = {
+                    "iteration": it,
+                    **evaluate(taskset, everyone, cfg.lam, cfg.success_horizon, local.pclass),
+                }
                 row.update(alpha=_alpha(cfg, it), wall_time=time.perf_counter() - t0)
                 rows.append(row)
                 folder.append_metrics(fields, row)
@@ -567,26 +822,24 @@ def _loop(
         if stop_after is not None and it - start >= stop_after:
             if bar is not None:
                 bar.close()
-            return DCPGResult(folder.path, None, rows)
-        mixed = backend.mix(thetas)
-        g = local.gradients(mixed if cfg.gradient_at == "mixed" else thetas)
-        thetas = mixed + _alpha(cfg, it) * g
+            return DCPGResult(folder.path, None, rows, None)
+        thetas = local.update(thetas, backend.mix(thetas), _alpha(cfg, it))
         it += 1
         if bar is not None:
             bar.update(1)
     if bar is not None:
         bar.close()
     # the state at the start of the last iteration, so that an extension resumes exactly here
-    _save_agents(folder, it, backend.agents, thetas, local.rng_states())
+    _save_agents(folder, it, backend.agents, thetas, local.states())
     backend.barrier()
     _prune(folder, it, backend.agents)
     everyone = backend.gather(thetas)
+    pols = None
     if backend.is_main:
-        folder.save_final(
-            thetas=everyone, policy=softmax_logits(everyone.mean(axis=0)), iteration=np.array(it)
-        )
+        pols = softmax_logits(local.pclass.logits(everyone.mean(axis=0)[None], np.arange(len(everyone)))[0])
+        folder.save_final(thetas=everyone, policies=pols, iteration=np.array(it))
     backend.barrier()
-    return DCPGResult(folder.path, everyone if backend.is_main else None, rows)
+    return DCPGResult(folder.path, everyone if backend.is_main else None, rows, pols)
 
 
 def _plot_run(res: DCPGResult, tasks) -> None:
@@ -621,4 +874,7 @@ def _plot_run(res: DCPGResult, tasks) -> None:
     fig.tight_layout()
     fig.savefig(res.run_dir / "metrics.png", dpi=110)
     plt.close(fig)
-    plt.imsave(res.run_dir / "policy.png", draw_tasks(tasks, None, res.policy))
+    # each task with the averaged parameters' policy there (the same table for tabular runs)
+    frames = [draw_tasks([t], None, p) for t, p in zip(tasks, res.policies)]
+    img = np.concatenate(frames, axis=1)
+    plt.imsave(res.run_dir / "policy.png", img)
