@@ -66,3 +66,15 @@ def test_random_moves_give_only_the_bound_and_bad_input_is_refused():
         shared_optimum(env2.tasks, 0.9)
     with pytest.raises(ValueError, match="move differently"):
         shared_optimum(MultiTaskGridWorldEnv(layout="chain_reversed").tasks, 0.9)
+
+
+def test_six_task_layout_route_is_exact_and_beats_the_quick_routes():
+    env, ts = _env("start_top_right", gamma=0.95)
+    opt = shared_optimum(env.tasks, ts.gamma)
+    assert opt.complete
+    assert ts.objective(opt.policy)[0] == pytest.approx(opt.best, abs=1e-12)
+    success, _ = ts.outcomes(np.repeat(opt.policy[None], 6, axis=0), np.arange(6), 100)
+    assert success.min() == 1.0  # its route collects all six goals
+    # an incumbent it cannot beat: nothing found, and the search says so
+    none = shared_optimum(env.tasks, ts.gamma, incumbent=opt.best + 1e-6)
+    assert none.best is None and none.policy is None and none.complete

@@ -232,7 +232,7 @@ class SharedOptimum:
             run: an upper bound on every shared policy ``pi(a | cell)``.
         best: The best ``sum_i V_i(rho_i)`` of a deterministic shared policy (exact value; the
             optimum over deterministic policies when ``complete``), or None when the moves are
-            random or the start is not one cell.
+            random, the start is not one cell, or none beats the ``incumbent``.
         complete: Whether the search behind ``best`` finished (else ``best`` is the best found).
         policy: That deterministic policy, shape (S, A) (one-hot rows), or None.
         path: Its cells from the start.
@@ -247,7 +247,9 @@ class SharedOptimum:
     nodes: int
 
 
-def shared_optimum(tasks: Sequence, gamma: float, max_nodes: int = 2_000_000) -> SharedOptimum:
+def shared_optimum(
+    tasks: Sequence, gamma: float, max_nodes: int = 2_000_000, incumbent: float | None = None
+) -> SharedOptimum:
     """Brackets of the optimum of the multi-task objective when all tasks move alike.
 
     **Upper bound.** Agents following one shared policy from one start, coupled through common
@@ -270,6 +272,9 @@ def shared_optimum(tasks: Sequence, gamma: float, max_nodes: int = 2_000_000) ->
             on arrival, terminal (S,), start (S,)), 1 to 12 tasks.
         gamma: The discount, in (0, 1).
         max_nodes: Search budget; ``complete`` says whether the search finished within it.
+        incumbent: A value known to be attained (e.g. by a trained policy): the search then looks
+            only for deterministic policies that beat it, which prunes far more; ``best`` is None
+            when none does (with ``complete``: no deterministic shared policy beats it).
 
     Raises:
         ValueError: Tasks with different starts, or whose moves differ in a cell where both run.
@@ -321,7 +326,13 @@ def shared_optimum(tasks: Sequence, gamma: float, max_nodes: int = 2_000_000) ->
         return SharedOptimum(bound, None, False, None, [], 0)
     succ = P[0].argmax(axis=2)  # (S, A): every task moves alike (checked), terminal rows aside
     s0 = int(np.flatnonzero(start)[0])
-    best = [0.0, [s0]]  # standing still from the start is worth 0
+    floor = 0.0 if incumbent is None else float(incumbent)
+    best = [floor, [s0]]  # standing still from the start is worth 0
+    # a quick incumbent: goal-to-goal shortest routes in every order (prunes the search far more)
+    for route in _goal_routes(succ, s0, term, rew):
+        v = _route_value(route, after, pay, full, gamma)
+        if v > best[0] + 1e-12:
+            best[0], best[1] = v, route
     nodes = 0
     complete = True
     order = np.argsort(-Q, axis=2)  # (M, S, A) children, most promising first
@@ -363,12 +374,69 @@ def shared_optimum(tasks: Sequence, gamma: float, max_nodes: int = 2_000_000) ->
     finally:
         sys.setrecursionlimit(limit)
     path = best[1]
+    if incumbent is not None and len(path) == 1:
+        return SharedOptimum(bound, None, complete, None, [], nodes)
     policy = np.zeros((S, A))
     policy[:, 0] = 1.0
     for c, nxt in zip(path[:-1], path[1:]):
         policy[c] = np.eye(A)[int(np.flatnonzero(succ[c] == nxt)[0])]
     _park(policy, path, succ)
     return SharedOptimum(bound, float(best[0]), complete, policy, path, nodes)
+
+
+def _route_value(route: list[int], after: np.ndarray, pay: np.ndarray, full: int, gamma: float) -> float:
+    """sum_i V_i of following a self-avoiding route from its first cell (then a loop worth 0)."""
+    m, v, disc = full, 0.0, 1.0
+    for t in route[1:]:
+        v += disc * pay[m, t]
+        m = int(after[m, t])
+        disc *= gamma
+        if not m:
+            break
+    return v
+
+
+def _goal_routes(succ: np.ndarray, s0: int, term: np.ndarray, rew: np.ndarray, limit: int = 5000):
+    """Self-avoiding routes that visit goals in every order of up to all tasks (at most ``limit``):
+    breadth-first from goal to goal, avoiding used cells, the obstacles of running tasks and the
+    goals of running tasks not yet due."""
+    from collections import deque
+    from itertools import permutations
+
+    N = len(term)
+    goal = [set(np.flatnonzero(term[i] & (rew[i] > 0)).tolist()) for i in range(N)]
+    obst = [set(np.flatnonzero(term[i] & (rew[i] < 0)).tolist()) for i in range(N)]
+    count = 0
+    for k in range(N, 0, -1):
+        for order in permutations(range(N), k):
+            count += 1
+            if count > limit:
+                return
+            route, used = [s0], {s0}
+            for n, i in enumerate(order):
+                running = [j for j in range(N) if j not in order[:n]]
+                blocked = used | set().union(*(obst[j] for j in running))
+                blocked |= set().union(*(goal[j] for j in running if j != i))
+                prev, q, end = {route[-1]: -1}, deque([route[-1]]), None
+                while q and end is None:
+                    c = q.popleft()
+                    for nx in succ[c]:
+                        nx = int(nx)
+                        if nx in prev or (nx in blocked and nx not in goal[i]):
+                            continue
+                        prev[nx] = c
+                        if nx in goal[i]:
+                            end = nx
+                            break
+                        q.append(nx)
+                if end is None:
+                    break
+                seg = [end]
+                while prev[seg[-1]] != -1:
+                    seg.append(prev[seg[-1]])
+                route += seg[::-1][1:]
+                used |= set(seg)
+            yield route
 
 
 def _park(policy: np.ndarray, path: list[int], succ: np.ndarray) -> None:
