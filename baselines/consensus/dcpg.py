@@ -423,10 +423,13 @@ class LocalAgents:
     # ---------------------------------------------------------------- updates
     def update(self, thetas: np.ndarray, mixed: np.ndarray, alpha: float) -> np.ndarray:
         """One iteration of eq. (9): ``mixed + step(g_i)`` with g_i at ``thetas`` (or ``mixed``)."""
-        at = mixed if self.cfg.gradient_at == "mixed" else thetas
+        return mixed + self.step(mixed if self.cfg.gradient_at == "mixed" else thetas, alpha)
+
+    def step(self, at: np.ndarray, alpha: float) -> np.ndarray:
+        """The local step from parameters ``at``: ``alpha g_i`` (SGD), an Adam step, or PPO's epochs."""
         if self.cfg.gradient == "ppo":
-            return mixed + self._ppo(at, alpha)
-        return mixed + self._step(self.gradients(at), alpha)
+            return self._ppo(at, alpha)
+        return self._step(self.gradients(at), alpha)
 
     def _step(self, g: np.ndarray, alpha: float) -> np.ndarray:
         return alpha * g if self.adam is None else self.adam.step(g, alpha)
@@ -564,6 +567,14 @@ class SingleProcess:
     def mix(self, thetas: np.ndarray) -> np.ndarray:
         """sum_j W_ij theta_j for every agent: (N, S, A) -> (N, S, A)."""
         return (self.W @ thetas.reshape(self.n_agents, -1)).reshape(thetas.shape)
+
+    def start_mix(self, thetas: np.ndarray) -> Any:
+        """Begin a consensus step (a distributed backend starts its exchange here)."""
+        return thetas
+
+    def finish_mix(self, pending: Any) -> np.ndarray:
+        """End it: the mixed parameters."""
+        return self.mix(pending)
 
     def gather(self, thetas: np.ndarray) -> np.ndarray | None:
         return thetas
@@ -823,7 +834,13 @@ def _loop(
             if bar is not None:
                 bar.close()
             return DCPGResult(folder.path, None, rows, None)
-        thetas = local.update(thetas, backend.mix(thetas), _alpha(cfg, it))
+        if cfg.gradient_at == "own":  # the exchange runs while the local step is computed
+            pending = backend.start_mix(thetas)
+            delta = local.step(thetas, _alpha(cfg, it))
+            thetas = backend.finish_mix(pending) + delta
+        else:
+            mixed = backend.mix(thetas)
+            thetas = mixed + local.step(mixed, _alpha(cfg, it))
         it += 1
         if bar is not None:
             bar.update(1)

@@ -67,14 +67,25 @@ class DistributedBackend:
             self.self_weight, self.neighbours = 1.0, []
 
     def mix(self, thetas: np.ndarray) -> np.ndarray:
-        """sum_j W_ij theta_j for this rank's agent: (1, S, A) -> (1, S, A)."""
+        """sum_j W_ij theta_j for this rank's agent: (1, ...) -> (1, ...)."""
+        return self.finish_mix(self.start_mix(thetas))
+
+    def start_mix(self, thetas: np.ndarray) -> Any:
+        """Post the sends to and receives from the neighbours (non-blocking)."""
         if not self.neighbours:
-            return thetas.copy()
+            return thetas, None, []
         torch, dist = self._torch, self._dist
-        mine = torch.from_numpy(np.ascontiguousarray(thetas[0]))
+        mine = torch.from_numpy(np.array(thetas[0], copy=True))  # the caller may change thetas
         bufs = {j: torch.empty_like(mine) for j, _ in self.neighbours}
         reqs = [dist.isend(mine, j) for j, _ in self.neighbours]
         reqs += [dist.irecv(bufs[j], j) for j, _ in self.neighbours]
+        return thetas, bufs, reqs
+
+    def finish_mix(self, pending: Any) -> np.ndarray:
+        """Wait for the exchange and form the weighted sum."""
+        thetas, bufs, reqs = pending
+        if bufs is None:
+            return thetas.copy()
         for r in reqs:
             r.wait()
         out = self.self_weight * thetas[0]
