@@ -20,7 +20,16 @@ def _env(layout, gamma=0.9, slip=0.0):
     return env, TaskSet.from_env(env)
 
 
-@pytest.mark.parametrize("layout", [TINY, ["S../..G", "S.G/..."], ["S#G/...", "S../G#."]])
+@pytest.mark.parametrize(
+    "layout",
+    [
+        TINY,
+        ["S../..G", "S.G/..."],
+        ["S#G/...", "S../G#."],
+        ["S.G./....", "S..G/...."],  # task 2's goal lies beyond task 1's: the route passes through it
+        ["S..G/.#..", "..G./S#..", "G.../S..."][:1] + ["S.G./.#..", "S.../.#.G"],
+    ],
+)
 def test_best_deterministic_policy_is_the_brute_force_optimum(layout):
     env, ts = _env(layout)
     S, A = ts.n_states, ts.n_actions
@@ -68,13 +77,18 @@ def test_random_moves_give_only_the_bound_and_bad_input_is_refused():
         shared_optimum(MultiTaskGridWorldEnv(layout="chain_reversed").tasks, 0.9)
 
 
-def test_six_task_layout_route_is_exact_and_beats_the_quick_routes():
-    env, ts = _env("start_top_right", gamma=0.95)
+@pytest.mark.parametrize("layout", ["resolvable_conflict", "start_top_left", "start_top_right"])
+def test_named_layouts_routes_are_exact_and_complete(layout):
+    env, ts = _env(layout, gamma=0.95)
     opt = shared_optimum(env.tasks, ts.gamma)
     assert opt.complete
     assert ts.objective(opt.policy)[0] == pytest.approx(opt.best, abs=1e-12)
-    success, _ = ts.outcomes(np.repeat(opt.policy[None], 6, axis=0), np.arange(6), 100)
-    assert success.min() == 1.0  # its route collects all six goals
+    if layout.startswith("start"):  # one route collects all six goals: the bound is attained
+        N = len(env.tasks)
+        success, _ = ts.outcomes(np.repeat(opt.policy[None], N, axis=0), np.arange(N), 100)
+        assert success.min() == 1.0 and opt.best == pytest.approx(opt.bound, abs=1e-12)
+    if layout != "start_top_right":
+        return
     # an incumbent it cannot beat: nothing found, and the search says so
     none = shared_optimum(env.tasks, ts.gamma, incumbent=opt.best + 1e-6)
     assert none.best is None and none.policy is None and none.complete

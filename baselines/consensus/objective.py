@@ -324,12 +324,15 @@ def shared_optimum(
     deterministic = bool(np.all((P == 0) | (P == 1))) and np.count_nonzero(start) == 1
     if not deterministic:
         return SharedOptimum(bound, None, False, None, [], 0)
-    succ = P[0].argmax(axis=2)  # (S, A): every task moves alike (checked), terminal rows aside
+    # (S, A): the move from each cell, read from a task for which the cell is not terminal (tasks
+    # move alike there, checked; a task's own terminal rows are self-loops)
+    mover = np.argmin(term, axis=0)  # first task running in the cell (any task if none is)
+    succ = P[mover, np.arange(S)].argmax(axis=2)
     s0 = int(np.flatnonzero(start)[0])
     floor = 0.0 if incumbent is None else float(incumbent)
     best = [floor, [s0]]  # standing still from the start is worth 0
     # a quick incumbent: goal-to-goal shortest routes in every order (prunes the search far more)
-    for route in _goal_routes(succ, s0, term, rew):
+    for route in [_greedy_route(s0, full, Q, succ, after), *_goal_routes(succ, s0, term, rew)]:
         v = _route_value(route, after, pay, full, gamma)
         if v > best[0] + 1e-12:
             best[0], best[1] = v, route
@@ -384,6 +387,20 @@ def shared_optimum(
     return SharedOptimum(bound, float(best[0]), complete, policy, path, nodes)
 
 
+def _greedy_route(s0: int, full: int, Q: np.ndarray, succ: np.ndarray, after: np.ndarray) -> list[int]:
+    """Follow the bound's best action among those that do not revisit a cell (a quick incumbent)."""
+    route, seen, m, s = [s0], {s0}, full, s0
+    while m:
+        nxt = [(Q[m, s, a], int(succ[s, a])) for a in range(Q.shape[2]) if int(succ[s, a]) not in seen]
+        if not nxt:
+            break
+        _, s = max(nxt)
+        route.append(s)
+        seen.add(s)
+        m = int(after[m, s])
+    return route
+
+
 def _route_value(route: list[int], after: np.ndarray, pay: np.ndarray, full: int, gamma: float) -> float:
     """sum_i V_i of following a self-avoiding route from its first cell (then a loop worth 0)."""
     m, v, disc = full, 0.0, 1.0
@@ -396,47 +413,62 @@ def _route_value(route: list[int], after: np.ndarray, pay: np.ndarray, full: int
     return v
 
 
-def _goal_routes(succ: np.ndarray, s0: int, term: np.ndarray, rew: np.ndarray, limit: int = 5000):
-    """Self-avoiding routes that visit goals in every order of up to all tasks (at most ``limit``):
-    breadth-first from goal to goal, avoiding used cells, the obstacles of running tasks and the
-    goals of running tasks not yet due."""
-    from collections import deque
+def _goal_routes(
+    succ: np.ndarray, s0: int, term: np.ndarray, rew: np.ndarray, limit: int = 5000, shuffles: int = 4
+):
+    """Self-avoiding routes that visit goals in every order of up to all tasks (at most ``limit``
+    orders): breadth-first from goal to goal, avoiding used cells, the obstacles of running tasks
+    and the goals of running tasks not yet due. Orders of all tasks are also routed ``shuffles``
+    more times with each cell's moves tried in a random order (fixed seed): which of several
+    shortest segments is taken decides whether the later ones still exist."""
     from itertools import permutations
 
     N = len(term)
     goal = [set(np.flatnonzero(term[i] & (rew[i] > 0)).tolist()) for i in range(N)]
     obst = [set(np.flatnonzero(term[i] & (rew[i] < 0)).tolist()) for i in range(N)]
+    rng = np.random.default_rng(0)
     count = 0
     for k in range(N, 0, -1):
         for order in permutations(range(N), k):
-            count += 1
-            if count > limit:
-                return
-            route, used = [s0], {s0}
-            for n, i in enumerate(order):
-                running = [j for j in range(N) if j not in order[:n]]
-                blocked = used | set().union(*(obst[j] for j in running))
-                blocked |= set().union(*(goal[j] for j in running if j != i))
-                prev, q, end = {route[-1]: -1}, deque([route[-1]]), None
-                while q and end is None:
-                    c = q.popleft()
-                    for nx in succ[c]:
-                        nx = int(nx)
-                        if nx in prev or (nx in blocked and nx not in goal[i]):
-                            continue
-                        prev[nx] = c
-                        if nx in goal[i]:
-                            end = nx
-                            break
-                        q.append(nx)
-                if end is None:
+            for rep in range(1 + (shuffles if k == N else 0)):
+                count += 1
+                if count > limit:
+                    return
+                moves = succ if rep == 0 else np.take_along_axis(succ, rng.permuted(
+                    np.tile(np.arange(succ.shape[1]), (len(succ), 1)), axis=1), axis=1)  # fmt: skip
+                yield _route_in_order(order, moves, s0, goal, obst)
+
+
+def _route_in_order(order, moves: np.ndarray, s0: int, goal: list[set], obst: list[set]) -> list[int]:
+    """The route through the goals of ``order`` (shortest segments; stops where one is cut off)."""
+    from collections import deque
+
+    N = len(goal)
+    route, used = [s0], {s0}
+    for n, i in enumerate(order):
+        running = [j for j in range(N) if j not in order[:n]]
+        blocked = used | set().union(*(obst[j] for j in running))
+        blocked |= set().union(*(goal[j] for j in running if j != i))
+        prev, q, end = {route[-1]: -1}, deque([route[-1]]), None
+        while q and end is None:
+            c = q.popleft()
+            for nx in moves[c]:
+                nx = int(nx)
+                if nx in prev or (nx in blocked and nx not in goal[i]):
+                    continue
+                prev[nx] = c
+                if nx in goal[i]:
+                    end = nx
                     break
-                seg = [end]
-                while prev[seg[-1]] != -1:
-                    seg.append(prev[seg[-1]])
-                route += seg[::-1][1:]
-                used |= set(seg)
-            yield route
+                q.append(nx)
+        if end is None:
+            break
+        seg = [end]
+        while prev[seg[-1]] != -1:
+            seg.append(prev[seg[-1]])
+        route += seg[::-1][1:]
+        used |= set(seg)
+    return route
 
 
 def _park(policy: np.ndarray, path: list[int], succ: np.ndarray) -> None:
