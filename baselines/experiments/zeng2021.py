@@ -110,7 +110,9 @@ class GridWorld:
         "tasks still run). 'Solved' = success > 0.5. Our "
         "10x10 layouts reconstruct Fig. 2, whose picture is not in the paper's text. Chains: exact DCPG, "
         "gamma = sqrt(1/2), p = 0.75, from the uniform start and 10 N(0, 1) starts, each limit matched "
-        "to the closest closed-form stationary point."
+        "to the closest closed-form stationary point. In layout (c) a conflicting cell pays +1 to one task "
+        "and -1 to the other on the same step, so collecting 3 of the 4 goals is worth exactly as much as "
+        "collecting 2."
     )
 
     @staticmethod
@@ -134,6 +136,7 @@ class GridWorld:
         from mpg_envs.gridworld.env import MultiTaskGridWorldEnv
 
         results: dict = {"alpha": ALPHA, "lam": LAM, "iters": iters, "seeds": seeds, "layouts": {}}
+        optima = {}
         series = {}
         for lay, (label, claim) in LAYOUTS.items():
             env = MultiTaskGridWorldEnv(layout=lay, gamma=GAMMA)
@@ -141,6 +144,7 @@ class GridWorld:
             N = len(env.tasks)
             opt = shared_optimum(env.tasks, GAMMA, max_nodes=2_000_000 if ctx.full else 100_000)
             own_opt = [shared_optimum([t], GAMMA).bound for t in env.tasks]
+            optima[lay] = opt.policy
             det_vals = ts.values_at_start(np.repeat(opt.policy[None], N, axis=0), np.arange(N))
             det_succ, _ = ts.outcomes(np.repeat(opt.policy[None], N, axis=0), np.arange(N), 100)
 
@@ -195,7 +199,7 @@ class GridWorld:
                 )
             results["chains"][lay] = {"closed_forms": forms[lay], "runs": rows}
         write_curves(ctx.out / "curves.csv", series, "std")
-        _figure(ctx, mc, ex, results)
+        _figure(ctx, mc, ex, results, optima)
         _chain_figure(ctx, chains, forms)
         return results
 
@@ -309,13 +313,13 @@ def _draw_layout(ax, tasks, policies, title: str) -> None:
     ax.set_title(title, fontsize=8)
 
 
-def _figure(ctx: Context, mc, ex, results) -> None:
+def _figure(ctx: Context, mc, ex, results, optima) -> None:
     pyplot = plt()
     if pyplot is None:
         return
     from mpg_envs.gridworld.env import MultiTaskGridWorldEnv
 
-    fig, axes = pyplot.subplots(3, 5, figsize=(17, 10.5))
+    fig, axes = pyplot.subplots(4, 5, figsize=(17, 14))
     for k, lay in enumerate(LAYOUTS):
         env = MultiTaskGridWorldEnv(layout=lay, gamma=GAMMA)
         r = results["layouts"][lay]
@@ -330,7 +334,14 @@ def _figure(ctx: Context, mc, ex, results) -> None:
         )
         pe = np.load(ex[lay].run_dir / "final.npz")["policies"]
         _draw_layout(axes[1, k], env.tasks, pe, f"exact DCPG ({r['exact']['solved']}/{len(pe)} solved)")
-        ax = axes[2, k]
+        N = len(env.tasks)
+        _draw_layout(
+            axes[2, k],
+            env.tasks,
+            [optima[lay]] * N,
+            f"best deterministic shared policy ({fmt(r['best_deterministic'], 3)})",
+        )
+        ax = axes[3, k]
         its = run0.column("iteration")
         Y = np.stack([x.column("objective") for x in mc[lay]])
         ax.plot(its, Y.mean(axis=0), color="C0", label=f"MC DCPG (mean of {len(Y)})")
