@@ -115,6 +115,17 @@ def main() -> None:
         }
         rows += [(name, best_of(fn, reps), "s", None) for name, (fn, reps) in parts.items()]
 
+        # neural policies (paper 004 §5.2): the Table 1 analog's four tasks, MLP 64-64
+        from baselines.experiments.zeng2021_nn import TASKS
+
+        nn_iters = 20 if args.quick else 100
+        for grad in ("montecarlo", "a2c", "ppo"):
+            every = dict(iters=nn_iters, eval_every=nn_iters, eval_log=False, checkpoint_every=nn_iters)
+            nn = dict(gamma=0.99, policy="mlp", hidden="64,64", optimizer="adam", alpha=1e-3, lam=0.03)
+            cfg = DCPGConfig(layout=TASKS, gradient=grad, out=str(tmp / f"nn-{grad}"), **nn, **every)
+            per_it = _wall(run_dcpg(cfg).run_dir) / nn_iters
+            rows.append((f"DCPG mlp 64-64, 4 tasks 12x12, {grad}: time per iteration", per_it, "s", None))
+
         ratios = {}
         for n in ranks:
             single = _single_run(n, sweep_iters, tmp / f"single{n}")
@@ -129,9 +140,10 @@ def main() -> None:
     notes = [
         f"Measured on {cpus} cores: with more ranks than cores the ranks time-share them, and every "
         "consensus step waits for the slowest neighbour, so the 8-rank time is mostly oversubscription. "
-        "Per iteration a rank computes its own task's gradient (a Python loop over the episode's steps), "
-        "exchanges 400 float64 logits with 2 neighbours (gloo, point-to-point) and forms the weighted sum; "
-        "exact metrics are gathered on rank 0 only at evaluated iterations.",
+        "Per iteration a rank posts the exchange of its 400 float64 logits with its 2 neighbours (gloo, "
+        "point-to-point), computes its own task's gradient while they travel (a Python loop over the "
+        "episode's steps), then waits and forms the weighted sum; exact metrics are gathered on rank 0 "
+        "only at evaluated iterations.",
         "Objective sum_i V_i(rho_i) of the agents' average after the runs above: "
         + ", ".join(f"{k} {v:.3f}" for k, v in objectives.items())
         + " (alpha = 1, lambda = 0, start in the top-left corner: untuned).",

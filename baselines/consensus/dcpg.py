@@ -1,16 +1,19 @@
-"""Decentralized consensus policy gradient (paper 004, Algorithm 1) for tabular softmax policies.
+"""Decentralized consensus policy gradient (paper 004, Algorithm 1) for tabular and neural policies.
 
-N agents, one per task of a multi-task GridWorld, each keep their own logits ``theta_i`` (S, A) of
-one shared policy ``pi(a | cell)`` and exchange them only with their neighbours on a communication
-graph (:mod:`baselines.consensus.graphs`). Every iteration k each agent
+N agents, one per task of a multi-task GridWorld, each keep their own parameters ``theta_i`` of one
+shared policy -- tabular logits (S, A) of ``pi(a | cell)`` (§5.1), or a network on what the agent
+sees of its task (``policy="mlp"``, §5.2; :mod:`baselines.consensus.policies`) -- and exchange them
+only with their neighbours on a communication graph (:mod:`baselines.consensus.graphs`). Every
+iteration k each agent
 
 1. sends ``theta_i^k`` to its neighbours and receives theirs;
 2. computes ``g_i^k``, the gradient of its local regularised objective ``L_i^lambda(theta_i^k;
    mu_i) = V_i(mu_i) - lambda RE(pi)`` (eqs. 6-8) from its own task only: **exact** (the task's
    model) or **montecarlo** (REINFORCE from ``episodes`` rollouts of ``horizon`` steps in its own
-   task, the paper's §5.1);
+   task, the paper's §5.1), or for networks **a2c** / **ppo** (local critics, never shared);
 3. updates ``theta_i^{k+1} = sum_j W_ij theta_j^k + alpha_k g_i^k`` (eq. 9), with ``alpha_k = alpha
-   / (k + 1)^alpha_decay``.
+   / (k + 1)^alpha_decay`` -- or the mixed point plus an Adam step of g_i (``optimizer="adam"``, the
+   paper's §5.2), or plus PPO's epochs.
 
 ``gradient_at="mixed"`` evaluates ``g_i`` at the mixed point ``sum_j W_ij theta_j^k`` instead
 (combine-then-adapt; with ``W = 11^T / N`` its average iterate is exactly centralised gradient
