@@ -108,7 +108,7 @@ class Table1:
         from mpg_envs.gridworld.env import MultiTaskGridWorldEnv
 
         seeds = ctx.seed_list(5, 1)
-        iters = 2000 if ctx.full else 100
+        iters = 2000 if ctx.full else 400
         out = str(ctx.out / "runs")
         cfgs = [
             _config(g, c, s, iters, out) for g in ESTIMATORS.values() for c in (True, False) for s in seeds
