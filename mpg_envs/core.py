@@ -711,9 +711,35 @@ class MPGParallelEnv(ParallelEnv):
         self._prev_state: np.ndarray | None = None  # state before the last step (for infos/render)
         self._index = -1
         self._model: TabularModel | None = None
-        self.np_random, self.np_random_seed = seeding.np_random(None)
+        # created on first use (as gymnasium.Env does): copies made by pickling a fresh env -- how
+        # SuperSuit and vector envs copy it -- then draw from streams of their own
+        self._np_random: np.random.Generator | None = None
+        self._np_random_seed: int | None = None
         self.num_steps = 0
         self._last_actions: np.ndarray | None = None
+
+    # ---------------------------------------------------------------- randomness
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The env's generator, created from OS entropy on first use unless ``reset(seed=...)``."""
+        if self._np_random is None:
+            self._np_random, self._np_random_seed = seeding.np_random(None)
+        return self._np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._np_random = value
+
+    @property
+    def np_random_seed(self) -> int | None:
+        """The seed of :attr:`np_random` (-1 when it was set directly, as in Gymnasium)."""
+        if self._np_random is None:
+            self.np_random  # noqa: B018 - creates it
+        return self._np_random_seed
+
+    @np_random_seed.setter
+    def np_random_seed(self, value: int | None) -> None:
+        self._np_random_seed = value
 
     # ---------------------------------------------------------------- spaces
     def observation_space(self, agent: str) -> gymnasium.spaces.Space:
@@ -893,7 +919,10 @@ class MPGParallelEnv(ParallelEnv):
         obs = self._observe(live)
         rewards = {a: float(r[ids[a]]) for a in live}
         terminations = {a: bool(done[ids[a]]) for a in live}
-        truncations = {a: trunc and not done[ids[a]] for a in live}
+        # at the time limit every live agent is truncated, also one that terminates on that step
+        # (terminated then takes precedence for bootstrapping): "all truncated" ends the episode
+        # unambiguously for wrappers that test all(terminations) or all(truncations), as RLlib's
+        truncations = {a: trunc for a in live}
         infos = self._infos(live, r)
         self.agents = [] if trunc else [a for a in live if not done[ids[a]]]
         if self.render_mode == "human":
@@ -903,15 +932,17 @@ class MPGParallelEnv(ParallelEnv):
     def _parse_actions(self, actions: dict[str, Any]) -> np.ndarray:
         if not isinstance(actions, dict):
             raise TypeError(f"actions must be a dict {{agent: action}}, got {type(actions).__name__}")
-        if len(actions) != len(self.agents) or set(actions) != set(self.agents):
-            missing = sorted(set(self.agents) - set(actions))
-            unknown = sorted(set(actions) - set(self.agents), key=str)
+        live = set(self.agents)
+        missing = sorted(live - set(actions))
+        unknown = sorted((a for a in actions if a not in self._agent_ids), key=str)
+        if missing or unknown:
             raise ValueError(
-                f"actions must have exactly one entry per live agent; missing {missing}, unknown {unknown}"
+                f"actions must have one entry per live agent; missing {missing}, unknown {unknown}"
             )
         out = np.zeros(self.dynamics.n_agents, np.int64)  # finished agents act 0 (ignored)
         for agent, a in actions.items():
-            out[self._agent_ids[agent]] = self._check_action(agent, a)
+            if agent in live:  # actions of agents that already finished are ignored (TorchRL sends them)
+                out[self._agent_ids[agent]] = self._check_action(agent, a)
         return out
 
     def _check_action(self, agent: str, a: Any) -> int:
@@ -948,8 +979,17 @@ class MPGParallelEnv(ParallelEnv):
         if self._state is None:
             raise RuntimeError("call reset() first")
 
-    def render(self) -> str | np.ndarray | None:
-        """Render per ``render_mode``: "ansi" -> str, "rgb_array" -> (H, W, 3) uint8, "human" prints."""
+    def render(self, mode: str | None = None) -> str | np.ndarray | None:
+        """Render per ``render_mode``: "ansi" -> str, "rgb_array" -> (H, W, 3) uint8, "human" prints.
+
+        ``mode`` is accepted for callers of the old Gym signature (RLlib passes one); the env's own
+        ``render_mode`` decides, and a different ``mode`` gets a warning saying so.
+        """
+        if mode is not None and mode != self.render_mode:
+            gymnasium.logger.warn(
+                f"render({mode!r}) ignored: this env renders in its render_mode {self.render_mode!r} "
+                "(pass render_mode=... to the env)"
+            )
         if self.render_mode is None:
             gymnasium.logger.warn("render() called without a render_mode; pass render_mode=... to the env")
             return None

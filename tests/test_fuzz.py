@@ -492,3 +492,57 @@ def test_resume_of_a_finished_run_is_refused(tmp_path, capsys):
     run = next(tmp_path.iterdir())
     assert main(["train", "--resume", str(run), "--no-progress"]) == 2
     assert f"the run in '{run}' is finished" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ RL-library glue
+def test_pickled_copies_draw_their_own_streams_unless_seeded_alike():
+    import pickle
+
+    from mpg_envs import multitask_gridworld_v0
+
+    fresh = multitask_gridworld_v0.parallel_env(layout="no_conflict", slip=0.5)
+    copies = [pickle.loads(pickle.dumps(fresh)) for _ in range(4)]  # how SuperSuit copies an env
+
+    def trajectory(env, seed=None):
+        env.reset(seed=seed)
+        cells = []
+        for _ in range(30):
+            if not env.agents:
+                break
+            _, _, _, _, info = env.step({a: 3 for a in env.agents})
+            cells.append(tuple(i["cell"] for i in info.values()))
+        return cells
+
+    unseeded = [trajectory(c) for c in copies]
+    assert len({tuple(t) for t in unseeded}) == 4  # 4 copies, 4 different noise streams
+    seeded = [trajectory(pickle.loads(pickle.dumps(fresh)), seed=7) for _ in range(2)]
+    assert seeded[0] == seeded[1]
+
+
+def test_time_limit_truncates_every_live_agent_even_one_that_terminates_then():
+    from mpg_envs import multitask_gridworld_v0
+
+    # first chain: task 1's agent reaches its goal S1 from S3 in two L steps -- at the time limit
+    env = multitask_gridworld_v0.parallel_env(layout="chain_reversed", max_cycles=2)
+    env.reset(seed=0)
+    env.step({"agent_0": 0, "agent_1": 1})
+    _, rew, term, trunc, _ = env.step({"agent_0": 0, "agent_1": 1})
+    assert rew["agent_0"] == 1.0 and term["agent_0"] is True
+    assert trunc == {"agent_0": True, "agent_1": True} and env.agents == []  # all(truncations): ends
+
+
+def test_render_accepts_the_old_positional_mode(recwarn):
+    from mpg_envs import coordination_v0
+
+    env = coordination_v0.parallel_env(render_mode="ansi")
+    env.reset(seed=0)
+    assert env.render("ansi") == env.render()
+    assert isinstance(env.render("human"), str)  # the env's own render_mode decides ...
+    assert any("render('human') ignored" in str(w.message) for w in recwarn.list)  # ... and says so
+
+
+def test_state_observation_too_large_for_one_hot_warns():
+    from mpg_envs import multitask_gridworld_v0
+
+    with pytest.warns(UserWarning, match=r"Discrete\(100,000,000\).*observation='own'"):
+        multitask_gridworld_v0.parallel_env(layout="no_conflict", observation="state")

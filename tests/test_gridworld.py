@@ -202,9 +202,12 @@ def test_per_agent_termination():
     assert info["agent_0"]["cell"] == 0 and info["agent_1"]["cell"] == 2
     obs, rew, term, *_ = env.step({"agent_1": 1})  # task 2: S3 -> S4
     assert set(obs) == {"agent_1"} and rew == {"agent_1": 0.0}
-    with pytest.raises(ValueError, match="unknown"):
-        env.step({"agent_0": 0, "agent_1": 0})
-    _, rew, term, *_ = env.step({"agent_1": 0})  # reversed in S4: L goes to S5, task 2's goal
+    with pytest.raises(ValueError, match=r"unknown \['agent_7'\]"):
+        env.step({"agent_7": 0, "agent_1": 0})
+    with pytest.raises(ValueError, match=r"missing \['agent_1'\]"):
+        env.step({"agent_0": 0})
+    # a finished agent's action is ignored (TorchRL's PettingZooWrapper(use_mask=True) sends one)
+    _, rew, term, *_ = env.step({"agent_0": 1, "agent_1": 0})  # reversed in S4: L goes to S5, task 2's goal
     assert rew == {"agent_1": 1.0} and term == {"agent_1": True} and env.agents == []
 
 

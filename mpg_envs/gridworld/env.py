@@ -37,7 +37,8 @@ chosen one with probability ``slip``, on grids and chains alike (the paper's cha
 stepped after termination or truncation, until ``reset()``.
 
 **Observations.** ``"own"`` (default) -- the agent's own cell, ``Discrete(S)``: what a shared
-policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)``; ``"vector"`` -- one-hot agent id
+policy reads; ``"state"`` -- the joint index, ``Discrete(S**N)`` (over 65,536 values it warns: libraries that
+one-hot a Discrete observation run out of memory); ``"vector"`` -- one-hot agent id
 + one-hot cell of every agent; ``"onehot"`` -- float32 one-hot of the joint index, shape
 (S**N,), for joint models of at most ``MAX_ONEHOT_STATES`` = 65,536 states (the chains; refused
 for the 10x10 layouts, 100**N states). ``state()`` is the one-hot cells of all agents. The
@@ -87,7 +88,7 @@ import gymnasium
 import numpy as np
 
 from mpg_envs import _validate as V
-from mpg_envs.core import MPGParallelEnv, _sample_step, build_model
+from mpg_envs.core import MAX_ONEHOT_STATES, MPGParallelEnv, _sample_step, build_model
 from mpg_envs.gridworld.dynamics import MultiTaskDynamics
 from mpg_envs.gridworld.tasks import Task, layout_tasks
 from mpg_envs.model import TabularModel
@@ -261,6 +262,13 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
             render_mode=render_mode,
         )
         self._task_models: list[TabularModel] | None = None
+        if observation == "state" and dyn.n_states > MAX_ONEHOT_STATES:  # not the default: say why
+            gymnasium.logger.warn(
+                f"observation='state' is Discrete({dyn.n_states:,}): libraries that one-hot a Discrete "
+                f"observation (Stable-Baselines3, RLlib) allocate {dyn.n_states:,} floats per observation "
+                "and run out of memory; use observation='own' (the cell: what a shared policy reads) or "
+                "'vector' (one network for every agent: parameter sharing)"
+            )
 
     def _frame_shape(self) -> tuple[int, int]:
         return _frame_shape(self.tasks)
