@@ -1,4 +1,4 @@
-"""Command line: ``python -m baselines {train, dcpg, reproduce, list}``.
+"""Command line: ``python -m baselines {train, dcpg, sb3, reproduce, list}``.
 
 Examples::
 
@@ -8,6 +8,7 @@ Examples::
     python -m baselines train --resume runs/mpg-Congestion-v0__inpg__0__20261121-051500
     python -m baselines dcpg --layout no_conflict --gradient montecarlo --iters 1000
     torchrun --nproc-per-node 4 -m baselines dcpg --backend dist --layout no_conflict
+    python -m baselines sb3 --env mpg/Coordination-v0 --env-kwargs n_agents=2 --steps 32768
     python -m baselines reproduce chen2022-coordination          # short version, minutes
     python -m baselines reproduce all --full                     # the papers' sizes
 """
@@ -129,6 +130,20 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     _add_dcpg_parser(sub)
+    sp = sub.add_parser(
+        "sb3", help="Stable-Baselines3 (PPO, A2C) with parameter sharing and exact Nash gaps while it trains"
+    )
+    sp.add_argument("--env", default="mpg/Coordination-v0", help="registered env id")
+    sp.add_argument("--env-kwargs", nargs="*", type=_kv, default=[], metavar="KEY=VALUE",
+                    help="env arguments, e.g. n_agents=2 (observation defaults to vector)")  # fmt: skip
+    sp.add_argument("--algo", choices=("ppo", "a2c"), default="ppo")
+    sp.add_argument("--steps", type=int, default=32_768, help="agent-steps in total")
+    sp.add_argument("--n-envs", type=int, default=8, help="env copies (n_envs x N SB3 slots)")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--eval-every", type=int, default=4096, help="agent-steps between exact evaluations")
+    sp.add_argument("--out", default="runs")
+    sp.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a killed run")
+    sp.add_argument("--no-progress", action="store_true")
     rp = sub.add_parser("reproduce", help="reproduce a paper's experiment with embedded defaults")
     rp.add_argument("name", choices=[*REPRODUCTIONS, "all"], help="which reproduction")
     rp.add_argument(
@@ -300,6 +315,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     if args.command == "dcpg":
         return _dcpg_main(args)
+    if args.command == "sb3":
+        from baselines.sb3 import run_sb3
+
+        try:
+            run_dir = run_sb3(args.env, dict(args.env_kwargs), args.algo, args.steps, args.n_envs, args.seed,
+                              args.eval_every, args.out, args.resume, not args.no_progress)  # fmt: skip
+        except ValueError as err:
+            print(f"error: {err}", file=sys.stderr)
+            return 2
+        print(f"wrote {run_dir}")
+        return 0
     if args.command == "reproduce":
         from baselines.experiments import reproduce
 
