@@ -59,6 +59,8 @@ def report(rows: list[tuple[str, float, str, float | None]], width: int = 78) ->
         ok = "" if target is None else ("yes" if (val >= target if higher else val <= target) else "NO")
         if unit == "x":  # a ratio, lower is better
             shown, tgt = f"{val:.2f}x", "" if target is None else f"{target:g}x"
+        elif unit == "value":  # a measured quantity (a return, a Nash gap): no direction
+            shown, tgt = f"{val:.4g}", ""
         else:
             shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.2f} ms"
             tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
@@ -75,6 +77,7 @@ REFERENCES = {
     "sampler": "Batched sampler and sampled training (bench_sampler.py)",
     "baselines": "Training (bench_baselines.py)",
     "dcpg": "Decentralized consensus policy gradient (bench_dcpg.py)",
+    "sb3": "Stable-Baselines3 through baselines.sb3 (bench_sb3.py)",
 }
 README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
 README_END = "<!-- benchmarks:end -->"
@@ -120,6 +123,8 @@ def _value(row: dict) -> str:
     unit = row["unit"]
     if unit == "x":
         return f"{row['value']:.2f}x"
+    if unit == "value":
+        return f"{row['value']:.4g}"
     if unit.endswith("/s"):
         return f"{row['value']:,.0f} {unit}"
     v = row["value"]
