@@ -73,9 +73,10 @@ def test_readme_benchmark_tables_equal_the_committed_reference():
     )
 
 
-def test_readme_python_examples_run():
-    """Every ```python block of the README runs as written."""
+def test_readme_python_examples_run(tmp_path, monkeypatch):
+    """Every ```python block of the README runs as written (in a scratch folder: they write files)."""
     pytest.importorskip("torch")
+    monkeypatch.chdir(tmp_path)
     readme = (ROOT / "README.md").read_text()
     blocks = re.findall(r"```python\n(.*?)```", readme, flags=re.S)
     assert len(blocks) >= 2
