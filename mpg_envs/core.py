@@ -668,6 +668,9 @@ class MPGParallelEnv(ParallelEnv):
         network on the global state; small games only).
     """
 
+    #: Whether agents can finish at different steps (then wrappers must mask finished agents).
+    agents_finish_separately: bool = False
+
     metadata: ClassVar[dict[str, Any]] = {"render_modes": ["human", "ansi", "rgb_array"], "name": "mpg_base"}
 
     def __init__(

@@ -234,6 +234,7 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
     task.
     """
 
+    agents_finish_separately = True  # each agent ends in its own task's terminal cells
     metadata = {
         "render_modes": ["human", "ansi", "rgb_array"],
         "name": "multitask_gridworld_v0",

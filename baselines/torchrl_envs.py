@@ -1,0 +1,53 @@
+"""TorchRL for every env: the ``PettingZooWrapper`` settings that work, in one call (needs torchrl).
+
+``torchrl.envs.PettingZooEnv(task=...)`` only builds PettingZoo's own envs, so third-party envs go
+through ``PettingZooWrapper(env)``. What each of ours needs (checked by ``check_env_specs`` and a
+rollout for every env in tests/test_torchrl.py):
+
+* ``use_mask=True`` where agents finish separately (MultiTaskGridWorld): without it the wrapper
+  stops with "Dead agents found in the environment"; with it finished agents are masked out (their
+  actions are sent and ignored by the env);
+* ``done_on_any=False``: the episode ends when every agent is done, as the env's own;
+* ``categorical_actions=True``: actions are indices (``Discrete`` spaces).
+
+Example::
+
+    from baselines.torchrl_envs import make_torchrl_env
+    env = make_torchrl_env("mpg/MultiTaskGridWorld-v0", layout="no_conflict", observation="vector")
+    td = env.rollout(100, break_when_any_done=False)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = ["make_torchrl_env"]
+
+
+def make_torchrl_env(env_id: str, seed: int | None = None, **env_kwargs: Any):
+    """A TorchRL env wrapping ``pettingzoo.make("parallel", env_id, **env_kwargs)``.
+
+    Args:
+        env_id: A registered id (``mpg_envs.ENV_IDS``).
+        seed: Seeds the env (``env.set_seed``), if given.
+        **env_kwargs: The env's arguments.
+
+    Raises:
+        ImportError: Without torchrl (``pip install -e '.[baselines]'`` installs it).
+    """
+    try:
+        from torchrl.envs.libs.pettingzoo import PettingZooWrapper
+    except ImportError:  # pragma: no cover - the baselines extra installs it
+        raise ImportError(
+            "make_torchrl_env needs torchrl: pip install torch==2.13.0, then pip install -e '.[baselines]'"
+        ) from None
+    import pettingzoo
+
+    import mpg_envs  # noqa: F401 - registers the envs
+
+    penv = pettingzoo.make("parallel", env_id, **env_kwargs)
+    separate = bool(getattr(penv.unwrapped, "agents_finish_separately", False))
+    env = PettingZooWrapper(penv, use_mask=separate, categorical_actions=True, done_on_any=False)
+    if seed is not None:
+        env.set_seed(int(seed))
+    return env
