@@ -78,6 +78,7 @@ REFERENCES = {
     "baselines": "Training (bench_baselines.py)",
     "dcpg": "Decentralized consensus policy gradient (bench_dcpg.py)",
     "sb3": "Stable-Baselines3 through baselines.sb3 (bench_sb3.py)",
+    "vector": "Vector envs (bench_vector.py)",
 }
 README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
 README_END = "<!-- benchmarks:end -->"

@@ -43,6 +43,10 @@ ENV_IDS = {
 GYM_IDS = {
     "mpg/GridWorldTask-v0": "mpg_envs.gridworld.env:GridWorldTaskEnv",
 }
+#: Their native vector envs (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
+GYM_VECTOR_IDS = {
+    "mpg/GridWorldTask-v0": "mpg_envs.gridworld.vector:GridWorldTaskVectorEnv",
+}
 
 
 def _register() -> None:
@@ -53,7 +57,7 @@ def _register() -> None:
             pettingzoo.register("aec", env_id, entry_point=f"{module}:env")
     for env_id, entry in GYM_IDS.items():
         if env_id not in gymnasium.registry:
-            gymnasium.register(env_id, entry_point=entry)
+            gymnasium.register(env_id, entry_point=entry, vector_entry_point=GYM_VECTOR_IDS.get(env_id))
 
 
 _register()

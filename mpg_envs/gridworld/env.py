@@ -315,7 +315,9 @@ class GridWorldTaskEnv(gymnasium.Env):
     single task is its cell); ``"onehot"`` -- float32 one-hot cell, shape (S,); ``"vector"`` --
     float32 ``[1]`` (the one-hot id of the single agent) + one-hot cell, shape (1 + S,). Action
     ``Discrete(A)``; terminated on reaching a terminal cell, truncated after ``max_steps``.
-    ``model()`` is the task's exact model.
+    ``model()`` is the task's exact model. Its native vector env:
+    ``gymnasium.make_vec("mpg/GridWorldTask-v0", num_envs=n, vectorization_mode="vector_entry_point")``
+    (:class:`~mpg_envs.gridworld.vector.GridWorldTaskVectorEnv`).
 
     Args:
         layout: As for :class:`MultiTaskGridWorldEnv`.

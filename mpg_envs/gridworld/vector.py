@@ -1,0 +1,114 @@
+"""``mpg/GridWorldTask-v0`` as a native Gymnasium vector env (its ``vector_entry_point``).
+
+``gymnasium.make_vec("mpg/GridWorldTask-v0", num_envs=1024, vectorization_mode="vector_entry_point",
+layout=..., task=...)`` steps all copies with one call of the task's dynamics -- the same
+``MultiTaskDynamics.step`` as the single env and the batched sampler, over an array of cells --
+instead of a Python loop over 1024 env objects (``SyncVectorEnv``).
+
+Semantics are Gymnasium 1.x's: ``autoreset_mode`` NEXT_STEP (the step after a copy terminates or is
+truncated resets it, ignoring its action, and returns its first observation with reward 0 and both
+flags false), one generator for the batch seeded by ``reset(seed=)``, observations batched from the
+single env's space, ``infos["cell"]`` (num_envs,).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import gymnasium
+import numpy as np
+from gymnasium.utils import seeding
+from gymnasium.vector import AutoresetMode
+from gymnasium.vector.utils import batch_space
+
+from mpg_envs import _validate as V
+from mpg_envs.core import _sample_step
+from mpg_envs.gridworld.env import GridWorldTaskEnv
+
+__all__ = ["GridWorldTaskVectorEnv"]
+
+
+class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
+    """``num_envs`` copies of one grid task, stepped together.
+
+    Args:
+        num_envs: Copies.
+        layout, task, slip, chain_p, gamma, max_steps, observation: As for
+            :class:`~mpg_envs.gridworld.env.GridWorldTaskEnv`.
+        max_episode_steps: Gymnasium's name for ``max_steps`` (``make_vec`` passes it when the
+            registration has one); takes precedence when given.
+    """
+
+    metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
+
+    def __init__(
+        self,
+        num_envs: int = 1,
+        layout: str | Sequence[str] = "no_conflict",
+        task: int = 0,
+        slip: float = 0.0,
+        chain_p: float = 0.75,
+        gamma: float = 0.95,
+        max_steps: int = 100,
+        observation: str = "own",
+        max_episode_steps: int | None = None,
+        render_mode: str | None = None,
+    ) -> None:
+        if render_mode is not None:
+            raise ValueError("the vector GridWorldTask-v0 does not render; use the single env")
+        self.num_envs = V.positive_int("num_envs", num_envs)
+        steps = max_steps if max_episode_steps is None else max_episode_steps
+        self.single = GridWorldTaskEnv(layout, task, slip, chain_p, gamma, steps, None, observation)
+        self.dynamics = self.single.dynamics
+        self.task = self.single.task
+        self.max_steps = self.single.max_steps
+        self.observation_mode = self.single.observation_mode
+        self.single_observation_space = self.single.observation_space
+        self.single_action_space = self.single.action_space
+        self.observation_space = batch_space(self.single_observation_space, self.num_envs)
+        self.action_space = batch_space(self.single_action_space, self.num_envs)
+        self._cells = np.zeros((self.num_envs, 1), np.int64)
+        self._t = np.zeros(self.num_envs, np.int64)
+        self._restart = np.zeros(self.num_envs, bool)
+        self._started = False
+
+    def _observe(self) -> np.ndarray:
+        obs = self.dynamics._observe(self._cells, self.observation_mode, self._cells[:, 0])[:, 0]
+        return obs if obs.ndim > 1 else obs.astype(np.int64)
+
+    def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
+        """Start every copy (``seed`` seeds the batch's generator)."""
+        seed = V.seed(seed)
+        if seed is not None or self._np_random is None:
+            self._np_random, self._np_random_seed = seeding.np_random(seed)
+        self._cells = self.dynamics.sample_initial(self.num_envs, self.np_random)
+        self._t[:] = 0
+        self._restart[:] = False
+        self._started = True
+        return self._observe(), {"cell": self._cells[:, 0].copy()}
+
+    def step(self, actions: Any):
+        """One move of every copy; copies that ended at the previous step restart instead."""
+        if not self._started:
+            raise RuntimeError("call reset() before step()")
+        a = np.asarray(actions)
+        A = self.task.n_actions
+        if a.shape != (self.num_envs,) or not np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
+            raise ValueError(f"actions must be {self.num_envs} integers in [0, {A}), got {V.show(actions)}")
+        if a.min() < 0 or a.max() >= A:
+            raise ValueError(f"actions must be in [0, {A}), got {V.show(actions)}")
+        nxt, rew = _sample_step(self.dynamics, self._cells, a.astype(np.int64)[:, None], self.np_random)
+        rewards = rew[:, 0].copy()
+        t = self._t + 1
+        restart = self._restart
+        if restart.any():  # NEXT_STEP autoreset: these copies start again, their action ignored
+            nxt[restart] = self.dynamics.sample_initial(int(restart.sum()), self.np_random)
+            rewards[restart] = 0.0
+            t[restart] = 0
+        self._cells, self._t = nxt, t
+        cell = nxt[:, 0]
+        terminated = self.task.terminal[cell] & ~restart
+        truncated = (t >= self.max_steps) & ~terminated & ~restart
+        self._restart = terminated | truncated
+        return self._observe(), rewards, terminated, truncated, {"cell": cell.copy()}
