@@ -237,7 +237,7 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 def make_env(cfg: TrainConfig):
     """The config's env; unknown keyword arguments raise ValueError naming the allowed ones."""
     module = importlib.import_module(mpg_envs.ENV_IDS[cfg.env])
-    env_class = typing.get_type_hints(module.raw_env)["return"]
+    env_class = typing.get_type_hints(module.parallel_env)["return"]
     allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
     unknown = sorted(set(cfg.env_kwargs) - set(allowed))
     if unknown:

@@ -19,7 +19,7 @@ __all__ = ["parallel_env", "env", "raw_env", "CongestionEnv"]
 
 def parallel_env(**kwargs: Any) -> CongestionEnv:
     """The PettingZoo parallel env; keyword arguments as in :class:`CongestionEnv`."""
-    return raw_env(**kwargs)
+    return CongestionEnv(**kwargs)
 
 
 def env(**kwargs: Any) -> AECEnv:

@@ -19,7 +19,7 @@ __all__ = ["parallel_env", "env", "raw_env", "CoordinationEnv"]
 
 def parallel_env(**kwargs: Any) -> CoordinationEnv:
     """The PettingZoo parallel env; keyword arguments as in :class:`CoordinationEnv`."""
-    return raw_env(**kwargs)
+    return CoordinationEnv(**kwargs)
 
 
 def env(**kwargs: Any) -> AECEnv:

@@ -19,7 +19,7 @@ __all__ = ["parallel_env", "env", "raw_env", "DistancingEnv"]
 
 def parallel_env(**kwargs: Any) -> DistancingEnv:
     """The PettingZoo parallel env; keyword arguments as in :class:`DistancingEnv`."""
-    return raw_env(**kwargs)
+    return DistancingEnv(**kwargs)
 
 
 def env(**kwargs: Any) -> AECEnv:

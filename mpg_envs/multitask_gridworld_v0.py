@@ -19,7 +19,7 @@ __all__ = ["parallel_env", "env", "raw_env", "MultiTaskGridWorldEnv"]
 
 def parallel_env(**kwargs: Any) -> MultiTaskGridWorldEnv:
     """The PettingZoo parallel env; keyword arguments as in :class:`MultiTaskGridWorldEnv`."""
-    return raw_env(**kwargs)
+    return MultiTaskGridWorldEnv(**kwargs)
 
 
 def env(**kwargs: Any) -> AECEnv:

@@ -226,3 +226,17 @@ def test_versioned_module_is_a_package_attribute_documenting_the_env(env_id):
     mod = module(env_id)
     assert getattr(mpg_envs, mod.__name__.rsplit(".", 1)[1]) is mod
     assert "Version history" in mod.__doc__ and "Arguments" in mod.__doc__
+
+
+def test_entry_points_follow_pettingzoo_conventions(env_id):
+    """``raw_env``: the unwrapped AEC env; ``env``: AEC with order enforcement; ``parallel_env``."""
+    from pettingzoo import AECEnv, ParallelEnv
+    from pettingzoo.utils import BaseWrapper
+
+    mod = module(env_id)
+    kw = SMALL.get(env_id, {})
+    raw = mod.raw_env(**kw)
+    assert isinstance(raw, AECEnv) and not isinstance(raw, BaseWrapper)
+    assert isinstance(mod.env(**kw), BaseWrapper) and isinstance(mod.parallel_env(**kw), ParallelEnv)
+    raw.reset(seed=0)
+    assert raw.agent_selection == raw.possible_agents[0]

@@ -256,6 +256,9 @@ class CongestionEnv(MPGParallelEnv):
         return img
 
 
-def raw_env(**kwargs: Any) -> CongestionEnv:
-    """The unwrapped parallel env (same as :func:`parallel_env`)."""
-    return CongestionEnv(**kwargs)
+def raw_env(**kwargs: Any):
+    """The unwrapped AEC env, PettingZoo's convention (``parallel_env`` is the parallel one,
+    ``env`` the AEC one with order enforcement)."""
+    from mpg_envs.core import _CheckedAEC
+
+    return _CheckedAEC(CongestionEnv(**kwargs))

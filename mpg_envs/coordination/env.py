@@ -191,6 +191,9 @@ class CoordinationEnv(MPGParallelEnv):
         return img
 
 
-def raw_env(**kwargs: Any) -> CoordinationEnv:
-    """The unwrapped parallel env (same as :func:`parallel_env`)."""
-    return CoordinationEnv(**kwargs)
+def raw_env(**kwargs: Any):
+    """The unwrapped AEC env, PettingZoo's convention (``parallel_env`` is the parallel one,
+    ``env`` the AEC one with order enforcement)."""
+    from mpg_envs.core import _CheckedAEC
+
+    return _CheckedAEC(CoordinationEnv(**kwargs))

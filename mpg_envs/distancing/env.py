@@ -260,6 +260,9 @@ class DistancingEnv(MPGParallelEnv):
         return img
 
 
-def raw_env(**kwargs: Any) -> DistancingEnv:
-    """The unwrapped parallel env (same as :func:`parallel_env`)."""
-    return DistancingEnv(**kwargs)
+def raw_env(**kwargs: Any):
+    """The unwrapped AEC env, PettingZoo's convention (``parallel_env`` is the parallel one,
+    ``env`` the AEC one with order enforcement)."""
+    from mpg_envs.core import _CheckedAEC
+
+    return _CheckedAEC(DistancingEnv(**kwargs))

@@ -302,9 +302,12 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
         return draw_tasks(self.tasks, cells, policy)
 
 
-def raw_env(**kwargs: Any) -> MultiTaskGridWorldEnv:
-    """The unwrapped parallel env (same as ``parallel_env``)."""
-    return MultiTaskGridWorldEnv(**kwargs)
+def raw_env(**kwargs: Any):
+    """The unwrapped AEC env, PettingZoo's convention (``parallel_env`` is the parallel one,
+    ``env`` the AEC one with order enforcement)."""
+    from mpg_envs.core import _CheckedAEC
+
+    return _CheckedAEC(MultiTaskGridWorldEnv(**kwargs))
 
 
 class GridWorldTaskEnv(gymnasium.Env):
