@@ -1,0 +1,91 @@
+"""RLlib PPO (new API stack) with one shared policy on our envs, measured exactly.
+
+Needs the optional ``rllib`` extra in its own environment (RLlib pins gymnasium 1.2.2); see
+``baselines/rllib_envs.py``. PPO on the coordination game, N = 2 (observation "vector"), until
+32,768 agent-steps are sampled; then the shared RLModule is tabulated on every state's observation
+and the exact welfare, Nash gap and price of anarchy are computed -- as ``bench_sb3.py`` does for SB3.
+
+Run: ``python benchmarks/bench_rllib.py [--quick] [--update-reference]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import add_output_args, report, save_results  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="one short run")
+    add_output_args(ap)
+    args = ap.parse_args()
+    import pettingzoo
+    import torch
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    from baselines.rllib_envs import register
+    from mpg_envs import exact
+
+    torch.set_num_threads(1)
+    kw = {"n_agents": 2, "observation": "vector"}
+    name = register("mpg/Coordination-v0", **kw)
+    env = pettingzoo.make("parallel", "mpg/Coordination-v0", **kw).unwrapped
+    m = env.model()
+    obs = env.dynamics.observe(env.dynamics.states(), "vector")  # (S, N, F)
+    opt = exact.social_optimum(m)
+    budget = 4096 if args.quick else 32_768
+    rows, notes, finals = [], [], []
+    for seed in (0,) if args.quick else (0, 1, 2):
+        config = (
+            PPOConfig()
+            .environment(name)
+            .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, *a, **k: "shared")
+            .env_runners(num_env_runners=0)
+            .training(train_batch_size=2048, minibatch_size=256, num_epochs=10)
+            .debugging(seed=seed)
+        )
+        algo = config.build_algo()
+        t0 = time.perf_counter()
+        steps = 0
+        while steps < budget:
+            res = algo.train()
+            # env steps x N agents (every agent acts at every step of this game)
+            steps = int(res["env_runners"]["num_env_steps_sampled_lifetime"]) * m.n_agents
+        secs = time.perf_counter() - t0
+        module = algo.get_module("shared")
+        tables = []
+        with torch.no_grad():
+            for i in range(m.n_agents):
+                out = module.forward_inference({"obs": torch.as_tensor(obs[:, i])})
+                p = torch.softmax(out["action_dist_inputs"], dim=-1).double().numpy()
+                tables.append(p / p.sum(axis=1, keepdims=True))
+        algo.stop()
+        V = exact.evaluate(m, tables) @ m.mu
+        gap = exact.nash_gap(m, tables).gap
+        poa = exact.price_of_anarchy(m, tables, opt)
+        finals.append((float(V.sum()), gap, poa))
+        tag = f"RLlib PPO coordination N=2, {steps:,} agent-steps, seed {seed}"
+        rows += [
+            (f"{tag}: training speed", steps / secs, "agent-steps/s", None),
+            (f"{tag}: exact welfare", float(V.sum()), "value", None),
+            (f"{tag}: exact Nash gap", gap, "value", None),
+            (f"{tag}: price of anarchy", poa, "value", None),
+        ]
+    notes.append(
+        f"Coordination N=2: social optimum's welfare {float(opt.welfare):.4g}; "
+        f"RLlib {__import__('ray').__version__} "
+        "(gymnasium 1.2.2, its own environment), PPO train_batch_size 2048, minibatch 256, 10 epochs, "
+        "one shared policy; compare bench_sb3's PPO."
+    )
+    out = report(rows)
+    print(notes[0])
+    save_results("rllib", args, results=out, notes=notes, quick=args.quick)
+
+
+if __name__ == "__main__":
+    main()
