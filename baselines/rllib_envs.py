@@ -13,18 +13,17 @@ at the time limit every live agent is truncated (also one that terminates on tha
 
 Example::
 
-    from ray.rllib.algorithms.ppo import PPOConfig
-    from baselines.rllib_envs import register
+    from baselines.rllib_envs import register, shared_ppo_config
     name = register("mpg/Coordination-v0", n_agents=2, observation="vector")
-    config = (PPOConfig().environment(name).multi_agent(policies={"shared"},
-              policy_mapping_fn=lambda agent_id, *a, **k: "shared"))
+    algo = shared_ppo_config(name, train_batch_size=2048).build_algo()
+    algo.train()
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["make_rllib_env", "register"]
+__all__ = ["make_rllib_env", "register", "shared_ppo_config"]
 
 
 def _ray():
@@ -56,3 +55,24 @@ def register(env_id: str, name: str | None = None, **env_kwargs: Any) -> str:
     name = name or env_id.replace("/", "_")
     register_env(name, lambda config: make_rllib_env(env_id, **{**env_kwargs, **dict(config)}))
     return name
+
+
+def shared_ppo_config(name: str, seed: int = 0, **training: Any):
+    """PPO (new API stack) with one policy ``"shared"`` for every agent, sampling in this process.
+
+    Args:
+        name: A registered env name (:func:`register`).
+        seed: RLlib's seed.
+        **training: ``PPOConfig.training`` options (e.g. ``train_batch_size=2048``).
+    """
+    _ray()
+    from ray.rllib.algorithms.ppo import PPOConfig
+
+    return (
+        PPOConfig()
+        .environment(name)
+        .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, *a, **k: "shared")
+        .env_runners(num_env_runners=0)
+        .training(**training)
+        .debugging(seed=seed)
+    )

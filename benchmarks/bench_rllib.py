@@ -26,9 +26,8 @@ def main() -> None:
     args = ap.parse_args()
     import pettingzoo
     import torch
-    from ray.rllib.algorithms.ppo import PPOConfig
 
-    from baselines.rllib_envs import register
+    from baselines.rllib_envs import register, shared_ppo_config
     from mpg_envs import exact
 
     torch.set_num_threads(1)
@@ -41,14 +40,7 @@ def main() -> None:
     budget = 4096 if args.quick else 32_768
     rows, notes, finals = [], [], []
     for seed in (0,) if args.quick else (0, 1, 2):
-        config = (
-            PPOConfig()
-            .environment(name)
-            .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, *a, **k: "shared")
-            .env_runners(num_env_runners=0)
-            .training(train_batch_size=2048, minibatch_size=256, num_epochs=10)
-            .debugging(seed=seed)
-        )
+        config = shared_ppo_config(name, seed, train_batch_size=2048, minibatch_size=256, num_epochs=10)
         algo = config.build_algo()
         t0 = time.perf_counter()
         steps = 0

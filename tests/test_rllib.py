@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("ray.rllib")
 
-from baselines.rllib_envs import make_rllib_env, register  # noqa: E402
+from baselines.rllib_envs import make_rllib_env, register, shared_ppo_config  # noqa: E402
 
 
 def test_episodes_end_with_all_flags_on_the_grid_world():
@@ -28,16 +28,8 @@ def test_episodes_end_with_all_flags_on_the_grid_world():
 
 @pytest.mark.slow
 def test_ppo_trains_one_iteration_with_a_shared_policy():
-    from ray.rllib.algorithms.ppo import PPOConfig
-
     name = register("mpg/Coordination-v0", n_agents=2, observation="vector")
-    config = (
-        PPOConfig()
-        .environment(name)
-        .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, *a, **k: "shared")
-        .env_runners(num_env_runners=0)
-        .training(train_batch_size=400, minibatch_size=100, num_epochs=1)
-    )
+    config = shared_ppo_config(name, train_batch_size=400, minibatch_size=100, num_epochs=1)
     algo = config.build_algo()
     result = algo.train()
     algo.stop()
