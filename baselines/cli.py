@@ -137,7 +137,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--env-kwargs", nargs="*", type=_kv, default=[], metavar="KEY=VALUE",
                     help="env arguments, e.g. n_agents=2 (observation defaults to vector)")  # fmt: skip
     sp.add_argument("--algo", choices=("ppo", "a2c"), default="ppo")
-    sp.add_argument("--steps", type=int, default=32_768, help="agent-steps in total")
+    sp.add_argument("--steps", type=int, default=None,
+                    help="agent-steps in total (default 32,768; with --resume, extends the run)")  # fmt: skip
     sp.add_argument("--n-envs", type=int, default=8, help="env copies (n_envs x N SB3 slots)")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--eval-every", type=int, default=4096, help="agent-steps between exact evaluations")

@@ -36,6 +36,7 @@ from typing import Any
 import numpy as np
 
 from baselines.policies.base import Policy
+from mpg_envs import _validate as V
 
 __all__ = ["MPGVecEnv", "make_vec_env", "SB3Policy", "ExactMetricsCallback"]
 
@@ -72,9 +73,7 @@ class MPGVecEnv(_vec_env_base()):  # type: ignore[misc]
     """
 
     def __init__(self, make_env: Callable[[], Any], n_envs: int = 8) -> None:
-        if isinstance(n_envs, bool) or not isinstance(n_envs, (int, np.integer)) or n_envs < 1:
-            raise ValueError(f"n_envs must be a positive integer, got {n_envs!r}")
-        self.envs = [make_env() for _ in range(int(n_envs))]
+        self.envs = [make_env() for _ in range(V.positive_int("n_envs", n_envs))]
         env = self.envs[0]
         self.agents = list(env.possible_agents)
         self.n_agents = len(self.agents)
@@ -340,7 +339,7 @@ def run_sb3(
     env: str = "mpg/Coordination-v0",
     env_kwargs: dict[str, Any] | None = None,
     algo: str = "ppo",
-    steps: int = 32_768,
+    steps: int | None = None,
     n_envs: int = 8,
     seed: int = 0,
     eval_every: int = 4096,
@@ -358,7 +357,7 @@ def run_sb3(
         env: A registered id.
         env_kwargs: Its arguments (``observation`` defaults to ``"vector"``: parameter sharing).
         algo: ``"ppo"`` or ``"a2c"`` (SB3 defaults otherwise).
-        steps: Agent-steps in total.
+        steps: Agent-steps in total (default 32,768; with ``resume``, the run's own unless larger).
         n_envs: Env copies (``n_envs * N`` SB3 slots).
         seed: Seeds the copies and SB3.
         eval_every: Agent-steps between exact evaluations (and saves).
@@ -369,27 +368,26 @@ def run_sb3(
     Returns:
         The run folder.
     """
-    import json
-
     import torch
     from stable_baselines3 import A2C, PPO
 
-    from baselines.runs import RunFolder
+    from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes
 
     torch.set_num_threads(1)  # small networks on shared cores
     if resume is not None:
         folder = RunFolder(resume)
-        cfg = json.loads(folder.config_path.read_text())
-        cfg["steps"] = max(int(steps), cfg["steps"]) if steps is not None else cfg["steps"]
+        cfg = folder.read_config()
+        if cfg.get("kind") != "sb3":
+            raise DamagedRunError(f"{folder.config_path}: not an sb3 run (kind {cfg.get('kind')!r})")
+        if steps is not None:  # extend, never shorten
+            cfg["steps"] = max(V.positive_int("steps", steps), cfg["steps"])
+            folder.write_config(cfg)
     else:
-        if algo not in ALGOS:
-            raise ValueError(f"algo must be one of {list(ALGOS)}, got {algo!r}")
-        for name, v in (("steps", steps), ("n_envs", n_envs), ("eval_every", eval_every)):
-            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-                raise ValueError(f"{name} must be a positive integer, got {v!r}")
-        kw = {"observation": "vector", **(env_kwargs or {})}
-        cfg = dict(kind="sb3", env=env, env_kwargs=kw, algo=algo, steps=int(steps), n_envs=int(n_envs),
-                   seed=int(seed), eval_every=int(eval_every))  # fmt: skip
+        V.one_of("algo", algo, ALGOS)
+        cfg = dict(kind="sb3", env=env, env_kwargs={"observation": "vector", **(env_kwargs or {})}, algo=algo,
+                   steps=V.positive_int("steps", 32_768 if steps is None else steps),
+                   n_envs=V.positive_int("n_envs", n_envs), seed=V.integer("seed", seed, minimum=0),
+                   eval_every=V.positive_int("eval_every", eval_every))  # fmt: skip
         folder = RunFolder.create(out, f"{env.split('/')[-1]}__sb3-{algo}__{seed}")
         folder.write_config(cfg)
     import pettingzoo
@@ -398,8 +396,15 @@ def run_sb3(
     one = pettingzoo.make("parallel", cfg["env"], **cfg["env_kwargs"])
     cls = PPO if cfg["algo"] == "ppo" else A2C
     path = folder.path / "model.zip"
+    csv_path = folder.path / "exact.csv"
     if path.exists():
         model = cls.load(path, env=venv)
+        # with training left: rows from evaluations after the saved model (a kill between a row and
+        # its save) or of it (evaluated again on resuming) go; the resumed run writes them anew
+        if csv_path.exists() and model.num_timesteps < cfg["steps"]:
+            lines = csv_path.read_text().splitlines(keepends=True)
+            keep = [ln for ln in lines[1:] if float(ln.split(",", 1)[0]) < model.num_timesteps]
+            atomic_write_bytes(csv_path, "".join(lines[:1] + keep).encode())
     else:
         # PPO: one rollout = min(2048, eval_every) agent-steps whatever the slot count (SB3 learns
         # whole rollouts, and evaluates between them)
@@ -422,9 +427,8 @@ def run_sb3(
                 )
             return row
 
-    cb = _Save(one, every=cfg["eval_every"], csv_path=folder.path / "exact.csv")
+    cb = _Save(one, every=cfg["eval_every"], csv_path=csv_path)
     remaining = cfg["steps"] - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=cb, reset_num_timesteps=False)
-    folder.write_config(cfg)
     return folder.path

@@ -103,9 +103,19 @@ def test_cli_run_folder_resumes_and_refuses_bad_input(tmp_path, capsys):
     run = run_sb3(env_kwargs={"n_agents": 2}, **kw)
     rows = list(csv.DictReader(open(run / "exact.csv")))
     assert [int(float(r["timesteps"])) for r in rows] == [0, 256, 512] and (run / "model.zip").exists()
-    # a later resume (e.g. after a kill) continues the step count with the saved model
+    # resuming without --steps keeps the run's own length: nothing to do
+    assert main(["sb3", "--resume", str(run), "--no-progress"]) == 0
+    assert len(list(csv.DictReader(open(run / "exact.csv")))) == 3
+    # a kill between an evaluation's row and its model save leaves a row the model has not reached
+    with open(run / "exact.csv", "a") as f:
+        f.write("768.0" + ",0" * (len(rows[0]) - 1) + "\n")
+    # a later resume continues the step count with the saved model, rewriting rows from there on
     run_sb3(resume=run, steps=1024, progress=False)
-    rows = list(csv.DictReader(open(run / "exact.csv")))
-    assert int(float(rows[-1]["timesteps"])) == 1024
+    its = [int(float(r["timesteps"])) for r in csv.DictReader(open(run / "exact.csv"))]
+    assert its == [0, 256, 512, 768, 1024]
     assert main(["sb3", "--algo", "ppo", "--steps", "0", "--out", str(tmp_path)]) == 2
     assert "steps must be a positive integer" in capsys.readouterr().err
+    (tmp_path / "other").mkdir()
+    (tmp_path / "other" / "config.json").write_text('{"kind": "dcpg"}')
+    assert main(["sb3", "--resume", str(tmp_path / "other")]) == 2
+    assert "not an sb3 run" in capsys.readouterr().err
