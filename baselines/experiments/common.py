@@ -161,21 +161,27 @@ def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list
             flush=True,
         )
 
-    if ctx.workers <= 1 or n <= 1:
-        for k, (label, j, cfg) in enumerate(tasks, 1):
-            d, reused, secs = run_one(cfg)
-            dirs[label, j] = d
-            report(k, label, cfg, d, reused, secs)
-    else:
-        mp = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=ctx.workers, mp_context=mp, initializer=_worker_init) as pool:
-            futures = {pool.submit(run_one, cfg): (label, j, cfg) for label, j, cfg in tasks}
-            for k, fut in enumerate(as_completed(futures), 1):
-                label, j, cfg = futures[fut]
-                d, reused, secs = fut.result()
-                dirs[label, j] = d
-                report(k, label, cfg, d, reused, secs)
+    def done(k: int, i: int, result: tuple[str, bool, float]) -> None:
+        label, j, cfg = tasks[i]
+        dirs[label, j] = result[0]
+        report(k, label, cfg, *result)
+
+    map_runs(run_one, [cfg for _, _, cfg in tasks], ctx.workers, done)
     return {c.label: [load_run(Path(dirs[c.label, j])) for j in range(len(c.configs))] for c in curves}
+
+
+def map_runs(fn: Callable[[Any], Any], configs: Sequence[Any], workers: int, done: Callable) -> None:
+    """``fn(cfg)`` for every config -- in ``workers`` spawned processes (one BLAS thread each), or
+    here when ``workers <= 1`` -- calling ``done(k, i, result)`` as the k-th finishes (i: its index)."""
+    if workers <= 1 or len(configs) <= 1:
+        for k, cfg in enumerate(configs, 1):
+            done(k, k - 1, fn(cfg))
+        return
+    mp = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_worker_init) as pool:
+        futures = {pool.submit(fn, cfg): i for i, cfg in enumerate(configs)}
+        for k, fut in enumerate(as_completed(futures), 1):
+            done(k, futures[fut], fut.result())
 
 
 def load_run(run_dir: Path) -> RunResult:

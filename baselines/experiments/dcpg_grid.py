@@ -4,10 +4,8 @@ interrupted ones resumed (the DCPG twin of :func:`baselines.experiments.common.r
 from __future__ import annotations
 
 import dataclasses
-import multiprocessing
 import time
 from collections.abc import Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -15,7 +13,7 @@ import numpy as np
 
 from baselines import runs
 from baselines.consensus.dcpg import CONFIG_KIND, DCPGConfig, metric_fields, run_dcpg
-from baselines.experiments.common import Context, _worker_init, fmt
+from baselines.experiments.common import Context, fmt, map_runs
 
 __all__ = ["DCPGRun", "run_dcpg_grid", "load_dcpg_run"]
 
@@ -82,13 +80,5 @@ def run_dcpg_grid(name: str, configs: Sequence[DCPGConfig], ctx: Context) -> lis
                 flush=True,
             )
 
-    if ctx.workers <= 1 or n <= 1:
-        for k, cfg in enumerate(configs, 1):
-            report(k, k - 1, *run_one(cfg))
-    else:
-        mp = multiprocessing.get_context("spawn")
-        with ProcessPoolExecutor(max_workers=ctx.workers, mp_context=mp, initializer=_worker_init) as pool:
-            futures = {pool.submit(run_one, cfg): j for j, cfg in enumerate(configs)}
-            for k, fut in enumerate(as_completed(futures), 1):
-                report(k, futures[fut], *fut.result())
+    map_runs(run_one, configs, ctx.workers, lambda k, j, result: report(k, j, *result))
     return [load_dcpg_run(Path(dirs[j]), configs[j]) for j in range(n)]

@@ -71,15 +71,10 @@ def _config(gradient: str, communicate: bool, seed: int, iters: int, out: str) -
     )  # fmt: skip
 
 
-def _survival(run, taskset: TaskSet) -> np.ndarray:
-    """Steps survived (exact) of each row's policy in every task, shape (5, 4): SA-0..3 or DCPG."""
-    from baselines.consensus.policies import make_policy_class
-    from mpg_envs.gridworld.env import MultiTaskGridWorldEnv
-
-    env = MultiTaskGridWorldEnv(layout=TASKS, gamma=0.99)
-    pc = make_policy_class(run.config, env.tasks)
+def _survival(run, taskset: TaskSet, pclass) -> np.ndarray:
+    """Steps survived (exact) of each row's policy in every task: SA-0..3 (4, 4) or DCPG (1, 4)."""
     th = run.thetas if not run.config.communicate else run.thetas.mean(axis=0)[None]
-    L = pc.logits(th, np.arange(4))  # (K, 4, S, A)
+    L = pclass.logits(th, np.arange(4))  # (K, 4, S, A)
     pis = softmax_logits(L).reshape(-1, *L.shape[2:])
     _, surv = taskset.outcomes(pis, np.tile(np.arange(4), len(th)), HORIZON)
     return surv.reshape(len(th), 4)
@@ -114,7 +109,11 @@ class Table1:
             _config(g, c, s, iters, out) for g in ESTIMATORS.values() for c in (True, False) for s in seeds
         ]
         runs = run_dcpg_grid(Table1.NAME, cfgs, ctx)
-        ts = TaskSet.from_env(MultiTaskGridWorldEnv(layout=TASKS, gamma=0.99))
+        from baselines.consensus.policies import make_policy_class
+
+        env = MultiTaskGridWorldEnv(layout=TASKS, gamma=0.99)
+        ts = TaskSet.from_env(env)
+        pclass = make_policy_class(cfgs[0], env.tasks)  # every run's network is the same class
         results: dict = {"iters": iters, "seeds": seeds, "estimators": {}}
         series = {}
         k = 0
@@ -122,7 +121,12 @@ class Table1:
             dcpg = runs[k : k + len(seeds)]
             sa = runs[k + len(seeds) : k + 2 * len(seeds)]
             k += 2 * len(seeds)
-            M = np.stack([np.concatenate([_survival(s, ts), _survival(d, ts)]) for d, s in zip(dcpg, sa)])
+            M = np.stack(
+                [
+                    np.concatenate([_survival(s, ts, pclass), _survival(d, ts, pclass)])
+                    for d, s in zip(dcpg, sa)
+                ]
+            )
             results["estimators"][name] = {
                 "rows": ["SA-0", "SA-1", "SA-2", "SA-3", "DCPG"],
                 "mean": M.mean(axis=0).tolist(),  # (5, 4)
