@@ -36,6 +36,7 @@ __all__ = [
     "run_grid",
     "load_run",
     "first_below",
+    "first_from",
     "stack",
     "write_curves",
     "markdown_table",
@@ -220,12 +221,17 @@ def stack(curves: Sequence[np.ndarray]) -> np.ndarray:
     return np.stack([np.concatenate([c, np.full(n - len(c), c[-1])]) for c in curves])
 
 
+def first_from(ok: np.ndarray, its: np.ndarray) -> int | None:
+    """First evaluated iteration from which ``ok`` (K,) bool holds to the end; None if not at the end."""
+    bad = np.flatnonzero(~ok)
+    if bad.size == 0:
+        return int(its[0])
+    return int(its[bad[-1] + 1]) if bad[-1] + 1 < len(its) else None
+
+
 def first_below(curve: np.ndarray, its: np.ndarray, tol: float) -> int | None:
     """First evaluated iteration from which ``curve`` stays below ``tol``; None if it never does."""
-    above = np.flatnonzero(~(curve < tol))
-    if above.size == 0:
-        return int(its[0])
-    return int(its[above[-1] + 1]) if above[-1] + 1 < len(its) else None
+    return first_from(curve < tol, its)
 
 
 def write_curves(path: Path, series: dict[str, tuple[np.ndarray, np.ndarray]], band: str) -> None:

@@ -32,7 +32,7 @@ import numpy as np
 
 from baselines.consensus.dcpg import DCPGConfig
 from baselines.consensus.objective import TaskSet, shared_optimum
-from baselines.experiments.common import Context, fmt, plt, write_curves
+from baselines.experiments.common import Context, first_from, fmt, plt, write_curves
 from baselines.experiments.dcpg_grid import run_dcpg_grid
 
 __all__ = ["GridWorld", "SEARCH"]
@@ -436,8 +436,8 @@ class Graphs:
         for g in GRAPH_STUDY:
             spec = Topology.make(g, 6, weights="lazy_metropolis").spectrum
             its = ex[g].column("iteration").astype(int)
-            to_ex = _first_at_least(ex[g].column("objective"), its, target_ex)
-            to_mc = [_first_at_least(r.column("objective"), its, target_mc) for r in mc[g]]
+            to_ex = first_from(ex[g].column("objective") >= target_ex, its)
+            to_mc = [first_from(r.column("objective") >= target_mc, its) for r in mc[g]]
             reached = [t for t in to_mc if t is not None]
             out["graphs"][g] = {
                 "sigma_2": spec.sigma_2,
@@ -490,14 +490,6 @@ class Graphs:
 
 def _its(k: int | None) -> str:
     return "never" if k is None else str(k)
-
-
-def _first_at_least(curve: np.ndarray, its: np.ndarray, target: float) -> int | None:
-    """First evaluated iteration from which ``curve`` stays >= target; None if it never does."""
-    below = np.flatnonzero(curve < target)
-    if below.size == 0:
-        return int(its[0])
-    return int(its[below[-1] + 1]) if below[-1] + 1 < len(its) else None
 
 
 def _graph_figure(ctx: Context, ex, mc, out) -> None:
