@@ -119,3 +119,25 @@ def test_cli_run_folder_resumes_and_refuses_bad_input(tmp_path, capsys):
     (tmp_path / "other" / "config.json").write_text('{"kind": "dcpg"}')
     assert main(["sb3", "--resume", str(tmp_path / "other")]) == 2
     assert "not an sb3 run" in capsys.readouterr().err
+
+
+def test_make_vec_env_refuses_bad_input():
+    with pytest.raises(ValueError, match="env must be a registered id or a function"):
+        make_vec_env(123)
+    with pytest.raises(ValueError, match="env_kwargs go with a registered id"):
+        make_vec_env(lambda: None, n_agents=2)
+    with pytest.raises(ValueError, match="n_envs must be a positive integer, got 0"):
+        make_vec_env("mpg/Coordination-v0", n_envs=0, n_agents=2, observation="vector")
+
+
+def test_parameter_sharing_needs_equal_spaces():
+    import gymnasium
+
+    def make():
+        env = pettingzoo.make("parallel", "mpg/Coordination-v0", n_agents=2, observation="vector")
+        spaces = {"agent_0": gymnasium.spaces.Discrete(2), "agent_1": gymnasium.spaces.Discrete(3)}
+        env.action_space = spaces.__getitem__
+        return env
+
+    with pytest.raises(ValueError, match="parameter sharing needs one observation and action space"):
+        make_vec_env(make, n_envs=1)
