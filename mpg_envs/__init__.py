@@ -41,7 +41,7 @@ ENV_IDS = {
 }
 #: Registered Gymnasium (single-agent) ids -> entry point.
 GYM_IDS = {
-    "mpg/GridWorldTask-v0": "mpg_envs.gridworld.env:GridWorldTaskEnv",
+    "mpg/GridWorldTask-v0": "mpg_envs.gridworld.env:gymnasium_entry",
 }
 #: Their native vector envs (``gymnasium.make_vec(..., vectorization_mode="vector_entry_point")``).
 GYM_VECTOR_IDS = {
@@ -50,6 +50,8 @@ GYM_VECTOR_IDS = {
 
 
 def _register() -> None:
+    from mpg_envs.gridworld.env import GYM_MAX_EPISODE_STEPS
+
     for env_id, module in ENV_IDS.items():
         if env_id not in pettingzoo.parallel_registry:
             pettingzoo.register("parallel", env_id, entry_point=f"{module}:parallel_env")
@@ -57,7 +59,12 @@ def _register() -> None:
             pettingzoo.register("aec", env_id, entry_point=f"{module}:env")
     for env_id, entry in GYM_IDS.items():
         if env_id not in gymnasium.registry:
-            gymnasium.register(env_id, entry_point=entry, vector_entry_point=GYM_VECTOR_IDS.get(env_id))
+            gymnasium.register(
+                env_id,
+                entry_point=entry,
+                vector_entry_point=GYM_VECTOR_IDS.get(env_id),
+                max_episode_steps=GYM_MAX_EPISODE_STEPS,
+            )
 
 
 _register()

@@ -43,7 +43,7 @@ def test_transition_frequencies_match_the_model():
 
 
 def test_next_step_autoreset_and_truncation():
-    env = _make(3, layout="chain_reversed", task=0, max_steps=4)
+    env = _make(3, layout="chain_reversed", task=0, max_episode_steps=4)
     obs, info = env.reset(seed=1)
     start = info["cell"].copy()
     # chain task 1: L, L from S3 reaches the goal S1 (terminated); R, R reaches S5, its obstacle
@@ -74,3 +74,35 @@ def test_seeding_spaces_and_bad_input():
         v.step(np.zeros(3, np.int64))
     with pytest.raises(ValueError, match=r"actions must be in \[0, 4\)"):
         v.step(np.full(8, 4))
+
+
+def test_registered_episode_length_is_gymnasiums_max_episode_steps():
+    """One time limit: the registration's max_episode_steps (TimeLimit / the vector env), never two
+    that disagree."""
+    from mpg_envs.gridworld.env import GYM_MAX_EPISODE_STEPS, GridWorldTaskEnv
+
+    assert gymnasium.spec("mpg/GridWorldTask-v0").max_episode_steps == GYM_MAX_EPISODE_STEPS == 100
+    assert GridWorldTaskEnv().max_steps == GYM_MAX_EPISODE_STEPS
+    kw = dict(layout=["S...."], slip=0.0)  # a corridor without goal: never terminates
+
+    def length(env, action=0):
+        env.reset(seed=0)
+        for t in range(1, 1000):
+            _, _, term, trunc, _ = env.step(action)
+            if term or trunc:
+                assert trunc and not term
+                return t
+        return None
+
+    assert length(gymnasium.make("mpg/GridWorldTask-v0", **kw)) == 100
+    env = gymnasium.make("mpg/GridWorldTask-v0", max_episode_steps=7, **kw)
+    assert env.spec.max_episode_steps == 7 and length(env) == 7
+    assert env.unwrapped.max_steps is None  # the TimeLimit wrapper alone truncates
+    assert length(gymnasium.make("mpg/GridWorldTask-v0", max_episode_steps=-1, **kw)) is None
+    with pytest.raises(ValueError, match="max_episode_steps=7 instead"):
+        gymnasium.make("mpg/GridWorldTask-v0", max_steps=7, **kw)
+    vec = _make(2, max_episode_steps=5, **kw)
+    assert vec.unwrapped.max_steps == 5
+    assert _make(2, **kw).unwrapped.max_steps == 100
+    with pytest.raises(ValueError, match="use max_episode_steps"):
+        _make(2, max_steps=5, **kw)

@@ -318,7 +318,12 @@ class GridWorldTaskEnv(gymnasium.Env):
     single task is its cell); ``"onehot"`` -- float32 one-hot cell, shape (S,); ``"vector"`` --
     float32 ``[1]`` (the one-hot id of the single agent) + one-hot cell, shape (1 + S,). Action
     ``Discrete(A)``; terminated on reaching a terminal cell, truncated after ``max_steps``.
-    ``model()`` is the task's exact model. Its native vector env:
+    ``model()`` is the task's exact model.
+
+    Through ``gymnasium.make`` the episode length is Gymnasium's: the registration has
+    ``max_episode_steps=100`` (read by libraries from ``env.spec``) and Gymnasium's ``TimeLimit``
+    truncates; pass ``gymnasium.make("mpg/GridWorldTask-v0", max_episode_steps=T)`` for another
+    length (``max_steps`` there is refused: two limits would disagree). Its native vector env:
     ``gymnasium.make_vec("mpg/GridWorldTask-v0", num_envs=n, vectorization_mode="vector_entry_point")``
     (:class:`~mpg_envs.gridworld.vector.GridWorldTaskVectorEnv`).
 
@@ -326,7 +331,8 @@ class GridWorldTaskEnv(gymnasium.Env):
         layout: As for :class:`MultiTaskGridWorldEnv`.
         task: Which task (0-based).
         slip, chain_p, gamma: As for :class:`MultiTaskGridWorldEnv`.
-        max_steps: Truncation horizon.
+        max_steps: Truncation horizon; None: none of its own (``gymnasium.make`` builds it so, and
+            its ``TimeLimit`` wrapper truncates).
         render_mode: None, "ansi" or "rgb_array".
         observation: "own" (default), "state", "onehot" or "vector".
     """
@@ -340,7 +346,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         slip: float = 0.0,
         chain_p: float = 0.75,
         gamma: float = 0.95,
-        max_steps: int = 100,
+        max_steps: int | None = 100,
         render_mode: str | None = None,
         observation: str = "own",
     ) -> None:
@@ -351,12 +357,12 @@ class GridWorldTaskEnv(gymnasium.Env):
         modes = self.metadata["render_modes"]
         if render_mode is not None and not any(render_mode == m and type(render_mode) is str for m in modes):
             raise ValueError(f"render_mode must be None or one of {modes}, got {V.show(render_mode)}")
-        max_steps = V.positive_int("max_steps", max_steps)
+        max_steps = None if max_steps is None else V.positive_int("max_steps", max_steps)
         self.task = tasks[task]
         self.task_id = task
         self.dynamics = MultiTaskDynamics([self.task])
         self.gamma = _check_gamma(gamma)
-        self.max_steps = int(max_steps)
+        self.max_steps = max_steps
         self.render_mode = render_mode
         self.observation_mode = self.dynamics.check_observation_mode(observation, name="observation")
         self.observation_space = self.dynamics.observation_space(self.observation_mode)
@@ -420,7 +426,7 @@ class GridWorldTaskEnv(gymnasium.Env):
         self._t += 1
         cell = int(nxt[0, 0])
         terminated = bool(self.task.terminal[cell])
-        truncated = self._t >= self.max_steps and not terminated
+        truncated = self.max_steps is not None and self._t >= self.max_steps and not terminated
         self._ended = "terminated" if terminated else "truncated" if truncated else ""
         return self._observe(), float(rew[0, 0]), terminated, truncated, {"cell": cell}
 
@@ -434,4 +440,36 @@ class GridWorldTaskEnv(gymnasium.Env):
         return draw_tasks([self.task], None if cell is None else [cell])
 
 
-__all__ = ["MultiTaskGridWorldEnv", "GridWorldTaskEnv", "raw_env", "draw_tasks", "most_likely_path"]
+#: ``max_episode_steps`` of the ``mpg/GridWorldTask-v0`` registration (``GridWorldTaskEnv``'s default
+#: ``max_steps``).
+GYM_MAX_EPISODE_STEPS = 100
+
+
+def gymnasium_entry(**kwargs: Any) -> GridWorldTaskEnv:
+    """``gymnasium.make("mpg/GridWorldTask-v0", ...)``'s entry point: a :class:`GridWorldTaskEnv`
+    without a time limit of its own, since ``gymnasium.make`` wraps it in ``TimeLimit`` with the
+    registration's ``max_episode_steps`` (or the one passed to ``make``).
+
+    Raises:
+        ValueError: ``max_steps`` given (through ``gymnasium.make`` the length is
+            ``max_episode_steps``; accepting both would let one silently cut the other).
+    """
+    if "max_steps" in kwargs:
+        raise ValueError(
+            f"gymnasium.make('mpg/GridWorldTask-v0') takes the episode length as max_episode_steps "
+            f"(Gymnasium's TimeLimit; registered: {GYM_MAX_EPISODE_STEPS}), not max_steps="
+            f"{V.show(kwargs['max_steps'])}: pass max_episode_steps={V.show(kwargs['max_steps'])} instead "
+            "(max_steps is GridWorldTaskEnv's own argument when it is built directly)"
+        )
+    return GridWorldTaskEnv(max_steps=None, **kwargs)
+
+
+__all__ = [
+    "MultiTaskGridWorldEnv",
+    "GridWorldTaskEnv",
+    "GYM_MAX_EPISODE_STEPS",
+    "gymnasium_entry",
+    "raw_env",
+    "draw_tasks",
+    "most_likely_path",
+]

@@ -24,7 +24,7 @@ from gymnasium.vector.utils import batch_space
 
 from mpg_envs import _validate as V
 from mpg_envs.core import _sample_step
-from mpg_envs.gridworld.env import GridWorldTaskEnv
+from mpg_envs.gridworld.env import GYM_MAX_EPISODE_STEPS, GridWorldTaskEnv
 
 __all__ = ["GridWorldTaskVectorEnv"]
 
@@ -34,10 +34,15 @@ class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
 
     Args:
         num_envs: Copies.
-        layout, task, slip, chain_p, gamma, max_steps, observation: As for
+        layout, task, slip, chain_p, gamma, observation: As for
             :class:`~mpg_envs.gridworld.env.GridWorldTaskEnv`.
-        max_episode_steps: Gymnasium's name for ``max_steps`` (``make_vec`` passes it when the
-            registration has one); takes precedence when given.
+        max_steps: Truncation horizon when built directly (default 100).
+        max_episode_steps: Gymnasium's name for it: ``make_vec`` always passes one (the
+            registration's 100 unless given), so through ``make_vec`` pass ``max_episode_steps``.
+
+    Raises:
+        ValueError: Both ``max_steps`` and ``max_episode_steps`` given (through ``make_vec``: a
+            ``max_steps`` argument, which the registration's ``max_episode_steps`` would overrule).
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -50,7 +55,7 @@ class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
         slip: float = 0.0,
         chain_p: float = 0.75,
         gamma: float = 0.95,
-        max_steps: int = 100,
+        max_steps: int | None = None,
         observation: str = "own",
         max_episode_steps: int | None = None,
         render_mode: str | None = None,
@@ -58,7 +63,13 @@ class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
         if render_mode is not None:
             raise ValueError("the vector GridWorldTask-v0 does not render; use the single env")
         self.num_envs = V.positive_int("num_envs", num_envs)
-        steps = max_steps if max_episode_steps is None else max_episode_steps
+        if max_steps is not None and max_episode_steps is not None:
+            raise ValueError(
+                f"pass the episode length once: max_episode_steps={V.show(max_episode_steps)} (Gymnasium's "
+                f"name, which make_vec always passes) and max_steps={V.show(max_steps)} are both given; "
+                "through gymnasium.make_vec use max_episode_steps"
+            )
+        steps = next((x for x in (max_episode_steps, max_steps) if x is not None), GYM_MAX_EPISODE_STEPS)
         self.single = GridWorldTaskEnv(layout, task, slip, chain_p, gamma, steps, None, observation)
         self.dynamics = self.single.dynamics
         self.task = self.single.task
