@@ -24,12 +24,22 @@ from typing import Any
 __all__ = ["make_torchrl_env"]
 
 
-def make_torchrl_env(env_id: str, seed: int | None = None, **env_kwargs: Any):
+def make_torchrl_env(
+    env_id: str,
+    seed: int | None = None,
+    *,
+    device: Any = None,
+    return_state: bool = False,
+    **env_kwargs: Any,
+):
     """A TorchRL env wrapping ``pettingzoo.make("parallel", env_id, **env_kwargs)``.
 
     Args:
         env_id: A registered id (``mpg_envs.ENV_IDS``).
         seed: Seeds the env (``env.set_seed``), if given.
+        device: The TorchRL device (None: TorchRL's default).
+        return_state: Also return the env's global ``state()`` (its state features, float32) under
+            the key ``"state"`` (centralised critics, e.g. BenchMARL's MAPPO).
         **env_kwargs: The env's arguments.
 
     Raises:
@@ -47,7 +57,14 @@ def make_torchrl_env(env_id: str, seed: int | None = None, **env_kwargs: Any):
 
     penv = pettingzoo.make("parallel", env_id, **env_kwargs)
     separate = bool(getattr(penv.unwrapped, "agents_finish_separately", False))
-    env = PettingZooWrapper(penv, use_mask=separate, categorical_actions=True, done_on_any=False)
+    env = PettingZooWrapper(
+        penv,
+        use_mask=separate,
+        categorical_actions=True,
+        done_on_any=False,
+        return_state=return_state,
+        device=device,
+    )
     if seed is not None:
         env.set_seed(int(seed))
     return env

@@ -80,6 +80,7 @@ REFERENCES = {
     "sb3": "Stable-Baselines3 through baselines.sb3 (bench_sb3.py)",
     "vector": "Vector envs (bench_vector.py)",
     "rllib": "RLlib, optional extra in its own environment (bench_rllib.py)",
+    "benchmarl": "BenchMARL, optional extra in its own environment (bench_benchmarl.py)",
 }
 README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
 README_END = "<!-- benchmarks:end -->"
