@@ -115,16 +115,24 @@ class RunFolder:
         """
         stamp = time.strftime("%Y%m%d-%H%M%S")
         base = Path(out) / f"{name}__{stamp}"
-        path, k = base, 1
-        while path.exists():
-            path = base.with_name(f"{base.name}-{k}")
-            k += 1
         try:
-            path.mkdir(parents=True)
+            base.parent.mkdir(parents=True, exist_ok=True)
         except OSError as err:
             raise ValueError(
-                f"out {str(out)!r}: cannot create the run folder {str(path)!r} ({err.strerror})"
+                f"out {str(out)!r}: cannot create the run folder {str(base)!r} ({err.strerror})"
             ) from None
+        path, k = base, 1
+        while True:  # mkdir claims the name atomically: runs started in the same second by
+            try:  # parallel workers get -1, -2, ... (an exists() check first would race)
+                path.mkdir()
+                break
+            except FileExistsError:
+                path = base.with_name(f"{base.name}-{k}")
+                k += 1
+            except OSError as err:
+                raise ValueError(
+                    f"out {str(out)!r}: cannot create the run folder {str(path)!r} ({err.strerror})"
+                ) from None
         return cls(path)
 
     @property

@@ -180,3 +180,14 @@ def test_snapshot_io_is_linear(tmp_path):
     sizes = [np.load(c).shape[0] for c in chunks]
     assert sum(sizes) == len(res.snapshots) - 1  # every snapshot once (the last one is in final.npz)
     assert max(sizes) <= 5
+
+
+def test_run_folders_created_in_the_same_second_by_parallel_workers_are_distinct(tmp_path):
+    """Folder names are claimed by mkdir itself (an exists() check first let two workers take one)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from baselines.runs import RunFolder
+
+    with ThreadPoolExecutor(8) as pool:
+        paths = list(pool.map(lambda _: RunFolder.create(tmp_path / "out", "same").path, range(40)))
+    assert len(set(paths)) == 40 and all(p.is_dir() for p in paths)
