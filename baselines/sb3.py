@@ -5,8 +5,16 @@
 ``concat_vec_envs_v1`` do it -- but without the glue those need here (measured on SuperSuit 3.11 /
 SB3 2.9):
 
-* **each copy seeded on its own**: ``vec_env.seed(s)`` (SB3's convention) gives copy k the seed
-  ``s + k N`` at the next reset; SuperSuit's vector env has no ``seed`` at all;
+* **all copies stepped at once** for a registered id (:class:`BatchedMPGVecEnv`, over
+  :class:`mpg_envs.vector.ParallelVectorEnv`: one call of the env's vectorised dynamics per step,
+  no Python loop over copies or agents but for SB3's list of info dicts); a function that builds
+  an env gets :class:`MPGVecEnv`, a Python loop over env objects (``batched=False`` asks for it
+  with an id too). Both have the slot semantics below; the batched env's info dicts hold only
+  what SB3 reads, the loop env's also the env's per-agent infos;
+* **seeding**: ``vec_env.seed(s)`` (SB3's convention) takes effect at the next reset. The batched
+  env has one generator for the batch, seeded with ``s`` (the copies still differ from each
+  other; with one copy it draws exactly what the loop env does); the loop env seeds copy k with
+  ``s + k N``. SuperSuit's vector env has no ``seed`` at all;
 * **agents that finish separately** (MultiTaskGridWorld): a finished agent's slot reports
   ``done`` once (with ``terminal_observation``), then zero observations and rewards until its copy's
   episode ends, when the slot is closed with ``done`` again; the copy resets when all its agents
@@ -38,7 +46,7 @@ import numpy as np
 from baselines.policies.base import Policy
 from mpg_envs import _validate as V
 
-__all__ = ["MPGVecEnv", "make_vec_env", "SB3Policy", "ExactMetricsCallback"]
+__all__ = ["MPGVecEnv", "BatchedMPGVecEnv", "make_vec_env", "SB3Policy", "ExactMetricsCallback"]
 
 
 def _sb3():
@@ -59,24 +67,25 @@ def _vec_env_base():
     return VecEnv
 
 
-class MPGVecEnv(_vec_env_base()):  # type: ignore[misc]
-    """``n_envs`` copies of a parallel env, one SB3 slot per (copy, agent): slot ``k N + i`` is agent
-    i of copy k.
+class _SharedPolicyVecEnv(_vec_env_base()):  # type: ignore[misc]
+    """What :class:`MPGVecEnv` and :class:`BatchedMPGVecEnv` share: slot ``k N + i`` is agent i of
+    copy k; one observation and action space for every agent (parameter sharing); the slot
+    bookkeeping of a step (:meth:`_finish_step`); ``get_attr`` and friends on the env object behind
+    a slot (:meth:`_env_of`).
 
     Args:
-        make_env: Builds one parallel env (every copy is built by calling it).
-        n_envs: Copies.
+        env: One parallel env of the kind (its agents and spaces).
+        n_copies: Copies, n (``n N`` slots).
 
     Raises:
         ValueError: Agents whose observation or action spaces differ (one shared network cannot read
             them; ``observation="vector"`` gives every agent the same space where the env has it).
     """
 
-    def __init__(self, make_env: Callable[[], Any], n_envs: int = 8) -> None:
-        self.envs = [make_env() for _ in range(V.positive_int("n_envs", n_envs))]
-        env = self.envs[0]
+    def __init__(self, env: Any, n_copies: int) -> None:
         self.agents = list(env.possible_agents)
         self.n_agents = len(self.agents)
+        self.n_copies = n_copies
         obs_space = env.observation_space(self.agents[0])
         act_space = env.action_space(self.agents[0])
         for a in self.agents[1:]:
@@ -86,85 +95,94 @@ class MPGVecEnv(_vec_env_base()):  # type: ignore[misc]
                     f"{env.observation_space(a)} / {env.action_space(a)}, {self.agents[0]} has {obs_space} / "
                     f"{act_space} (observation='vector' gives every agent the same space)"
                 )
-        super().__init__(len(self.envs) * self.n_agents, obs_space, act_space)
+        super().__init__(n_copies * self.n_agents, obs_space, act_space)
         self._obs = np.zeros((self.num_envs, *obs_space.shape), dtype=obs_space.dtype)
-        self._ret = np.zeros(self.num_envs)
+        self._ret = np.zeros(self.num_envs)  # return and length of each slot's agent-episode
         self._len = np.zeros(self.num_envs, np.int64)
-        self._dead = np.zeros(self.num_envs, bool)
+        self._live = np.ones(self.num_envs, bool)  # the slot's agent is live in its copy's episode
         self._actions: np.ndarray | None = None
 
-    # ---------------------------------------------------------------- SB3 VecEnv API
-    def reset(self) -> np.ndarray:
-        for k in range(len(self.envs)):
-            self._reset_copy(k, self._seeds[k * self.n_agents])
-        self._reset_seeds()
-        self._reset_options()
+    def _env_of(self, slot: int) -> Any:
+        """The env object behind a slot (for ``get_attr``, ``set_attr``, ``env_method``)."""
+        raise NotImplementedError
+
+    def _start(self, obs: np.ndarray) -> np.ndarray:
+        """Every copy starts an episode with observations ``obs`` (n N, ...); returns a copy."""
+        self._obs[:] = obs
+        self._ret[:] = 0.0
+        self._len[:] = 0
+        self._live[:] = True
         return self._obs.copy()
 
-    def _reset_copy(self, k: int, seed: int | None) -> None:
-        obs, infos = self.envs[k].reset(seed=seed)
-        N = self.n_agents
-        for i, a in enumerate(self.agents):
-            self._obs[k * N + i] = obs[a]
-            self.reset_infos[k * N + i] = infos.get(a, {})
-        self._ret[k * N : (k + 1) * N] = 0.0
-        self._len[k * N : (k + 1) * N] = 0
-        self._dead[k * N : (k + 1) * N] = False
+    def _finish_step(
+        self,
+        obs: np.ndarray,
+        final_obs: np.ndarray,
+        rewards: np.ndarray,
+        terminated: np.ndarray,
+        truncated: np.ndarray,
+        ended: np.ndarray,
+        infos: list[dict[str, Any]] | None = None,
+    ):
+        """SB3's step return from the step of every copy, with the slot semantics of the module
+        docstring (vectorised but for the per-slot info dicts of slots that have something to say).
 
+        Args:
+            obs: Each slot's observation after the step (its copy's first one if the copy reset),
+                shape (n N, ...); entries of slots not live after the step are not read.
+            final_obs: The observation of the state the step reached, (n N, ...) (``obs`` where the
+                copy did not reset); read for slots that are done.
+            rewards: (n N,) float, 0 for slots not live before the step.
+            terminated: (n N,) bool, False for slots not live before the step.
+            truncated: (n N,) bool, likewise.
+            ended: (n,) bool: the copies whose agents are all done (reset within the step).
+            infos: Per-slot info dicts to add to (default: new empty dicts).
+
+        Returns:
+            ``(obs, rewards, dones, infos)`` for SB3: obs (n N, ...) (zeros for dead slots), rewards
+            (n N,) float32, dones (n N,) bool and the list of n N info dicts.
+        """
+        N = self.n_agents
+        live = self._live
+        done = terminated | truncated
+        self._ret += rewards
+        self._len += live
+        restarted = np.repeat(ended, N)
+        closing = restarted & ~live  # a dead stretch ends with its copy (reward 0, no bootstrap)
+        if infos is None:
+            infos = [{} for _ in range(self.num_envs)]
+        slots = np.flatnonzero(done)
+        if slots.size:
+            timeout = (truncated[slots] & ~terminated[slots]).tolist()
+            stats = zip(slots.tolist(), self._ret[slots].tolist(), self._len[slots].tolist(), timeout)
+            for j, ret, length, tl in stats:
+                infos[j]["terminal_observation"] = np.array(final_obs[j])
+                infos[j]["TimeLimit.truncated"] = tl
+                infos[j]["episode"] = {"r": ret, "l": length}
+        for j in np.flatnonzero(closing).tolist():
+            infos[j]["terminal_observation"] = np.zeros_like(self._obs[j])
+            infos[j]["TimeLimit.truncated"] = False
+        self._live = (live & ~done) | restarted
+        self._obs[:] = obs
+        self._obs[~self._live] = 0  # a dead slot sees zeros until its copy resets
+        self._ret[restarted] = 0.0
+        self._len[restarted] = 0
+        return self._obs.copy(), rewards.astype(np.float32), done | closing, infos
+
+    # ---------------------------------------------------------------- SB3 VecEnv API
     def step_async(self, actions: np.ndarray) -> None:
         self._actions = np.asarray(actions)
 
-    def step_wait(self):
-        N = self.n_agents
-        rews = np.zeros(self.num_envs, np.float32)
-        dones = np.zeros(self.num_envs, bool)
-        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
-        for k, env in enumerate(self.envs):
-            live = set(env.agents)
-            act = {a: int(self._actions[k * N + i]) for i, a in enumerate(self.agents) if a in live}
-            obs, rew, term, trunc, info = env.step(act)
-            for i, a in enumerate(self.agents):
-                j = k * N + i
-                if a not in obs:  # finished earlier: a dead slot until the copy resets
-                    self._obs[j] = 0
-                    continue
-                rews[j] = rew[a]
-                self._ret[j] += rew[a]
-                self._len[j] += 1
-                infos[j].update(info.get(a, {}))
-                if term[a] or trunc[a]:
-                    dones[j] = True
-                    infos[j]["terminal_observation"] = np.asarray(obs[a])
-                    infos[j]["TimeLimit.truncated"] = bool(trunc[a] and not term[a])
-                    infos[j]["episode"] = {"r": float(self._ret[j]), "l": int(self._len[j])}
-                    self._dead[j] = True
-                    self._obs[j] = 0
-                else:
-                    self._obs[j] = obs[a]
-            if not env.agents:  # every agent of this copy finished: close the dead slots, reset
-                for i in range(N):
-                    j = k * N + i
-                    if self._dead[j] and not dones[j]:
-                        dones[j] = True  # the dead stretch ends here (reward 0, no bootstrap)
-                        infos[j]["terminal_observation"] = np.zeros_like(self._obs[j])
-                        infos[j]["TimeLimit.truncated"] = False
-                self._reset_copy(k, None)
-        return self._obs.copy(), rews, dones, infos
-
-    def close(self) -> None:
-        for env in self.envs:
-            env.close()
-
     def get_attr(self, attr_name: str, indices=None) -> list[Any]:
-        return [getattr(self.envs[j // self.n_agents], attr_name) for j in self._get_indices(indices)]
+        return [getattr(self._env_of(j), attr_name) for j in self._get_indices(indices)]
 
     def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
         for j in self._get_indices(indices):
-            setattr(self.envs[j // self.n_agents], attr_name, value)
+            setattr(self._env_of(j), attr_name, value)
 
     def env_method(self, method_name: str, *method_args, indices=None, **method_kwargs) -> list[Any]:
         return [
-            getattr(self.envs[j // self.n_agents], method_name)(*method_args, **method_kwargs)
+            getattr(self._env_of(j), method_name)(*method_args, **method_kwargs)
             for j in self._get_indices(indices)
         ]
 
@@ -172,16 +190,155 @@ class MPGVecEnv(_vec_env_base()):  # type: ignore[misc]
         return [False for _ in self._get_indices(indices)]
 
 
-def make_vec_env(env: str | Callable[[], Any], n_envs: int = 8, seed: int | None = None, **env_kwargs):
+class MPGVecEnv(_SharedPolicyVecEnv):
+    """``n_envs`` copies of a parallel env stepped one after the other in Python, one SB3 slot per
+    (copy, agent): slot ``k N + i`` is agent i of copy k. Copy k is seeded ``s + k N`` by
+    ``seed(s)``; infos carry the env's per-agent infos.
+
+    Args:
+        make_env: Builds one parallel env (every copy is built by calling it).
+        n_envs: Copies.
+
+    Raises:
+        ValueError: Agents whose observation or action spaces differ (see :func:`make_vec_env`).
+    """
+
+    def __init__(self, make_env: Callable[[], Any], n_envs: int = 8) -> None:
+        self.envs = [make_env() for _ in range(V.positive_int("n_envs", n_envs))]
+        super().__init__(self.envs[0], len(self.envs))
+
+    def _env_of(self, slot: int) -> Any:
+        return self.envs[slot // self.n_agents]
+
+    def reset(self) -> np.ndarray:
+        obs = np.zeros_like(self._obs)
+        for k in range(len(self.envs)):
+            self._reset_copy(k, self._seeds[k * self.n_agents], obs)
+        self._reset_seeds()
+        self._reset_options()
+        return self._start(obs)
+
+    def _reset_copy(self, k: int, seed: int | None, obs: np.ndarray) -> None:
+        """Reset copy k, writing its first observations into ``obs`` (n N, ...)."""
+        first, infos = self.envs[k].reset(seed=seed)
+        N = self.n_agents
+        for i, a in enumerate(self.agents):
+            obs[k * N + i] = first[a]
+            self.reset_infos[k * N + i] = infos.get(a, {})
+
+    def step_wait(self):
+        N = self.n_agents
+        final = np.zeros_like(self._obs)
+        rew = np.zeros(self.num_envs)
+        term = np.zeros(self.num_envs, bool)
+        trunc = np.zeros(self.num_envs, bool)
+        ended = np.zeros(len(self.envs), bool)
+        infos: list[dict[str, Any]] = [{} for _ in range(self.num_envs)]
+        for k, env in enumerate(self.envs):
+            live = set(env.agents)
+            act = {a: int(self._actions[k * N + i]) for i, a in enumerate(self.agents) if a in live}
+            o, r, te, tr, info = env.step(act)
+            for i, a in enumerate(self.agents):
+                if a in o:  # live before the step (agents that finished earlier are not in o)
+                    j = k * N + i
+                    final[j], rew[j], term[j], trunc[j] = o[a], r[a], te[a], tr[a]
+                    infos[j].update(info.get(a, {}))
+            ended[k] = not env.agents  # every agent of this copy finished
+        obs = final
+        if ended.any():  # reset those copies (each draws from its own generator)
+            obs = final.copy()
+            for k in np.flatnonzero(ended).tolist():
+                self._reset_copy(k, None, obs)
+        return self._finish_step(obs, final, rew, term, trunc, ended, infos)
+
+    def close(self) -> None:
+        for env in self.envs:
+            env.close()
+
+
+class BatchedMPGVecEnv(_SharedPolicyVecEnv):
+    """The SB3 vector env of :class:`MPGVecEnv` over a :class:`~mpg_envs.vector.ParallelVectorEnv`:
+    every copy stepped with one call of the env's dynamics, the same slot semantics.
+
+    One generator for the batch: ``seed(s)`` seeds it with ``s`` at the next reset (the copies
+    still differ from each other; with one copy, episodes are those of :class:`MPGVecEnv` seeded
+    alike). Info dicts hold only what SB3 reads (``terminal_observation``, ``TimeLimit.truncated``,
+    ``episode``), for the slots that have it. ``get_attr`` and ``env_method`` reach the template env
+    the batch was built from (e.g. ``env_method("model")``); its state is not the batch's, so
+    ``set_attr`` is refused.
+
+    Args:
+        venv: The batch (``mpg_envs.vector.make_parallel_vec(env_id, n_envs, **kwargs)``).
+
+    Raises:
+        ValueError: Agents whose observation or action spaces differ (see :func:`make_vec_env`).
+    """
+
+    def __init__(self, venv: Any) -> None:
+        from mpg_envs.vector import ParallelVectorEnv
+
+        if not isinstance(venv, ParallelVectorEnv):
+            raise V.ArgumentTypeError(f"venv must be a mpg_envs.vector.ParallelVectorEnv, got {V.show(venv)}")
+        self.venv = venv
+        super().__init__(venv.env, venv.num_envs)
+
+    def _env_of(self, slot: int) -> Any:
+        return self.venv.env
+
+    def set_attr(self, attr_name: str, value: Any, indices=None) -> None:
+        raise AttributeError(
+            f"cannot set {attr_name!r}: the batched env's copies are arrays, not env objects "
+            "(use make_vec_env(..., batched=False) for one env object per copy)"
+        )
+
+    def reset(self) -> np.ndarray:
+        obs, _ = self.venv.reset(seed=self._seeds[0])
+        self._reset_seeds()
+        self._reset_options()
+        return self._start(obs.reshape(self._obs.shape))
+
+    def step_wait(self):
+        n, N = self.n_copies, self.n_agents
+        if self._actions.size != n * N:
+            raise ValueError(
+                f"actions must hold one action per slot, {n * N} in all, got shape {self._actions.shape}"
+            )
+        obs, rew, term, trunc, info = self.venv.step(self._actions.reshape(n, N))
+        shape = self._obs.shape
+        obs = obs.reshape(shape)
+        if "_final_obs" in info:
+            final, ended = info["final_obs"].reshape(shape), info["_final_obs"]
+        else:
+            final, ended = obs, np.zeros(n, bool)
+        return self._finish_step(obs, final, rew.reshape(-1), term.reshape(-1), trunc.reshape(-1), ended)
+
+    def close(self) -> None:
+        self.venv.close()
+
+
+def make_vec_env(
+    env: str | Callable[[], Any],
+    n_envs: int = 8,
+    seed: int | None = None,
+    batched: bool | None = None,
+    **env_kwargs: Any,
+):
     """An SB3 vector env with parameter sharing over ``n_envs`` copies of one of our envs.
 
     Args:
         env: A registered id (``"mpg/Coordination-v0"``; ``pettingzoo.make``) or a function that
             builds a parallel env.
         n_envs: Copies (SB3 sees ``n_envs * N`` slots).
-        seed: Seeds copy k with ``seed + k N`` at the first reset (None: OS entropy, every copy
-            its own stream).
+        seed: Seeds the copies at the first reset (None: OS entropy). Batched: the batch's one
+            generator with ``seed``; otherwise copy k with ``seed + k N``.
+        batched: True: :class:`BatchedMPGVecEnv` (every copy in one call of the dynamics; needs a
+            registered id); False: :class:`MPGVecEnv` (a Python loop over env objects); None
+            (default): batched for a registered id, the loop for a builder function.
         **env_kwargs: Passed to the env (e.g. ``n_agents=2, observation="vector"``).
+
+    Raises:
+        ValueError: A bad ``env`` or ``n_envs``, ``env_kwargs`` with a builder function, or
+            ``batched=True`` with a builder function.
 
     Example:
         >>> from stable_baselines3 import PPO
@@ -205,7 +362,19 @@ def make_vec_env(env: str | Callable[[], Any], n_envs: int = 8, seed: int | None
         make = env
     else:
         raise ValueError(f"env must be a registered id or a function building a parallel env, got {env!r}")
-    venv = MPGVecEnv(make, n_envs)
+    n_envs = V.positive_int("n_envs", n_envs)
+    batched = isinstance(env, str) if batched is None else V.flag("batched", batched)
+    if batched and not isinstance(env, str):
+        raise ValueError(
+            "batched=True needs a registered id (the batch steps the env's dynamics as arrays and cannot "
+            "run a builder function's env); pass the id or batched=False"
+        )
+    if batched:
+        from mpg_envs.vector import make_parallel_vec
+
+        venv = BatchedMPGVecEnv(make_parallel_vec(env, n_envs, **env_kwargs))
+    else:
+        venv = MPGVecEnv(make, n_envs)
     if seed is not None:
         venv.seed(int(seed))
     return venv

@@ -27,21 +27,29 @@ def _rollout(venv, steps: int, seed: int = 0):
     return np.stack(obs), out
 
 
-def test_seeding_one_seed_same_episodes_other_seed_differs():
-    kw = dict(n_envs=3, layout="no_conflict", slip=0.5)
+@pytest.mark.parametrize("batched", [True, False])
+def test_seeding_one_seed_same_episodes_other_seed_differs(batched):
+    kw = dict(n_envs=3, layout="no_conflict", slip=0.5, batched=batched)
     a, _ = _rollout(make_vec_env("mpg/MultiTaskGridWorld-v0", seed=1, **kw), 40)
     b, _ = _rollout(make_vec_env("mpg/MultiTaskGridWorld-v0", seed=1, **kw), 40)
     c, _ = _rollout(make_vec_env("mpg/MultiTaskGridWorld-v0", seed=2, **kw), 40)
     np.testing.assert_array_equal(a, b)
     assert not np.array_equal(a, c)
-    # the copies of one vector env differ from each other (each its own seed)
+    # the copies of one vector env differ from each other (each its own seed or share of the stream)
     N = 4
     assert not np.array_equal(a[:, 0:N], a[:, N : 2 * N])
 
 
-def test_time_limit_is_a_truncation_with_terminal_observation_and_episode_stats():
+@pytest.mark.parametrize("batched", [True, False])
+def test_time_limit_is_a_truncation_with_terminal_observation_and_episode_stats(batched):
     venv = make_vec_env(
-        "mpg/Coordination-v0", n_envs=2, seed=0, n_agents=2, observation="vector", max_cycles=5
+        "mpg/Coordination-v0",
+        n_envs=2,
+        seed=0,
+        batched=batched,
+        n_agents=2,
+        observation="vector",
+        max_cycles=5,
     )
     _, steps = _rollout(venv, 5)
     assert not any(d.any() for _, d, _ in steps[:4])
@@ -52,10 +60,16 @@ def test_time_limit_is_a_truncation_with_terminal_observation_and_episode_stats(
         assert i["terminal_observation"].shape == venv.observation_space.shape
 
 
-def test_agents_that_finish_separately_keep_their_slot_until_the_copy_ends():
+@pytest.mark.parametrize("batched", [True, False])
+def test_agents_that_finish_separately_keep_their_slot_until_the_copy_ends(batched):
     # first chain, two agents: agent_0 reaches its goal S1 from S3 after two L moves
     venv = make_vec_env(
-        "mpg/MultiTaskGridWorld-v0", n_envs=1, seed=0, layout="chain_reversed", observation="vector"
+        "mpg/MultiTaskGridWorld-v0",
+        n_envs=1,
+        seed=0,
+        batched=batched,
+        layout="chain_reversed",
+        observation="vector",
     )
     first = venv.reset()
     o, r, d, info = venv.step(np.array([0, 1]))  # agent_1: R in S3 -> S4
@@ -70,6 +84,65 @@ def test_agents_that_finish_separately_keep_their_slot_until_the_copy_ends():
     assert d.tolist() == [True, True] and r[1] == -1.0
     assert "episode" not in info[0]  # the dead stretch is closed, not counted as an episode
     np.testing.assert_array_equal(o, first)  # the copy restarted from its start state
+
+
+SB3_KEYS = ("terminal_observation", "TimeLimit.truncated", "episode")
+
+
+@pytest.mark.parametrize(
+    ("env_id", "kw"),
+    [
+        ("mpg/MultiTaskGridWorld-v0", dict(layout="chain_reversed", max_cycles=6, observation="vector")),
+        ("mpg/MultiTaskGridWorld-v0", dict(layout="chain_slip", max_cycles=5)),
+        ("mpg/Coordination-v0", dict(n_agents=2, max_cycles=4, observation="vector")),
+    ],
+    ids=["chain_reversed", "chain_slip", "coordination"],
+)
+def test_batched_and_loop_envs_agree_step_for_step_with_one_copy(env_id, kw):
+    fast = make_vec_env(env_id, n_envs=1, seed=3, batched=True, **kw)
+    slow = make_vec_env(env_id, n_envs=1, seed=3, batched=False, **kw)
+    assert type(fast).__name__ == "BatchedMPGVecEnv" and type(slow).__name__ == "MPGVecEnv"
+    np.testing.assert_array_equal(fast.reset(), slow.reset())
+    rng = np.random.default_rng(0)
+    seen = {k: 0 for k in ("dead", "closed", "truncated", "terminated")}
+    for _ in range(300):
+        act = rng.integers(0, fast.action_space.n, fast.num_envs)
+        o1, r1, d1, i1 = fast.step(act)
+        o2, r2, d2, i2 = slow.step(act)
+        np.testing.assert_array_equal(o1, o2)
+        np.testing.assert_array_equal(r1, r2)
+        np.testing.assert_array_equal(d1, d2)
+        assert r1.dtype == r2.dtype == np.float32 and o1.dtype == o2.dtype
+        for a, b in zip(i1, i2):
+            assert set(a) == {k for k in SB3_KEYS if k in b}  # the batched infos: only SB3's keys
+            if "terminal_observation" in a:
+                x, y = a["terminal_observation"], b["terminal_observation"]
+                np.testing.assert_array_equal(x, y)
+                assert x.dtype == y.dtype and x.shape == y.shape == fast.observation_space.shape
+                seen["closed"] += "episode" not in a
+            assert a.get("TimeLimit.truncated") is b.get("TimeLimit.truncated")
+            assert a.get("episode") == b.get("episode")
+            seen["truncated"] += a.get("TimeLimit.truncated", False)
+            seen["terminated"] += "episode" in a and not a["TimeLimit.truncated"]
+        seen["dead"] += int(np.any([not o.any() for o in o1]))
+    assert seen["truncated"] > 10, seen
+    if env_id == "mpg/MultiTaskGridWorld-v0":  # agents finish separately: dead slots, closed later
+        assert seen["terminated"] > 10 and seen["closed"] > 10 and seen["dead"] > 10, seen
+
+
+def test_batched_env_refuses_bad_input_and_reaches_the_template_env():
+    with pytest.raises(ValueError, match="batched=True needs a registered id"):
+        make_vec_env(lambda: None, batched=True)
+    with pytest.raises(ValueError, match="batched must be True or False"):
+        make_vec_env("mpg/Coordination-v0", batched=1, n_agents=2)
+    venv = make_vec_env("mpg/Coordination-v0", n_envs=2, seed=0, n_agents=2, observation="vector")
+    assert venv.num_envs == 4 and venv.get_attr("max_cycles") == [100] * 4
+    assert venv.env_method("model", indices=[0])[0].n_states == 4
+    with pytest.raises(AttributeError, match="cannot set 'max_cycles'"):
+        venv.set_attr("max_cycles", 3)
+    venv.reset()
+    with pytest.raises(ValueError, match="actions must hold one action per slot, 4 in all"):
+        venv.step(np.zeros(3, np.int64))
 
 
 def test_exact_metrics_of_an_sb3_policy(tmp_path):
