@@ -650,7 +650,42 @@ def row_counts(keys: np.ndarray, n_keys: int) -> tuple[np.ndarray, np.ndarray, n
     return rows, values, counts, group.reshape(B, N)
 
 
-class MPGParallelEnv(ParallelEnv):
+class LazyRandom:
+    """``np_random`` created from OS entropy on first use, as Gymnasium's envs do: copies made by
+    pickling a fresh object (how SuperSuit and vector envs copy an env) then draw from streams of
+    their own. ``reset(seed=s)`` replaces it with ``seeding.np_random(s)`` (:meth:`_seed_random`)."""
+
+    _np_random: np.random.Generator | None = None
+    _np_random_seed: int | None = None
+
+    @property
+    def np_random(self) -> np.random.Generator:
+        """The generator, created from OS entropy on first use unless ``reset(seed=...)``."""
+        if self._np_random is None:
+            self._np_random, self._np_random_seed = seeding.np_random(None)
+        return self._np_random
+
+    @np_random.setter
+    def np_random(self, value: np.random.Generator) -> None:
+        self._np_random, self._np_random_seed = value, -1
+
+    @property
+    def np_random_seed(self) -> int | None:
+        """The seed of :attr:`np_random` (-1 when it was set directly, as in Gymnasium)."""
+        if self._np_random is None:
+            self.np_random  # noqa: B018 - creates it
+        return self._np_random_seed
+
+    @np_random_seed.setter
+    def np_random_seed(self, value: int | None) -> None:
+        self._np_random_seed = value
+
+    def _seed_random(self, seed: int) -> None:
+        """A new generator from ``seed`` (Gymnasium's ``seeding.np_random``)."""
+        self._np_random, self._np_random_seed = seeding.np_random(seed)
+
+
+class MPGParallelEnv(LazyRandom, ParallelEnv):
     """PettingZoo ``ParallelEnv`` driven by a :class:`Dynamics` (base of every env here).
 
     Subclasses set ``metadata`` and build their dynamics, then call ``super().__init__``. They
@@ -714,35 +749,9 @@ class MPGParallelEnv(ParallelEnv):
         self._prev_state: np.ndarray | None = None  # state before the last step (for infos/render)
         self._index = -1
         self._model: TabularModel | None = None
-        # created on first use (as gymnasium.Env does): copies made by pickling a fresh env -- how
-        # SuperSuit and vector envs copy it -- then draw from streams of their own
-        self._np_random: np.random.Generator | None = None
-        self._np_random_seed: int | None = None
+        self._np_random = None  # created on first use (LazyRandom)
         self.num_steps = 0
         self._last_actions: np.ndarray | None = None
-
-    # ---------------------------------------------------------------- randomness
-    @property
-    def np_random(self) -> np.random.Generator:
-        """The env's generator, created from OS entropy on first use unless ``reset(seed=...)``."""
-        if self._np_random is None:
-            self._np_random, self._np_random_seed = seeding.np_random(None)
-        return self._np_random
-
-    @np_random.setter
-    def np_random(self, value: np.random.Generator) -> None:
-        self._np_random = value
-
-    @property
-    def np_random_seed(self) -> int | None:
-        """The seed of :attr:`np_random` (-1 when it was set directly, as in Gymnasium)."""
-        if self._np_random is None:
-            self.np_random  # noqa: B018 - creates it
-        return self._np_random_seed
-
-    @np_random_seed.setter
-    def np_random_seed(self, value: int | None) -> None:
-        self._np_random_seed = value
 
     # ---------------------------------------------------------------- spaces
     def observation_space(self, agent: str) -> gymnasium.spaces.Space:
@@ -848,7 +857,7 @@ class MPGParallelEnv(ParallelEnv):
         seed = V.seed(seed)
         options = V.options_dict("options", options)
         if seed is not None:
-            self.np_random, self.np_random_seed = seeding.np_random(seed)
+            self._seed_random(seed)
         start = options.get("state")
         if start is None:
             self._state = self.dynamics.sample_initial(1, self.np_random)

@@ -59,17 +59,16 @@ from typing import Any, ClassVar
 
 import gymnasium
 import numpy as np
-from gymnasium.utils import seeding
 from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from mpg_envs import _validate as V
-from mpg_envs.core import MAX_OBSERVATION_BATCH_FLOATS, MPGParallelEnv, _sample_step
+from mpg_envs.core import MAX_OBSERVATION_BATCH_FLOATS, LazyRandom, MPGParallelEnv, _sample_step
 
 __all__ = ["ParallelVectorEnv", "make_parallel_vec"]
 
 
-class ParallelVectorEnv:
+class ParallelVectorEnv(LazyRandom):
     """``num_envs`` copies of one :class:`~mpg_envs.core.MPGParallelEnv`, stepped as arrays.
 
     Not a ``gymnasium.vector.VectorEnv`` (rewards and flags are per agent, shape (n, N)), but
@@ -129,30 +128,10 @@ class ParallelVectorEnv:
         self.single_action_space = gymnasium.spaces.MultiDiscrete(self._sizes)
         self.observation_space = batch_space(self.single_observation_space, self.num_envs)
         self.action_space = batch_space(self.single_action_space, self.num_envs)
-        self._np_random: np.random.Generator | None = None
-        self._np_random_seed: int | None = None
+        self._np_random = None  # created on first use (LazyRandom)
         self._states: np.ndarray | None = None  # (n, d) int64
         self._alive = np.ones((self.num_envs, N), bool)  # live agents of the current episodes
         self._t = np.zeros(self.num_envs, np.int64)  # steps into the current episodes
-
-    # ---------------------------------------------------------------- randomness
-    @property
-    def np_random(self) -> np.random.Generator:
-        """The batch's generator, created from OS entropy on first use unless ``reset(seed=...)``."""
-        if self._np_random is None:
-            self._np_random, self._np_random_seed = seeding.np_random(None)
-        return self._np_random
-
-    @np_random.setter
-    def np_random(self, value: np.random.Generator) -> None:
-        self._np_random, self._np_random_seed = value, -1
-
-    @property
-    def np_random_seed(self) -> int | None:
-        """The seed of :attr:`np_random` (-1 when it was set directly, as in Gymnasium)."""
-        if self._np_random is None:
-            self.np_random  # noqa: B018 - creates it
-        return self._np_random_seed
 
     # ---------------------------------------------------------------- state
     @property
@@ -199,7 +178,7 @@ class ParallelVectorEnv:
         seed = V.seed(seed)
         options = V.options_dict("options", options)
         if seed is not None:
-            self._np_random, self._np_random_seed = seeding.np_random(seed)
+            self._seed_random(seed)
         start = options.get("state")
         if start is None:
             states = self.dynamics.sample_initial(self.num_envs, self.np_random)
