@@ -428,11 +428,12 @@ def _callback_base():
 class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
     """Every ``every`` environment steps, the exact Nash gap, values and potential of the SB3 policy.
 
-    The policy is tabulated on every model state's observation (:meth:`Policy.table`), and
-    :mod:`mpg_envs.exact` evaluates the tables: ``nash_gap`` (max over agents of the best-response
-    improvement), each agent's value ``V_i(mu)``, their sum (``welfare``) and the price of anarchy
-    (welfare over the social optimum's, computed once). Rows go to SB3's logger (``exact/...``) and
-    to ``csv_path``.
+    The policy is tabulated on every model state's observation (:meth:`Policy.table`) and
+    evaluated by :class:`baselines.evaluation.JointEvaluator` -- the metrics of our own training
+    runs: ``nash_gap`` (max over agents of the best-response improvement at mu) and
+    ``nash_gap_worst``, ``potential``, ``poa`` (the price of anarchy), each agent's value
+    ``value_i`` -- plus ``welfare`` (their sum) and ``timesteps``. Rows go to SB3's logger
+    (``exact/...``) and to ``csv_path``.
 
     Args:
         env: One parallel env of the kind SB3 trains on (its exact model is built once).
@@ -442,19 +443,15 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
         super().__init__(verbose)
-        from mpg_envs import exact
+        from baselines.evaluation import JointEvaluator
 
-        self.exact = exact
         self.penv = env.unwrapped
         self.mdl = self.penv.model()
+        self.evaluator = JointEvaluator(self.mdl)
         self.every = int(every)
         self.csv_path = None if csv_path is None else Path(csv_path)
         self.rows: list[dict[str, float]] = []
         self._next = 0
-        try:  # the social optimum, once (for the price of anarchy)
-            self.optimum = exact.social_optimum(self.mdl)
-        except (ValueError, MemoryError):
-            self.optimum = None
 
     def _tables(self) -> list[np.ndarray]:
         pol = SB3Policy(self.model, self.penv.dynamics.action_sizes, self.penv.observation_mode)
@@ -462,16 +459,9 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def evaluate(self) -> dict[str, float]:
         """The exact metrics of the current policy (also called at the end of training)."""
-        tables = self._tables()
-        V = self.exact.evaluate(self.mdl, tables) @ self.mdl.mu
-        row = {
-            "timesteps": float(self.num_timesteps),
-            "nash_gap": self.exact.nash_gap(self.mdl, tables).gap,
-            "welfare": float(V.sum()),
-            **{f"value_agent_{i}": float(v) for i, v in enumerate(V)},
-        }
-        if self.optimum is not None:
-            row["poa"] = float(self.exact.price_of_anarchy(self.mdl, tables, self.optimum))
+        metrics = self.evaluator(self._tables())
+        welfare = sum(metrics[f"value_{i}"] for i in range(self.mdl.n_agents))
+        row = {"timesteps": float(self.num_timesteps), **metrics, "welfare": float(welfare)}
         self.rows.append(row)
         for k, v in row.items():
             if k != "timesteps":
@@ -591,7 +581,7 @@ def run_sb3(
             if progress:
                 print(
                     f"{int(row['timesteps']):>9} agent-steps: Nash gap {row['nash_gap']:.4g}, "
-                    f"welfare {row['welfare']:.4g}" + (f", POA {row['poa']:.3f}" if "poa" in row else ""),
+                    f"welfare {row['welfare']:.4g}, POA {row['poa']:.3f}",
                     flush=True,
                 )
             return row
