@@ -112,3 +112,18 @@ def test_parallel_reproduction_equals_serial(tmp_path):
     par = reproduce("fox2022-distancing", out=tmp_path / "par", workers=2, **kw)["fox2022-distancing"]
     ser = reproduce("fox2022-distancing", out=tmp_path / "ser", workers=1, **kw)["fox2022-distancing"]
     assert strip(par["results"]) == strip(ser["results"])
+
+
+def test_sb3_example(tmp_path):
+    """The SB3 example trains, logs exact metrics from the first to the last update, and plots."""
+    pytest.importorskip("stable_baselines3")
+    res = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "sb3_exact_nash_gap.py"), "--steps", "4096", "--out",
+         str(tmp_path)],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    rows = list(__import__("csv").DictReader(open(tmp_path / "exact.csv")))
+    assert [int(float(r["timesteps"])) for r in rows][0] == 0 and int(float(rows[-1]["timesteps"])) >= 4096
+    assert all(0 < float(r["poa"]) <= 1 + 1e-9 and float(r["nash_gap"]) >= 0 for r in rows)
+    assert res.stdout.count("exact Nash gap") == len(rows)
+    assert (tmp_path / "sb3_exact_nash_gap.png").stat().st_size > 10_000
