@@ -224,10 +224,11 @@ def policy_tables(experiment) -> list[np.ndarray]:
     import torch
     from tensordict import TensorDict
 
+    from baselines.policies.base import observe_all
+
     task, group = _task_and_group(experiment)
     penv = task.parallel_env()
-    dyn = penv.dynamics
-    obs = dyn.observe(dyn.states(), penv.observation_mode)  # (S, N, ...) as the env emits them
+    obs = observe_all(penv.dynamics, penv.observation_mode)  # (S, N, ...) as the env emits them
     S, N = obs.shape[:2]
     policy = experiment.group_policies[group]
     device = getattr(experiment.config, "sampling_device", "cpu")
@@ -248,9 +249,9 @@ def exact_metrics(experiment) -> dict[str, float]:
     """Exact Nash gap, potential, price of anarchy and every agent's value of the experiment's
     policy (:class:`baselines.evaluation.JointEvaluator` on the env's exact model), plus
     ``welfare`` (the sum of the values)."""
-    from baselines.evaluation import JointEvaluator
+    from baselines.evaluation import JointEvaluator, welfare
 
     task, _ = _task_and_group(experiment)
     row = JointEvaluator(task.parallel_env().model())(policy_tables(experiment))
-    row["welfare"] = float(sum(v for k, v in row.items() if k.startswith("value_")))
+    row["welfare"] = welfare(row)
     return row

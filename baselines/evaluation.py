@@ -19,7 +19,14 @@ import numpy as np
 from mpg_envs import exact
 from mpg_envs.model import TabularModel
 
-__all__ = ["Evaluator", "JointEvaluator", "TaskwiseEvaluator", "evaluation_iterations", "METRICS"]
+__all__ = [
+    "Evaluator",
+    "JointEvaluator",
+    "TaskwiseEvaluator",
+    "evaluation_iterations",
+    "welfare",
+    "METRICS",
+]
 
 #: Metrics every evaluator returns (plus ``value_i`` per agent).
 METRICS = ("nash_gap", "nash_gap_worst", "potential", "poa")
@@ -44,6 +51,11 @@ def evaluation_iterations(iters: int, every: int, log: bool = True) -> np.ndarra
             pts.update(m * scale for m in (1, 2, 3, 5, 7) if m * scale <= iters)
             scale *= 10
     return np.array(sorted(pts), dtype=np.int64)
+
+
+def welfare(row: dict[str, float]) -> float:
+    """The sum of the agents' values ``value_i`` of an evaluator's row."""
+    return float(sum(v for k, v in row.items() if k.startswith("value_")))
 
 
 class Evaluator:

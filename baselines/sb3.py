@@ -27,9 +27,9 @@ SB3 2.9):
   ``ep_rew_mean`` is logged per agent-episode.
 
 :class:`ExactMetricsCallback` tabulates the SB3 policy on every model state's observation (the
-policy bridge of :mod:`baselines.policies`) and records the exact Nash gap, each agent's value, the
-potential and (where the env has one) the price of anarchy while SB3 trains -- into SB3's logger and a
-CSV in the run folder.
+policy bridge of :mod:`baselines.policies`) and records the exact metrics of our own runs
+(:class:`baselines.evaluation.JointEvaluator`: Nash gap, potential where the env has one, price of
+anarchy, each agent's value) while SB3 trains -- into SB3's logger and a CSV in the run folder.
 
 Needs ``stable-baselines3`` (the ``baselines`` extra installs it).
 """
@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from baselines.evaluation import JointEvaluator, welfare
 from baselines.policies.base import Policy
 from mpg_envs import _validate as V
 
@@ -443,8 +444,6 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
         super().__init__(verbose)
-        from baselines.evaluation import JointEvaluator
-
         self.penv = env.unwrapped
         self.mdl = self.penv.model()
         self.evaluator = JointEvaluator(self.mdl)
@@ -460,8 +459,7 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
     def evaluate(self) -> dict[str, float]:
         """The exact metrics of the current policy (also called at the end of training)."""
         metrics = self.evaluator(self._tables())
-        welfare = sum(metrics[f"value_{i}"] for i in range(self.mdl.n_agents))
-        row = {"timesteps": float(self.num_timesteps), **metrics, "welfare": float(welfare)}
+        row = {"timesteps": float(self.num_timesteps), **metrics, "welfare": welfare(metrics)}
         self.rows.append(row)
         for k, v in row.items():
             if k != "timesteps":

@@ -27,6 +27,8 @@ def main() -> None:
     import pettingzoo
     import torch
 
+    from baselines.evaluation import JointEvaluator, welfare
+    from baselines.policies.base import observe_all
     from baselines.rllib_envs import register, shared_ppo_config
     from mpg_envs import exact
 
@@ -35,10 +37,11 @@ def main() -> None:
     name = register("mpg/Coordination-v0", **kw)
     env = pettingzoo.make("parallel", "mpg/Coordination-v0", **kw).unwrapped
     m = env.model()
-    obs = env.dynamics.observe(env.dynamics.states(), "vector")  # (S, N, F)
+    obs = observe_all(env.dynamics, "vector")  # (S, N, F)
     opt = exact.social_optimum(m)
+    evaluator = JointEvaluator(m)
     budget = 4096 if args.quick else 32_768
-    rows, notes, finals = [], [], []
+    rows, notes = [], []
     for seed in (0,) if args.quick else (0, 1, 2):
         config = shared_ppo_config(name, seed, train_batch_size=2048, minibatch_size=256, num_epochs=10)
         algo = config.build_algo()
@@ -57,16 +60,13 @@ def main() -> None:
                 p = torch.softmax(out["action_dist_inputs"], dim=-1).double().numpy()
                 tables.append(p / p.sum(axis=1, keepdims=True))
         algo.stop()
-        V = exact.evaluate(m, tables) @ m.mu
-        gap = exact.nash_gap(m, tables).gap
-        poa = exact.price_of_anarchy(m, tables, opt)
-        finals.append((float(V.sum()), gap, poa))
+        metrics = evaluator(tables)
         tag = f"RLlib PPO coordination N=2, {steps:,} agent-steps, seed {seed}"
         rows += [
             (f"{tag}: training speed", steps / secs, "agent-steps/s", None),
-            (f"{tag}: exact welfare", float(V.sum()), "value", None),
-            (f"{tag}: exact Nash gap", gap, "value", None),
-            (f"{tag}: price of anarchy", poa, "value", None),
+            (f"{tag}: exact welfare", welfare(metrics), "value", None),
+            (f"{tag}: exact Nash gap", metrics["nash_gap"], "value", None),
+            (f"{tag}: price of anarchy", metrics["poa"], "value", None),
         ]
     notes.append(
         f"Coordination N=2: social optimum's welfare {float(opt.welfare):.4g}; "
