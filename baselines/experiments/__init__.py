@@ -41,7 +41,15 @@ from baselines.experiments.fox2022 import Congestion, Distancing
 from baselines.experiments.zeng2021 import Graphs, GridWorld
 from baselines.experiments.zeng2021_nn import Table1
 
-__all__ = ["REPRODUCTIONS", "reproduce", "render_docs", "render_readme_block", "README_START", "README_END"]
+__all__ = [
+    "REPRODUCTIONS",
+    "reproduce",
+    "render_docs",
+    "render_readme_block",
+    "rerender",
+    "README_START",
+    "README_END",
+]
 
 REPRODUCTIONS = {
     r.NAME: r for r in (Distancing, Congestion, Coordination, CoordinationNN, GridWorld, Graphs, Table1)
@@ -213,6 +221,13 @@ def write_docs(root: Path, out: Path, summaries: dict[str, dict]) -> None:
             if (out / n / f).exists():
                 shutil.copyfile(out / n / f, root / "docs" / "figures" / f)
         (root / "docs" / "results" / f"{n}.json").write_text(json.dumps(summary, indent=1) + "\n")
+    rerender(root)
+
+
+def rerender(root: str | Path = ".") -> None:
+    """Regenerate docs/reproductions.md and the README's reproduction tables from the summaries
+    committed under ``<root>/docs/results/`` (no runs)."""
+    root = Path(root)
     committed = load_committed(root)
     (root / "docs" / "reproductions.md").write_text(render_docs(committed))
     readme = (root / "README.md").read_text()
