@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import scipy.sparse as sp
 
 from mpg_envs.core import Dynamics, sample_initial, sample_step
@@ -160,3 +161,21 @@ def assert_public_step_matches_model(
         assert np.all(np.abs(counts / n - p) <= 5 * np.sqrt(p * (1 - p) / n) + 1e-12)
         se = rewards.std(axis=0) / np.sqrt(n)
         assert np.all(np.abs(rewards.mean(axis=0) - model.R[:, s, j]) <= 5 * se + 1e-12)
+
+
+def assert_same(a, b, path: str = "results", rel: float = 1e-9, ignore: tuple[str, ...] = ()) -> None:
+    """Nested equality of two JSON-like summaries: floats to ``rel`` relative (1e-12 absolute),
+    everything else exactly; keys in ``ignore`` (e.g. run folder names) are skipped."""
+    if isinstance(a, dict):
+        ka, kb = set(a) - set(ignore), set(b) - set(ignore) if isinstance(b, dict) else None
+        assert isinstance(b, dict) and ka == kb, f"{path}: keys differ: {sorted(ka ^ (kb or set()))}"
+        for k in ka:
+            assert_same(a[k], b[k], f"{path}.{k}", rel, ignore)
+    elif isinstance(a, (list, tuple)):
+        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{path}: lengths differ"
+        for i, (x, y) in enumerate(zip(a, b)):
+            assert_same(x, y, f"{path}[{i}]", rel, ignore)
+    elif isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
+        assert b == pytest.approx(a, rel=rel, abs=1e-12, nan_ok=True), f"{path}: {a} != {b}"
+    else:
+        assert a == b, f"{path}: {a!r} != {b!r}"

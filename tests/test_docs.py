@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from helpers import assert_same
 
 from baselines.experiments import (
     FIGURES,
@@ -31,23 +32,6 @@ def committed():
 def test_committed_summaries_are_full_runs(committed):
     for name, s in committed.items():
         assert s["name"] == name and s["full"] is True and s["seeds"] is None
-
-
-def assert_same(a, b, path="results"):
-    """Nested equality of two summaries, floats to 1e-9 relative (JSON round trips are exact, but
-    the re-derivation may sum in another order)."""
-    if isinstance(a, dict):
-        assert isinstance(b, dict) and set(a) == set(b), f"{path}: keys {sorted(set(a) ^ set(b))}"
-        for k in a:
-            assert_same(a[k], b[k], f"{path}.{k}")
-    elif isinstance(a, (list, tuple)):
-        assert isinstance(b, (list, tuple)) and len(a) == len(b), f"{path}: lengths differ"
-        for i, (x, y) in enumerate(zip(a, b)):
-            assert_same(x, y, f"{path}[{i}]")
-    elif isinstance(a, float) and isinstance(b, (int, float)) and not isinstance(b, bool):
-        assert b == pytest.approx(a, rel=1e-9, abs=1e-12, nan_ok=True), f"{path}: {a} != {b}"
-    else:
-        assert a == b, f"{path}: {a!r} != {b!r}"
 
 
 @pytest.mark.parametrize("name", sorted(REPRODUCTIONS))

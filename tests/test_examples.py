@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from helpers import assert_same
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -88,13 +89,21 @@ def test_reproductions_smoke(tmp_path, capsys):
 
 
 @pytest.mark.slow
-def test_full_reproductions_regenerate_the_committed_docs(tmp_path):
-    """python -m baselines reproduce all --full: exactly the numbers in README.md and docs/."""
-    from baselines.experiments import load_committed, render_readme_block, reproduce
+def test_full_reproductions_regenerate_the_committed_summaries(tmp_path):
+    """python -m baselines reproduce all --full gives the committed summaries (docs/results/*.json),
+    whose rendering is README.md's and docs/'s tables.
+
+    Compared to a relative tolerance, not bit for bit: the summaries were written on one machine,
+    and another CPU's numpy SIMD paths and BLAS kernels change the runs' round-off (a tabular run
+    moves by ~1e-13; a knife-edge Monte Carlo draw could in principle flip, which this test would
+    then report as a difference to look at)."""
+    from baselines.experiments import load_committed, reproduce
 
     res = reproduce("all", out=tmp_path, full=True, progress=False)
     committed = load_committed(ROOT)
-    assert render_readme_block(res) == render_readme_block(committed)
+    assert set(res) == set(committed)
+    for name in committed:
+        assert_same(res[name]["results"], committed[name]["results"], name, rel=1e-6, ignore=("run_dir",))
 
 
 def test_parallel_reproduction_equals_serial(tmp_path):
