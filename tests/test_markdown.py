@@ -63,7 +63,7 @@ def test_commonmark_renders_every_section_and_code_block(name):
     assert not [t for t in tokens if t.type == "code_block"], f"{name}: an indented block renders as code"
     # every '|' line outside fences is part of a rendered table
     in_tables = set()
-    for i, t in enumerate(tokens):
+    for t in tokens:
         if t.type == "table_open":
             in_tables.update(range(*t.map))
     assert [r for r in rows if r not in in_tables] == [], f"{name}: table rows outside any table"
