@@ -1000,13 +1000,15 @@ class Graphs:
         "stays at or above 90% of the complete graph's final objective (Monte Carlo: the median over seeds, "
         "target 90% of the complete graph's mean). This measures reaching 90% of a local optimum at a step "
         "size far outside the theorem's, so it cannot test the 1 / (1 - sigma_2)^2 scaling. **Why the Monte "
-        "Carlo means end above the exact curves**: exact DCPG converges (ring: 1.726 at 2000 iterations, "
-        "1.729 at 17,000) to a symmetric point where tasks 1 and 5, whose goals are worth the same, share a "
-        "compromise route worth 0.865 each; gradient noise breaks that symmetry. On the ring, one-episode "
-        "and ten-episode runs (seeds 0, 1) end with one of the two tasks on its own optimal route (0.95) and "
-        "the other at 0.857, sum 1.80-1.81, while runs with 100 episodes per iteration (less noise) stay at "
-        "the symmetric point (1.724, 1.725). On the complete graph, the star and the path some seeds also "
-        "reach a third goal."
+        "Carlo means end above the exact curves**: exact DCPG at alpha = 3 converges (ring: 1.726 at 2000 "
+        "iterations, 1.729 at 17,000; 1.727 with lambda = 0) to a symmetric fixed point of eq. (9) where the "
+        "agents disagree (consensus error 0.49) and tasks 1 and 5, whose goals are worth the same, share a "
+        "compromise route worth 0.865 each. Gradient noise breaks it: on the ring one-episode and "
+        "ten-episode runs (seeds 0, 1) end with one of the two tasks on its own optimal route (0.95) and the "
+        "other at 0.857, sum 1.80-1.81, while runs with 100 episodes per iteration (less noise) stay at the "
+        "symmetric point (1.724, 1.725). So does a smaller step: exact DCPG with alpha = 0.3 ends at 1.802 "
+        "(0.942 and 0.860, consensus error 0.008) after 20,000 iterations. On the complete graph, the star "
+        "and the path some Monte Carlo seeds also reach a third goal."
     )
 
     @staticmethod
@@ -1301,10 +1303,11 @@ def _graph_figure(ctx: Context, out: dict) -> None:
     axes[1, 0].text(
         0.02,
         0.97,
-        "MC means end above the exact curves: exact DCPG settles at a symmetric\n"
-        "point (tasks 1 and 5 share a compromise route, 0.865 each); one-episode\n"
-        "noise breaks the symmetry (one task at 0.95, the other 0.857); with 100\n"
-        "episodes per iteration MC stays at the exact value; some seeds find a 3rd goal",
+        "MC means end above the exact curves: exact DCPG at alpha = 3 settles at a\n"
+        "symmetric fixed point of eq. (9) (agents disagree; tasks 1 and 5 share a\n"
+        "compromise route, 0.865 each); one-episode noise breaks it (one task at 0.95,\n"
+        "the other 0.857); 100 episodes per iteration do not; a smaller step does\n"
+        "(exact, alpha = 0.3: 1.80); some seeds find a third goal",
         transform=axes[1, 0].transAxes,
         va="top",
         fontsize=6.5,
