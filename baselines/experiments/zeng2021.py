@@ -946,8 +946,9 @@ GRAPH_STUDY = ("complete", "star", "ring", "path")
 GRAPH_LAYOUT = "start_top_right"
 #: Iterations of the study inside Theorem 1's regime (metrics at every iteration).
 REGIME_ITERS = {True: 400, False: 150}
-#: The relative distance to the steady consensus error over which its contraction factor is fitted.
-FIT_WINDOW = (1e-6, 1e-1)
+#: The relative distance to the steady consensus error over which its contraction factor is fitted
+#: (below 1e-3 the policy's slow drift, ~1e-6 relative over 400 iterations, would bias it).
+FIT_WINDOW = (1e-3, 1e-1)
 
 
 def _frozen_consensus(W: np.ndarray, g0: np.ndarray, alpha: float, iters: int) -> np.ndarray:
@@ -1005,7 +1006,8 @@ class Graphs:
         "eq. (9) with every gradient frozen at its start value (alpha this small moves the policy by ~1e-7), "
         "computed from W; its distance to the steady value contracts by exactly sigma_2 per iteration. "
         "Measured: the contraction factor fitted to the measured consensus error (relative distance to its "
-        "last value between 1e-6 and 0.1), the iterations until it stays within 1% of its steady value, the "
+        "last value between 1e-3 and 0.1; the policy drifts by ~1e-6 relative meanwhile), the iterations "
+        "until it stays within 1% of its steady value, the "
         "steady value against the frozen-gradient prediction and Lemma B.2's bound, and Theorem 1's "
         "stationarity measure. **Outside the regime** (the earlier study, kept for comparison): alpha = 3 "
         "(about 2e6 times the bound), lambda = 0.01, 2000 iterations, exact gradients (one run per graph) "
@@ -1181,14 +1183,26 @@ class Graphs:
             f"MC median {fmt(r['mc_median_iterations'], 3)}"
             for g, r in gs.items()
         )
+        ratio = [r["regime_to_1pc"] * r["gap"] for r in gs.values() if r["regime_to_1pc"] is not None]
+        ratio = ratio or [float("nan")]
+        worst = max(r["regime_steady"] / r["regime_lemma_b2_bound"] for r in gs.values())
+        within = worst <= 1.0
+        move = max(
+            abs(r["regime_stationarity_last"] - r["regime_stationarity_first"])
+            / r["regime_stationarity_first"]
+            for r in gs.values()
+        )
         return [
             (
                 f"Theorem 1's regime (exact gradients, alpha = {fmt(results['alpha_regime'], 2)} "
                 "<= eq. (10)): "
                 "consensus error's contraction factor per iteration, 6 tasks",
                 "the graph enters through 1 - sigma_2 (disagreement <= alpha D / (1 - sigma_2))",
-                f"{inside}; steady disagreement within Lemma B.2's bound on every graph; the stationarity "
-                "measure moves by < 1e-6 in 400 iterations at this alpha",
+                f"{inside}; iterations to 1% x (1 - sigma_2) = {fmt(min(ratio), 2)}-{fmt(max(ratio), 2)} "
+                "(so they grow like 1 / (1 - sigma_2), not its square); steady disagreement "
+                f"{'within' if within else 'ABOVE'} Lemma B.2's bound on every graph (largest ratio "
+                f"{fmt(worst, 2)}); Theorem 1's stationarity measure moves by at most {fmt(move, 2)} "
+                f"(relative) in {results['graphs'][next(iter(gs))]['regime']['iterations'][-1]} iterations",
             ),
             (
                 f"Outside the regime (alpha = {fmt(results['alpha_outside'], 2)}, "
@@ -1286,16 +1300,23 @@ def _graph_figure(ctx: Context, out: dict) -> None:
     axes[0, 0].set(
         xlabel="iteration",
         ylabel="consensus error max_i ||theta_i - mean||",
-        title=f"Theorem 1's regime: alpha = {a_r:.2e} (eq. 10), exact gradients",
+        title=f"Theorem 1's regime: alpha = {a_r:.1e} (eq. 10), exact",
     )
     axes[0, 0].legend(fontsize=7)
     axes[0, 1].set(
         xlabel="iteration",
         ylabel="distance to the steady disagreement (relative)",
-        ylim=(1e-14, 2),
+        ylim=(1e-9, 2),
         title="... contracts like sigma_2^k (dotted: sigma_2^k)",
     )
     axes[0, 1].legend(fontsize=7)
+    axes[0, 1].text(
+        0.3,
+        0.45,
+        "floor ~1e-6: the policy's own slow drift\n(the factor is fitted between 1e-3 and 0.1)",
+        transform=axes[0, 1].transAxes,
+        fontsize=7,
+    )
     lim = [0.3, 1.0]
     axes[0, 2].plot(lim, lim, color="k", lw=0.8, label="factor = sigma_2")
     axes[0, 2].set(
@@ -1314,16 +1335,19 @@ def _graph_figure(ctx: Context, out: dict) -> None:
     )
     axes[1, 0].legend(fontsize=6, ncol=2, loc="lower right")
     axes[1, 0].text(
-        0.02,
-        0.97,
-        "MC means end above the exact curves: exact DCPG at alpha = 3 settles at a\n"
-        "symmetric fixed point of eq. (9) (agents disagree; tasks 1 and 5 share a\n"
-        "compromise route, 0.865 each); one-episode noise breaks it (one task at 0.95,\n"
-        "the other 0.857); 100 episodes per iteration do not; a smaller step does\n"
-        "(exact, alpha = 0.3: 1.80); some seeds find a third goal",
+        0.3,
+        0.66,
+        "Why MC ends above exact: exact DCPG at alpha = 3\n"
+        "settles at a symmetric fixed point of eq. (9)\n"
+        "(agents disagree; tasks 1 and 5 share a route,\n"
+        "0.865 each); one-episode noise breaks it (0.95 +\n"
+        "0.857), 100 episodes per iteration do not; exact\n"
+        "alpha = 0.3 also does (1.80). Some MC seeds (complete,\n"
+        "star, path) also find a third goal.",
         transform=axes[1, 0].transAxes,
         va="top",
         fontsize=6.5,
+        bbox=dict(facecolor="w", alpha=0.85, lw=0),
     )
     axes[1, 1].set_xscale("log")
     axes[1, 1].set(
