@@ -198,6 +198,8 @@ def render_docs(summaries: dict[str, dict]) -> str:
             markdown_table(cols, rows),
             "",
         ]
+        for title, cols_x, rows_x in getattr(rep, "extra_tables", lambda _: [])(res):
+            lines += [title, "", markdown_table(cols_x, rows_x), ""]
         lines += [f"![{n}](figures/{f})" for f in FIGURES[n]] + [""]
     return "\n".join(lines)
 
