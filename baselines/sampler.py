@@ -40,8 +40,10 @@ from typing import Any
 import numpy as np
 
 from baselines.estimators import Estimate
+from mpg_envs import exact
 from mpg_envs.core import Dynamics, sample_step
 from mpg_envs.exact import check_policy_table
+from mpg_envs.model import TabularModel
 
 __all__ = [
     "Rollouts",
@@ -608,3 +610,72 @@ class ForcedActionEstimator(_RandomEstimator):
             q.append(target[lo : lo + n].reshape(S, k, K).mean(axis=2))
             lo += n
         return Estimate(v=v, q=q, occupancy=self._weights(ro), mu_values=v @ self.mu)
+
+    def expected(self, model: TabularModel, policies: Sequence[np.ndarray]) -> Estimate:
+        """The expectation of :meth:`estimate` over the estimator's randomness, exactly, from the
+        env's model: what the estimator converges to as ``samples`` grows, bias included.
+
+        Every output is linear in the episodes' visits and rewards, so with ``P`` the policy's
+        state-to-state matrix (S, S), ``r_i(s)`` agent i's expected one-step reward under the
+        policy and ``1`` the all-ones vector over start states:
+
+        * ``value="mean"``: ``E v_i = sum_{t<T} gamma^t P^t r_i`` (the T-step value);
+        * ``value="visit_sum"``: ``E v_i(s) = r_i(s) * sum_{l<layers} sum_{t<T-l} gamma^t (1^T P^t)(s)``
+          -- the visits of s from every start state times its reward, so a state the policy
+          visits more gets a larger value;
+        * ``E q_i(s, a_i) = E_{a_-i ~ pi_-i(.|s)}[r_i(s, a) + gamma sum_s' P(s'|s, a) E v_i(s')]``
+          (the forced samples are independent of the value rollouts);
+        * ``E occupancy = sum_{t<T} gamma^t P^t mu``.
+
+        Args:
+            model: The env's :class:`~mpg_envs.model.TabularModel` (same states and actions as the
+                estimator's dynamics).
+            policies: N arrays (S, |A_i|).
+
+        Returns:
+            The expected :class:`~baselines.estimators.Estimate` (``E[q] - E[v]`` is the expected
+            advantage).
+
+        Raises:
+            ValueError: The model's states or actions differ from the dynamics', or a bad policy.
+        """
+        dyn = self.dynamics
+        if model.n_states != dyn.n_states or tuple(model.action_sizes) != tuple(dyn.action_sizes):
+            raise ValueError(
+                f"the model has {model.n_states} states and actions {tuple(model.action_sizes)}; the "
+                f"estimator's dynamics {dyn.n_states} and {tuple(dyn.action_sizes)}"
+            )
+        pol = exact.check_policy(model, policies)
+        S, N, A, g, T = model.n_states, model.n_agents, model.n_joint_actions, self.gamma, self.horizon
+        P = exact.transition_matrix(model, pol)  # (S, S) sparse
+        r = np.einsum("nsa,sa->ns", model.R, exact.joint_policy(model, pol))  # (N, S)
+        v = np.zeros((N, S))
+        if self.value == "mean":
+            x = r.T.copy()  # (S, N): P^t r
+            for t in range(T):
+                v += g**t * x.T
+                x = P @ x
+        else:
+            y = np.ones(S)  # 1^T P^t: expected visits at step t summed over start states
+            per_t = []
+            for t in range(T):
+                per_t.append(g**t * y)
+                y = P.T @ y
+            for layer in range(self.layers):
+                v += np.sum(per_t[: T - layer], axis=0)[None] * r
+        z, occ = self.mu.copy(), np.zeros(S)
+        for t in range(T):
+            occ += g**t * z
+            z = P @ z  # (P^t mu)(s) = sum_k P^t(k | s) mu(k)
+        Q = model.R + g * np.asarray(model.P @ v.T).reshape(S, A, N).transpose(2, 0, 1)  # (N, S, A)
+        sizes = tuple(model.action_sizes)
+        q = []
+        for i in range(N):
+            x = Q[i].reshape(S, *sizes)
+            for j in range(N):
+                if j != i:
+                    shape = [S] + [1] * N
+                    shape[1 + j] = sizes[j]
+                    x = x * pol[j].reshape(shape)
+            q.append(x.sum(axis=tuple(1 + j for j in range(N) if j != i)))
+        return Estimate(v=v, q=q, occupancy=occ, mu_values=v @ self.mu)

@@ -462,6 +462,39 @@ def test_forced_action_estimator_matches_its_exact_expectation(env_id, kw, value
     assert np.abs(small.estimate(pol).v - v_ref).max() > np.abs(e.v - v_ref).max()
 
 
+@pytest.mark.parametrize(
+    ("env_id", "kw"),
+    [
+        ("mpg/Congestion-v0", {"n_agents": 3, "graph": "ring", "n_layers": 1, "load": "vertex"}),
+        ("mpg/Distancing-v0", {"n_agents": 3, "gamma": 0.9}),
+        ("mpg/Congestion-v0", {"n_agents": 2, "slip": 0.3, "gamma": 0.8, "at_sink": "terminate"}),
+    ],
+    ids=["ring", "distancing", "dag-terminate"],
+)
+@pytest.mark.parametrize("value", ["mean", "visit_sum"])
+def test_forced_action_expected_equals_the_independent_computation(env_id, kw, value):
+    """ForcedActionEstimator.expected (iterated sparse products) against the dense matrix powers
+    above, which the Monte Carlo test pins to the estimator's sample means."""
+    from baselines.sampler import ForcedActionEstimator
+
+    env = make(env_id, **kw)
+    model = env.model()
+    pol = exact.random_policy(model, np.random.default_rng(5))
+    T = 7
+    expect, weights = _forced_expectations(model, pol, T, layers=3)
+    v_ref, q_ref = expect[value]
+    est = ForcedActionEstimator(env.dynamics, model.gamma, horizon=T, rng=0, value=value, layers=3)
+    e = est.expected(model, pol)
+    np.testing.assert_allclose(e.v, v_ref, rtol=1e-12, atol=1e-12)
+    for a, b in zip(e.q, q_ref):
+        np.testing.assert_allclose(a, b, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(e.occupancy, weights, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(e.mu_values, e.v @ model.mu)
+    other = make("mpg/Distancing-v0", n_agents=2).model()
+    with pytest.raises(ValueError, match="the model has 2 states"):
+        est.expected(other, exact.uniform_policy(other))
+
+
 def test_forced_action_weights_are_constant_for_uniform_mu():
     """The authors' b_dist: for uniform mu every state gets (1/S) sum_t gamma^t, not d_mu(s)."""
     from baselines.sampler import ForcedActionEstimator
