@@ -45,6 +45,7 @@ import numpy as np
 
 from baselines.evaluation import JointEvaluator, welfare
 from baselines.policies.base import Policy
+from baselines.threads import torch_threads
 from mpg_envs import _validate as V
 
 __all__ = ["MPGVecEnv", "BatchedMPGVecEnv", "make_vec_env", "SB3Policy", "ExactMetricsCallback"]
@@ -364,6 +365,7 @@ def make_vec_env(
     else:
         raise ValueError(f"env must be a registered id or a function building a parallel env, got {env!r}")
     n_envs = V.positive_int("n_envs", n_envs)
+    torch_threads()  # SB3's networks are small: one thread unless the user chose (baselines.threads)
     batched = isinstance(env, str) if batched is None else V.flag("batched", batched)
     if batched and not isinstance(env, str):
         raise ValueError(
@@ -396,6 +398,7 @@ class SB3Policy(Policy):
 
         if not hasattr(model.policy, "get_distribution"):
             raise ValueError(f"{type(model).__name__}'s policy has no action distribution to tabulate")
+        torch_threads()
         self.model = model
         self.action_sizes = _sizes(action_sizes)
         self.obs_mode = obs_mode
@@ -444,6 +447,7 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
         super().__init__(verbose)
+        torch_threads()  # before SB3 trains: one thread unless the user chose (baselines.threads)
         self.penv = env.unwrapped
         self.mdl = self.penv.model()
         self.evaluator = JointEvaluator(self.mdl)
@@ -525,12 +529,11 @@ def run_sb3(
     Returns:
         The run folder.
     """
-    import torch
     from stable_baselines3 import A2C, PPO
 
     from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes
 
-    torch.set_num_threads(1)  # small networks on shared cores
+    torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     if resume is not None:
         folder = RunFolder(resume)
         cfg = folder.read_config()

@@ -79,6 +79,7 @@ REFERENCES = {
     "dcpg": "Decentralized consensus policy gradient (bench_dcpg.py)",
     "sb3": "Stable-Baselines3 through baselines.sb3 (bench_sb3.py)",
     "vector": "Vector envs (bench_vector.py)",
+    "threads": "Torch threads for small networks (bench_threads.py)",
     "rllib": "RLlib, optional extra in its own environment (bench_rllib.py)",
     "benchmarl": "BenchMARL, optional extra in its own environment (bench_benchmarl.py)",
 }
