@@ -40,6 +40,7 @@ from typing import Any
 import numpy as np
 
 from baselines.estimators import Estimate
+from mpg_envs._repr import concise_repr
 from mpg_envs.core import Dynamics, sample_step
 from mpg_envs.exact import check_policy_table
 
@@ -78,6 +79,18 @@ class Rollouts:
     rewards: np.ndarray
     alive: np.ndarray
     observations: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            n_episodes=self.n_episodes,
+            horizon=self.horizon,
+            states=self.states,
+            actions=self.actions,
+            rewards=self.rewards,
+            alive=self.alive,
+            observations=self.observations,
+        )
 
     @property
     def n_episodes(self) -> int:
