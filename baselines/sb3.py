@@ -531,7 +531,7 @@ def run_sb3(
     """
     from stable_baselines3 import A2C, PPO
 
-    from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes
+    from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, run_name
 
     torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     if resume is not None:
@@ -548,7 +548,8 @@ def run_sb3(
                    steps=V.positive_int("steps", 32_768 if steps is None else steps),
                    n_envs=V.positive_int("n_envs", n_envs), seed=V.integer("seed", seed, minimum=0),
                    eval_every=V.positive_int("eval_every", eval_every))  # fmt: skip
-        folder = RunFolder.create(out, f"{env.split('/')[-1]}__sb3-{algo}__{seed}")
+        layout = cfg["env_kwargs"].get("layout") if env == "mpg/MultiTaskGridWorld-v0" else None
+        folder = RunFolder.create(out, run_name(env, f"sb3-{algo}", seed, layout))
         folder.write_config(cfg)
     import pettingzoo
 
@@ -591,4 +592,10 @@ def run_sb3(
     remaining = cfg["steps"] - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=cb, reset_num_timesteps=False)
+    elif progress:
+        print(
+            f"nothing to train: the run is at {model.num_timesteps:,} of its {cfg['steps']:,} agent-steps "
+            "(give more steps to extend it)",
+            flush=True,
+        )
     return folder.path

@@ -2,7 +2,7 @@
 
 Two workloads a newcomer runs, each timed as a whole process (start-up included: what the user
 waits for), once with torch's default intra-op thread count (``MPG_TORCH_THREADS=default``) and once
-with our policy (:func:`baselines.torch_threads`: one thread), one after the other in this run:
+with our policy (:func:`baselines.torch_threads`: one thread) before and after it, in this run:
 
 * the README's Stable-Baselines3 example: ``make_vec_env`` (8 copies of the coordination game,
   N = 2), ``ExactMetricsCallback`` every 8,192 steps, PPO ``n_steps=128, batch_size=256``,
@@ -101,21 +101,25 @@ def main() -> None:
     load0 = os.getloadavg()
     rows, notes = [], []
     for label, code, extra in work:
-        ours, n_ours = _time(code, extra, None)
+        # one thread before and after the default: the machine's load drifts during the long run
+        before, n_ours = _time(code, extra, None)
         default, n_default = _time(code, extra, "default")
+        after, _ = _time(code, extra, None)
+        ours = (before + after) / 2
         rows.append((f"{label}: torch's default ({n_default} threads)", default, "s", None))
-        rows.append((f"{label}: one thread (baselines.torch_threads)", ours, "s", None))
+        rows.append((f"{label}: one thread (baselines.torch_threads; mean of 2)", ours, "s", None))
         short = label.split(" (")[0]
         rows.append((f"  time with the default / with one thread ({short})", default / ours, "x", None))
+        notes.append(f"{short}: one thread {before:.1f} s before the default's run, {after:.1f} s after it.")
         if n_ours != 1:
             notes.append(f"{label}: the policy gave {n_ours} threads, not 1")
     load1 = os.getloadavg()
     out = report(rows)
     notes.append(
-        f"Each workload timed as a whole process (start-up included), one thread first, then torch's "
-        f"default, in one run on {os.cpu_count()} CPUs; load average (1 min) {load0[0]:.1f} before, "
-        f"{load1[0]:.1f} after. Torch's threads pay off only for large operations; with as many threads "
-        f"as cores and other work on the machine they wait for each other."
+        f"Each workload timed as a whole process (start-up included): one thread, torch's default, one "
+        f"thread again, in one run on {os.cpu_count()} CPUs shared with other work; load average (1 min) "
+        f"{load0[0]:.1f} before, {load1[0]:.1f} after. Torch's threads pay off only for large operations; "
+        f"with as many threads as cores and other work on the machine they wait for each other."
     )
     for n in notes:
         print(n)
