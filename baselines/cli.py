@@ -309,21 +309,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         import mpg_envs
         from baselines.algorithms import ALGORITHMS, algorithm_class
+        from baselines.console import wrap_text
         from baselines.experiments import REPRODUCTIONS
         from baselines.train import ESTIMATORS
 
-        print("environments:", ", ".join(sorted(mpg_envs.ENV_IDS)))
+        print(wrap_text("environments: " + ", ".join(sorted(mpg_envs.ENV_IDS)), indent=" " * 14))
         print("algorithms:")
         for name in sorted(ALGORITHMS):
             cls = algorithm_class(name)
             opts = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in cls.config_fields())
-            print(f"  {name:<10} {cls.help}\n             options: {opts}")
+            print(wrap_text(f"  {name:<10} {cls.help}", indent=" " * 13))
+            print(wrap_text(f"             options: {opts}", indent=" " * 22))
         print("estimators:")
         for name, opts in ESTIMATORS.items():
-            print(
-                f"  {name:<17} " + (", ".join(f"--{k} {v[0]!r}" for k, v in opts.items()) or "(no options)")
-            )
-        print("reproductions:", ", ".join(REPRODUCTIONS))
+            text = ", ".join(f"--{k} {v[0]!r}" for k, v in opts.items()) or "(no options)"
+            print(wrap_text(f"  {name:<17} {text}", indent=" " * 20))
+        print(wrap_text("reproductions: " + ", ".join(REPRODUCTIONS), indent=" " * 15))
         return 0
     if args.command == "dcpg":
         return _dcpg_main(args)
