@@ -64,7 +64,7 @@ def report(rows: list[tuple[str, float, str, float | None]], width: int | None =
         elif unit == "value":  # a measured quantity (a return, a Nash gap): no direction
             shown, tgt = f"{val:.4g}", ""
         else:
-            shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.2f} ms"
+            shown = f"{val:,.0f}" if higher else (f"{val * 1e3:,.2f} ms" if val < 10 else f"{val:,.1f} s")
             tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
         table.append((name, shown, tgt, ok))
         out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
