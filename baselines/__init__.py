@@ -1,5 +1,13 @@
-"""Baselines that train against :mod:`mpg_envs` (IPG, INPG, NPG-BR, DCPG, SB3 via SuperSuit).
+"""Baselines that train against :mod:`mpg_envs`: tabular and neural policy gradients (IPG, INPG,
+NPG-BR, projected PG, log barrier, NN-PG, REINFORCE), decentralized consensus policy gradient, the
+papers' reproductions and bridges to Stable-Baselines3, TorchRL, RLlib and BenchMARL
+(``python -m baselines``).
 
-Placeholder package: the algorithms arrive with their own issue. It depends on ``mpg_envs``;
-``mpg_envs`` never imports it.
+It depends on ``mpg_envs``; ``mpg_envs`` never imports it. :func:`torch_threads` is the thread
+policy for the small torch networks trained here (one intra-op thread unless the user chose a
+count; see :mod:`baselines.threads`).
 """
+
+from baselines.threads import torch_threads
+
+__all__ = ["torch_threads"]

@@ -25,15 +25,17 @@ it is a CUDA build that does not load with the CPU torch ("operator torchvision:
 exist"), and BenchMARL only uses it for videos, off here (``has_render`` is False). The main
 environment keeps the newest torchrl for :mod:`baselines.torchrl_envs`, hence the separate one.
 
+Torch runs on one thread when BenchMARL builds the task's envs (before its networks), unless the
+user chose a count (:mod:`baselines.threads`: ``MPG_TORCH_THREADS``, ``OMP_NUM_THREADS``, or
+``torch.set_num_threads`` called first).
+
 Example (about 15 seconds)::
 
-    import torch
     from benchmarl.algorithms import MappoConfig
     from benchmarl.experiment import Experiment, ExperimentConfig
     from benchmarl.models.mlp import MlpConfig
     from baselines.benchmarl_tasks import MPGTask, exact_metrics
 
-    torch.set_num_threads(1)  # small networks on few cores: one thread is much faster
     cfg = ExperimentConfig.get_from_yaml()
     cfg.max_n_frames, cfg.on_policy_collected_frames_per_batch = 2000, 1000
     cfg.loggers, cfg.evaluation, cfg.render, cfg.checkpoint_at_end = [], False, False, False
@@ -113,7 +115,10 @@ class MPGTaskClass(_common.TaskClass):
         return self._penv
 
     def get_env_fun(self, num_envs: int, continuous_actions: bool, seed: int | None, device: Any):
+        from baselines.threads import torch_threads
         from baselines.torchrl_envs import make_torchrl_env
+
+        torch_threads()  # BenchMARL builds the envs before its networks (see baselines.threads)
 
         env_id, config = self.env_id, copy.deepcopy(self.config)
         return lambda: make_torchrl_env(env_id, seed=seed, device=device, return_state=True, **config)
@@ -225,7 +230,9 @@ def policy_tables(experiment) -> list[np.ndarray]:
     from tensordict import TensorDict
 
     from baselines.policies.base import observe_all
+    from baselines.threads import torch_threads
 
+    torch_threads()
     task, group = _task_and_group(experiment)
     penv = task.parallel_env()
     obs = observe_all(penv.dynamics, penv.observation_mode)  # (S, N, ...) as the env emits them

@@ -5,7 +5,7 @@ Examples::
     python -m baselines train --env mpg/Congestion-v0 --env-kwargs n_agents=4 --algo inpg --iters 500
     python -m baselines train --env mpg/Distancing-v0 --algo ipg --estimator sampled --eta 1e-4 --seeds 0 1 2
     python -m baselines train --env mpg/Coordination-v0 --env-kwargs n_agents=3 --algo nn_pg --optimizer adam
-    python -m baselines train --resume runs/mpg-Congestion-v0__inpg__0__20261121-051500
+    python -m baselines train --resume runs/Congestion-v0__inpg__0__20261121-051500
     python -m baselines dcpg --layout no_conflict --gradient montecarlo --iters 1000
     torchrun --nproc-per-node 4 -m baselines dcpg --backend dist --layout no_conflict
     python -m baselines sb3 --env mpg/Coordination-v0 --env-kwargs n_agents=2 --steps 32768
@@ -22,7 +22,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from baselines.train import TrainConfig, train, validate_config
+from baselines.console import print_table
+from baselines.train import RunResult, TrainConfig, train, validate_config
 
 __all__ = ["main", "build_parser"]
 
@@ -227,17 +228,27 @@ def _dcpg_main(args: argparse.Namespace) -> int:
             configs = [DCPGConfig(**given, seed=s) for s in args.seeds]
             for cfg in configs:
                 cfg.validate()
-        for cfg in configs:
-            res = run_dcpg(
-                None if args.resume else cfg, backend=args.backend, resume=args.resume,
-                iters=given.get("iters") if args.resume else None, progress=not args.no_progress, plot=True,
-            )  # fmt: skip
-            if res.thetas is not None:  # the main process (rank 0 under torchrun)
-                last = res.metrics[-1]
-                print(
-                    f"{res.run_dir}: objective {last['objective']:.4f}, consensus error "
-                    f"{last['consensus_error']:.2e}"
-                )
+        done = []
+        try:
+            for cfg in configs:
+                res = run_dcpg(
+                    None if args.resume else cfg, backend=args.backend, resume=args.resume,
+                    iters=given.get("iters") if args.resume else None, progress=not args.no_progress,
+                    plot=True,
+                )  # fmt: skip
+                if res.thetas is not None:  # the main process (rank 0 under torchrun)
+                    done.append(res)
+        finally:
+            if done:
+                rows = [
+                    (r.run_dir.name, r.describe_end(), f"{r.metrics[-1]['objective']:.4f}",
+                     f"{r.metrics[-1]['consensus_error']:.2e}")
+                    for r in done
+                ]  # fmt: skip
+                print_table(
+                    f"dcpg: {len(done)} run(s) in {done[0].run_dir.parent}/",
+                    ["run folder", "end", "objective", "consensus error"], rows, align="<<>>", keep=[0],
+                )  # fmt: skip
         if args.backend == "dist":
             import torch.distributed as dist
 
@@ -298,21 +309,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "list":
         import mpg_envs
         from baselines.algorithms import ALGORITHMS, algorithm_class
+        from baselines.console import wrap_text
         from baselines.experiments import REPRODUCTIONS
         from baselines.train import ESTIMATORS
 
-        print("environments:", ", ".join(sorted(mpg_envs.ENV_IDS)))
+        print(wrap_text("environments: " + ", ".join(sorted(mpg_envs.ENV_IDS)), indent=" " * 14))
         print("algorithms:")
         for name in sorted(ALGORITHMS):
             cls = algorithm_class(name)
             opts = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in cls.config_fields())
-            print(f"  {name:<10} {cls.help}\n             options: {opts}")
+            print(wrap_text(f"  {name:<10} {cls.help}", indent=" " * 13))
+            print(wrap_text(f"             options: {opts}", indent=" " * 22))
         print("estimators:")
         for name, opts in ESTIMATORS.items():
-            print(
-                f"  {name:<17} " + (", ".join(f"--{k} {v[0]!r}" for k, v in opts.items()) or "(no options)")
-            )
-        print("reproductions:", ", ".join(REPRODUCTIONS))
+            text = ", ".join(f"--{k} {v[0]!r}" for k, v in opts.items()) or "(no options)"
+            print(wrap_text(f"  {name:<17} {text}", indent=" " * 20))
+        print(wrap_text("reproductions: " + ", ".join(REPRODUCTIONS), indent=" " * 15))
         return 0
     if args.command == "dcpg":
         return _dcpg_main(args)
@@ -325,7 +337,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"wrote {run_dir}")
+        _print_sb3_run(run_dir)
         return 0
     if args.command == "reproduce":
         from baselines.experiments import reproduce
@@ -361,18 +373,55 @@ def main(argv: Sequence[str] | None = None) -> int:
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"{res.run_dir}: final Nash gap {res.metrics[-1]['nash_gap']:.3e}")
+        _print_train_runs([res])
         return 0
     try:
         configs = _configs(args)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    done: list[RunResult] = []
     for cfg in configs:
         try:
-            res = train(cfg, progress=not args.no_progress)
+            done.append(train(cfg, progress=not args.no_progress))
         except ValueError as err:  # e.g. bad env kwargs or a model too large to build: nothing was written
+            _print_train_runs(done)
             print(f"error: {err}", file=sys.stderr)
             return 2
-        print(f"{res.run_dir}: final Nash gap {res.metrics[-1]['nash_gap']:.3e}")
+    _print_train_runs(done)
     return 0
+
+
+def _print_train_runs(results: Sequence[RunResult]) -> None:
+    """The end of ``train``: one row per run, saying how it ended (all iterations, or where and
+    why the stop rule stopped it) and its final exact metrics."""
+    if not results:
+        return
+    rows = [
+        (r.run_dir.name, r.describe_end(), f"{r.metrics[-1]['nash_gap']:.3e}", f"{r.metrics[-1]['poa']:.4f}")
+        for r in results
+    ]
+    print_table(
+        f"train: {len(results)} run(s) in {results[0].run_dir.parent}/",
+        ["run folder", "end", "Nash gap", "POA"], rows, align="<<>>", keep=[0],
+    )  # fmt: skip
+
+
+def _print_sb3_run(run_dir) -> None:
+    """The end of ``sb3``: the run's last exact evaluation."""
+    import csv
+    from pathlib import Path
+
+    path = Path(run_dir) / "exact.csv"
+    rows = list(csv.DictReader(open(path))) if path.exists() else []
+    if not rows:
+        print(f"wrote {run_dir}")
+        return
+    last = rows[-1]
+    print_table(
+        f"sb3: {Path(run_dir).parent}/",
+        ["run folder", "agent-steps", "Nash gap", "welfare", "POA"],
+        [(Path(run_dir).name, f"{int(float(last['timesteps'])):,}", f"{float(last['nash_gap']):.3e}",
+          f"{float(last['welfare']):.4g}", f"{float(last['poa']):.4f}")],
+        align="<>>>>", keep=[0],
+    )  # fmt: skip

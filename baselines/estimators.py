@@ -20,6 +20,7 @@ from typing import Protocol
 import numpy as np
 
 from mpg_envs import exact
+from mpg_envs._repr import concise_repr
 from mpg_envs.model import TabularModel
 
 __all__ = ["Estimate", "Estimator", "ExactEstimator", "TaskwiseExactEstimator"]
@@ -41,6 +42,9 @@ class Estimate:
     q: list[np.ndarray]
     occupancy: np.ndarray
     mu_values: np.ndarray
+
+    def __repr__(self) -> str:
+        return concise_repr(self, mu_values=self.mu_values, v=self.v, q=self.q, occupancy=self.occupancy)
 
     def occupancy_of(self, agent: int) -> np.ndarray:
         """Agent ``agent``'s discounted occupancy, shape (S,)."""

@@ -44,8 +44,10 @@ def make_rllib_env(env_id: str, **env_kwargs: Any):
     import pettingzoo
 
     import mpg_envs  # noqa: F401 - registers the envs
+    from baselines.threads import torch_threads
 
     wrapper, _ = _ray()
+    torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     return wrapper(pettingzoo.make("parallel", env_id, **env_kwargs))
 
 
@@ -67,6 +69,10 @@ def shared_ppo_config(name: str, seed: int = 0, **training: Any):
     """
     _ray()
     from ray.rllib.algorithms.ppo import PPOConfig
+
+    from baselines.threads import torch_threads
+
+    torch_threads()  # the learner runs in this process (num_env_runners=0)
 
     return (
         PPOConfig()

@@ -1,6 +1,15 @@
 """Run folders: everything a training run writes, written so that no kill loses or corrupts data.
 
-A run lives in ``<out>/<env>__<algo>__<seed>__<time>/``:
+Every run -- ``train``, ``dcpg``, ``sb3`` and the reproductions' runs -- lives in
+``<out>/<env>__<algo>__<seed>__<time>/`` (:func:`run_name`, :meth:`RunFolder.create`): ``<env>`` is the
+registered id without its ``mpg/`` namespace (``Congestion-v0``), followed by the layout for the
+multi-task GridWorld (``MultiTaskGridWorld-v0-no_conflict``); ``<algo>`` the algorithm (``inpg``,
+``nn_pg``; ``dcpg-exact``, ``sa-montecarlo``, ``dcpg-mlp-ppo`` for DCPG and its single-agent
+baselines; ``sb3-ppo``); ``<seed>`` the seed; ``<time>`` the start as ``YYYYmmdd-HHMMSS`` (``-1``,
+``-2``, ... for runs started in the same second). Folders are found again by their config
+(:func:`find_run`), never by their name, and ``--resume`` takes any folder's path.
+
+A ``train`` run's folder holds:
 
 * ``config.json`` -- the :class:`~baselines.train.TrainConfig` (rewritten only by an explicit
   ``--resume --iters K`` extension);
@@ -34,6 +43,7 @@ import numpy as np
 __all__ = [
     "DamagedRunError",
     "RunFolder",
+    "run_name",
     "atomic_write_bytes",
     "atomic_savez",
     "find_run",
@@ -95,6 +105,25 @@ _ADVICE = {
 }
 
 
+def run_name(env: str, algo: str, seed: int, layout: str | Sequence[str] | None = None) -> str:
+    """The name of a run folder without its time: ``<env>__<algo>__<seed>``.
+
+    Args:
+        env: A registered id (``"mpg/Congestion-v0"``); its namespace is dropped.
+        algo: The algorithm's label (``"inpg"``, ``"dcpg-exact"``, ``"sb3-ppo"``).
+        seed: The seed.
+        layout: The multi-task GridWorld's layout: a name, or grid strings (``custom<N>``).
+
+    Returns:
+        E.g. ``"Congestion-v0__inpg__0"``, ``"MultiTaskGridWorld-v0-no_conflict__dcpg-exact__3"``.
+    """
+    name = env.split("/")[-1]
+    if layout is not None:
+        name += "-" + (layout if isinstance(layout, str) else f"custom{len(layout)}")
+    safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{name}__{algo}__{int(seed)}")
+    return safe
+
+
 class RunFolder:
     """One run's folder (see the module docstring).
 
@@ -108,7 +137,7 @@ class RunFolder:
     # ------------------------------------------------------------------ creation
     @classmethod
     def create(cls, out: str | Path, name: str) -> RunFolder:
-        """A new folder ``<out>/<name>__<time>`` (suffixed if it exists).
+        """A new folder ``<out>/<name>__<time>`` (suffixed if it exists); ``name`` from :func:`run_name`.
 
         Raises:
             ValueError: If ``out`` cannot receive the folder.

@@ -41,6 +41,7 @@ import numpy as np
 
 from baselines.estimators import Estimate
 from mpg_envs import exact
+from mpg_envs._repr import concise_repr
 from mpg_envs.core import Dynamics, sample_step
 from mpg_envs.exact import check_policy_table
 from mpg_envs.model import TabularModel
@@ -80,6 +81,18 @@ class Rollouts:
     rewards: np.ndarray
     alive: np.ndarray
     observations: np.ndarray | None = None
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            n_episodes=self.n_episodes,
+            horizon=self.horizon,
+            states=self.states,
+            actions=self.actions,
+            rewards=self.rewards,
+            alive=self.alive,
+            observations=self.observations,
+        )
 
     @property
     def n_episodes(self) -> int:

@@ -45,6 +45,7 @@ import numpy as np
 
 from baselines.evaluation import JointEvaluator, welfare
 from baselines.policies.base import Policy
+from baselines.threads import torch_threads
 from mpg_envs import _validate as V
 
 __all__ = ["MPGVecEnv", "BatchedMPGVecEnv", "make_vec_env", "SB3Policy", "ExactMetricsCallback"]
@@ -364,6 +365,7 @@ def make_vec_env(
     else:
         raise ValueError(f"env must be a registered id or a function building a parallel env, got {env!r}")
     n_envs = V.positive_int("n_envs", n_envs)
+    torch_threads()  # SB3's networks are small: one thread unless the user chose (baselines.threads)
     batched = isinstance(env, str) if batched is None else V.flag("batched", batched)
     if batched and not isinstance(env, str):
         raise ValueError(
@@ -396,6 +398,7 @@ class SB3Policy(Policy):
 
         if not hasattr(model.policy, "get_distribution"):
             raise ValueError(f"{type(model).__name__}'s policy has no action distribution to tabulate")
+        torch_threads()
         self.model = model
         self.action_sizes = _sizes(action_sizes)
         self.obs_mode = obs_mode
@@ -444,6 +447,7 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
         super().__init__(verbose)
+        torch_threads()  # before SB3 trains: one thread unless the user chose (baselines.threads)
         self.penv = env.unwrapped
         self.mdl = self.penv.model()
         self.evaluator = JointEvaluator(self.mdl)
@@ -525,12 +529,11 @@ def run_sb3(
     Returns:
         The run folder.
     """
-    import torch
     from stable_baselines3 import A2C, PPO
 
-    from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes
+    from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, run_name
 
-    torch.set_num_threads(1)  # small networks on shared cores
+    torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     if resume is not None:
         folder = RunFolder(resume)
         cfg = folder.read_config()
@@ -545,7 +548,8 @@ def run_sb3(
                    steps=V.positive_int("steps", 32_768 if steps is None else steps),
                    n_envs=V.positive_int("n_envs", n_envs), seed=V.integer("seed", seed, minimum=0),
                    eval_every=V.positive_int("eval_every", eval_every))  # fmt: skip
-        folder = RunFolder.create(out, f"{env.split('/')[-1]}__sb3-{algo}__{seed}")
+        layout = cfg["env_kwargs"].get("layout") if env == "mpg/MultiTaskGridWorld-v0" else None
+        folder = RunFolder.create(out, run_name(env, f"sb3-{algo}", seed, layout))
         folder.write_config(cfg)
     import pettingzoo
 
@@ -588,4 +592,10 @@ def run_sb3(
     remaining = cfg["steps"] - model.num_timesteps
     if remaining > 0:
         model.learn(remaining, callback=cb, reset_num_timesteps=False)
+    elif progress:
+        print(
+            f"nothing to train: the run is at {model.num_timesteps:,} of its {cfg['steps']:,} agent-steps "
+            "(give more steps to extend it)",
+            flush=True,
+        )
     return folder.path

@@ -54,7 +54,9 @@ def make_torchrl_env(
     import pettingzoo
 
     import mpg_envs  # noqa: F401 - registers the envs
+    from baselines.threads import torch_threads
 
+    torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     penv = pettingzoo.make("parallel", env_id, **env_kwargs)
     separate = bool(getattr(penv.unwrapped, "agents_finish_separately", False))
     env = PettingZooWrapper(

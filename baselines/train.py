@@ -35,8 +35,9 @@ from baselines.algorithms import ALGORITHMS, Algorithm, algorithm_class, make_al
 from baselines.estimators import Estimator, ExactEstimator, TaskwiseExactEstimator
 from baselines.evaluation import Evaluator, JointEvaluator, TaskwiseEvaluator, evaluation_iterations
 from baselines.policies import Policy
-from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, pack_tables
+from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, pack_tables, run_name
 from mpg_envs import exact
+from mpg_envs._repr import Raw, concise_repr
 from mpg_envs.model import ModelTooLargeError
 
 __all__ = [
@@ -146,6 +147,8 @@ class RunResult:
         snapshots: Tables at every evaluated iteration, shape (K, N, S, max |A_i|) float32
             (empty when the tables are too large to keep).
         stopped: Whether the stop rule ended the run (False: it ran all ``iters``).
+        stop_reason: Why it stopped, e.g. ``"L1 change 8.1e-06 < 1e-05 (rule l1)"`` ("" if it ran
+            all ``iters``).
     """
 
     run_dir: Path
@@ -154,6 +157,30 @@ class RunResult:
     metrics: list[dict[str, float]]
     snapshots: np.ndarray
     stopped: bool = False
+    stop_reason: str = ""
+
+    @property
+    def iterations(self) -> int:
+        """The last evaluated iteration (the run's end once it finished)."""
+        return int(self.metrics[-1]["iteration"]) if self.metrics else 0
+
+    def describe_end(self) -> str:
+        """How the run ended, for the console: ``"stopped at iteration k: <reason>"`` or
+        ``"ran k iterations"``."""
+        if self.stopped:
+            return f"stopped at iteration {self.iterations}: {self.stop_reason or 'stop rule'}"
+        return f"ran {self.iterations} iterations"
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            run_dir=str(self.run_dir),
+            end=self.describe_end(),
+            nash_gap=self.metrics[-1]["nash_gap"] if self.metrics else None,
+            policies=self.policies,
+            snapshots=self.snapshots,
+            metrics=Raw(f"{len(self.metrics)} rows"),
+        )
 
 
 def l1_accuracy(snapshots: np.ndarray) -> np.ndarray:
@@ -319,7 +346,8 @@ def _setup(cfg: TrainConfig) -> _Setup:
 
 # ------------------------------------------------------------------------------------ the loop
 def _run_name(cfg: TrainConfig) -> str:
-    return f"{cfg.env.replace('/', '-')}__{cfg.algo}__{cfg.seed}"
+    layout = cfg.env_kwargs.get("layout") if cfg.env == "mpg/MultiTaskGridWorld-v0" else None
+    return run_name(cfg.env, cfg.algo, cfg.seed, layout)
 
 
 def train(
@@ -386,9 +414,12 @@ def train(
 def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, plot) -> RunResult:
     alg, policy, estimator, evaluator = setup.algorithm, setup.policy, setup.estimator, setup.evaluator
     start, rows, snaps, prev = 0, [], [], None
+    stop_next, reason = False, ""  # fox2022-pg: the check one update behind has fired, and why
     ck = folder.load_checkpoint()
     if ck is not None:
         start = int(ck["iteration"])
+        stop_next = bool(ck.get("stop_next", False))
+        reason = str(ck.get("stop_reason", ""))
         policy.load_state_dict({k[7:]: v for k, v in ck.items() if k.startswith("policy.")})
         alg.load_state_dict({k[10:]: v for k, v in ck.items() if k.startswith("algorithm.")})
         if "estimator_rng" in ck and hasattr(estimator, "load_state_dict"):
@@ -418,6 +449,8 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
             n_rows=np.array(n_rows),
             n_snapshots=np.array(n_snaps),
             n_prev=np.array(0 if prev_tables is None else len(prev_tables)),
+            stop_next=np.array(stop_next),
+            stop_reason=np.array(reason),
             **{f"prev_{i}": p for i, p in enumerate(prev_tables or [])},
             **{f"policy.{k}": v for k, v in policy.state_dict().items()},
             **{f"algorithm.{k}": v for k, v in alg.state_dict().items()},
@@ -426,7 +459,7 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
 
     t0 = time.perf_counter()
     bar = _progress(cfg.iters + 1 - start, progress, folder.path.name)
-    it, stopped, stop_next, updates = start, False, False, 0
+    it, stopped, updates = start, False, 0
     while True:
         if it > start and it % cfg.checkpoint_every == 0:
             checkpoint(it, len(rows), len(snaps), prev)
@@ -434,8 +467,15 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
         # L1 change); a network's table costs a forward pass over every state
         needed = tol > 0 or stop_next or any(k in eval_at or k == cfg.iters for k in (it, it + 1))
         tables = setup.tabulate() if needed else None
+        if tables is not None and not all(np.isfinite(t).all() for t in tables):
+            raise ValueError(
+                f"iteration {it}: the policy is not finite (the updates diverged; lower the step size); "
+                f"{folder.path} keeps the iterations before"
+            )
         l1 = exact.l1_distance(tables, prev) if tables is not None and prev is not None else float("nan")
         rule_hit = tol > 0 and rule != "fox2022-pg" and first_check <= it < cfg.iters and l1 < tol
+        if rule_hit:
+            reason = f"L1 change {l1:.3g} < {tol:g} (rule {rule})"
         final = it == cfg.iters or stop_next or rule_hit
         if it in eval_at or final:
             row = {
@@ -461,13 +501,18 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
             # t = 0: pi_0 with pi_1) and returns pi_{t+1}
             d = l1 if it >= 1 else exact.l1_distance(setup.tabulate(), tables)
             stop_next = bool(d < tol)
+            if stop_next:
+                reason = (
+                    f"L1 change {d:.3g} < {tol:g} between iterations {max(it - 1, 0)} and {max(it, 1)} "
+                    f"(rule fox2022-pg: checked one update behind)"
+                )
         it += 1
         if bar is not None:
             bar.update(1)
         if stop_after is not None and updates >= stop_after:
             if bar is not None:
                 bar.close()
-            return RunResult(folder.path, policy, setup.tabulate(), rows, _stack(snaps), False)
+            return RunResult(folder.path, policy, setup.tabulate(), rows, _stack(snaps), False, "")
     if bar is not None:
         bar.close()
     done = it
@@ -476,9 +521,11 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
     n_last = 1 if rows and rows[-1]["iteration"] == done else 0
     checkpoint(done, len(rows) - n_last, len(snaps) - (n_last if setup.snapshots else 0), prev)
     snapshots = _stack(snaps)
+    reason = reason if stopped else ""
     folder.save_final(
         snapshots=snapshots,
         stopped=np.array(stopped),
+        stop_reason=np.array(reason),
         iteration=np.array(done),
         **{f"policy_{i}": p for i, p in enumerate(tables)},
     )
@@ -488,7 +535,7 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
         atomic_write_bytes(folder.path / "l1_accuracy.csv", ("\n".join(lines) + "\n").encode())
         if plot:
             _plot_run(folder.path, rows, acc)
-    return RunResult(folder.path, policy, tables, rows, snapshots, stopped)
+    return RunResult(folder.path, policy, tables, rows, snapshots, stopped, reason)
 
 
 def _stack(snaps: list[np.ndarray]) -> np.ndarray:

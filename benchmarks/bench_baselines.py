@@ -91,12 +91,12 @@ def _train_seconds(cfg: TrainConfig) -> float:
 def neural_rows(reps: int, quick: bool) -> list[tuple]:
     """Exact NN-PG runs (paper 003: ~30 / 50 / 200 s per 400-iteration run on a V100 + 32 cores),
     the tabulation bridge, and sampled neural PG (REINFORCE) throughput."""
-    import torch
 
     from baselines.algorithms import make_algorithm
     from baselines.policies.neural import TorchSoftmaxPolicy
+    from baselines.threads import torch_threads
 
-    torch.set_num_threads(1)
+    torch_threads()  # our policy for small networks (bench_threads.py measures it)
     rows = []
     paper = {2: 30, 3: 50, 5: 200}
     for n in (5,) if quick else (2, 3, 5):

@@ -27,15 +27,15 @@ def main() -> None:
     add_output_args(ap)
     args = ap.parse_args()
     import benchmarl
-    import torch
     from benchmarl.algorithms import MappoConfig
     from benchmarl.experiment import Experiment, ExperimentConfig
     from benchmarl.models.mlp import MlpConfig
 
     from baselines.benchmarl_tasks import MPGTask, exact_metrics
+    from baselines.threads import torch_threads
     from mpg_envs import exact
 
-    torch.set_num_threads(1)
+    torch_threads()  # our policy for small networks (bench_threads.py measures it)
     task = MPGTask.COORDINATION.get_task({"n_agents": 2})
     penv = task.parallel_env()
     N = penv.dynamics.n_agents

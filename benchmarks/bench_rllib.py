@@ -30,9 +30,10 @@ def main() -> None:
     from baselines.evaluation import JointEvaluator, welfare
     from baselines.policies.base import observe_all
     from baselines.rllib_envs import register, shared_ppo_config
+    from baselines.threads import torch_threads
     from mpg_envs import exact
 
-    torch.set_num_threads(1)
+    torch_threads()  # our policy for small networks (bench_threads.py measures it)
     kw = {"n_agents": 2, "observation": "vector"}
     name = register("mpg/Coordination-v0", **kw)
     env = pettingzoo.make("parallel", "mpg/Coordination-v0", **kw).unwrapped

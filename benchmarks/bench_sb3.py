@@ -36,13 +36,13 @@ def main() -> None:
     add_output_args(ap)
     args = ap.parse_args()
     import pettingzoo
-    import torch
 
     import mpg_envs  # noqa: F401
     from baselines.sb3 import make_vec_env, run_sb3
+    from baselines.threads import torch_threads
     from mpg_envs import exact
 
-    torch.set_num_threads(1)
+    torch_threads()  # our policy for small networks (bench_threads.py measures it)
     rows, notes = [], []
     seeds = (0,) if args.quick else (0, 1, 2)
     # ---------------------------------------------------------------- speed

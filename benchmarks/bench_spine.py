@@ -137,7 +137,7 @@ def main() -> None:
     baseline = exact_at(args.baseline) if args.baseline else None
     if args.only_exact:
         rows, comparisons = exact_rows(reps, baseline, args.baseline)
-        out = report(rows, width=86)
+        out = report(rows)
         _print_comparisons(comparisons, args.baseline)
         save_results("spine_exact", args, results=out, baseline=args.baseline, comparisons=comparisons)
         return
@@ -176,7 +176,7 @@ def main() -> None:
     more, comparisons = exact_rows(reps, baseline, args.baseline)
     rows += more
 
-    out = report(rows, width=86)
+    out = report(rows)
     ratio = rows[1][1] / ref
     print(f"\nCongestion-v0 N=8 / rps-v2 agent-step throughput ratio (same run): {ratio:.2f}")
     _print_comparisons(comparisons, args.baseline)

@@ -49,11 +49,13 @@ def step_throughput(env, n_steps: int, seed: int = 0) -> float:
     return done_steps / (time.perf_counter() - t0)
 
 
-def report(rows: list[tuple[str, float, str, float | None]], width: int = 78) -> list[dict]:
-    """Print (name, value, unit, target) rows; rates (unit ending in /s) must reach the target,
-    times (unit "s") stay below it. Returns the rows as dicts for the JSON file."""
-    print(f"{'benchmark':<{width}} {'value':>14}  {'target':>10}  ok")
-    out = []
+def report(rows: list[tuple[str, float, str, float | None]], width: int | None = None) -> list[dict]:
+    """Print (name, value, unit, target) rows as a table that fits the terminal (long names wrap
+    inside their column); rates (unit ending in /s) must reach the target, times (unit "s") stay
+    below it. Returns the rows as dicts for the JSON file."""
+    from baselines.console import print_table
+
+    out, table = [], []
     for name, val, unit, target in rows:
         higher = unit.endswith("/s")
         ok = "" if target is None else ("yes" if (val >= target if higher else val <= target) else "NO")
@@ -62,10 +64,11 @@ def report(rows: list[tuple[str, float, str, float | None]], width: int = 78) ->
         elif unit == "value":  # a measured quantity (a return, a Nash gap): no direction
             shown, tgt = f"{val:.4g}", ""
         else:
-            shown = f"{val:,.0f}" if higher else f"{val * 1e3:,.2f} ms"
+            shown = f"{val:,.0f}" if higher else (f"{val * 1e3:,.2f} ms" if val < 10 else f"{val:,.1f} s")
             tgt = "" if target is None else (f"{target:,.0f}" if higher else f"{target * 1e3:,.0f} ms")
-        print(f"{name:<{width}} {shown:>14}  {tgt:>10}  {ok}")
+        table.append((name, shown, tgt, ok))
         out.append({"name": name, "value": val, "unit": unit, "target": target, "ok": ok or None})
+    print_table(None, ["benchmark", "value", "target", "ok"], table, width=width, align="<>><")
     return out
 
 
@@ -79,6 +82,7 @@ REFERENCES = {
     "dcpg": "Decentralized consensus policy gradient (bench_dcpg.py)",
     "sb3": "Stable-Baselines3 through baselines.sb3 (bench_sb3.py)",
     "vector": "Vector envs (bench_vector.py)",
+    "threads": "Torch threads for small networks (bench_threads.py)",
     "rllib": "RLlib, optional extra in its own environment (bench_rllib.py)",
     "benchmarl": "BenchMARL, optional extra in its own environment (bench_benchmarl.py)",
 }

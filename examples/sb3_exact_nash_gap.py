@@ -16,7 +16,6 @@ import csv
 from pathlib import Path
 
 import pettingzoo
-import torch
 from stable_baselines3 import PPO
 
 import mpg_envs  # noqa: F401  (registers the mpg/ environments)
@@ -30,7 +29,6 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--out", type=Path, default=Path("results/sb3_example"))
     args = ap.parse_args()
-    torch.set_num_threads(1)  # small networks: one thread is much faster on few cores
     args.out.mkdir(parents=True, exist_ok=True)
     kw = {"n_agents": 2, "observation": "vector"}  # "vector": one network reads every agent
     venv = make_vec_env("mpg/Coordination-v0", n_envs=8, seed=args.seed, **kw)

@@ -54,6 +54,7 @@ import scipy.sparse.linalg as spla
 from mpg_envs import _kernel as _k
 from mpg_envs import _krylov
 from mpg_envs import _validate as chk
+from mpg_envs._repr import concise_repr
 from mpg_envs.model import TabularModel
 
 __all__ = [
@@ -749,6 +750,11 @@ class BestResponse:
     value: np.ndarray
     iterations: int
 
+    def __repr__(self) -> str:
+        return concise_repr(
+            self, agent=self.agent, policy=self.policy, value=self.value, iterations=self.iterations
+        )
+
 
 def _policy_iteration(
     model: TabularModel, mdp: _k.MDP, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
@@ -859,6 +865,17 @@ class NashGap:
         """max_i max_s improvement: the policy is an eps-Nash equilibrium (Def. 1) for eps >= this."""
         return float(self.worst_state.max())
 
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            gap=self.gap,
+            worst=self.worst,
+            at_mu=self.at_mu,
+            worst_state=self.worst_state,
+            per_state=self.per_state,
+            best_responses=self.best_responses,
+        )
+
 
 @_small_blas
 def nash_gap(model: TabularModel, policies: Policy, *, values: np.ndarray | None = None) -> NashGap:
@@ -895,6 +912,9 @@ class SocialOptimum:
     policies: list[np.ndarray]
     values: np.ndarray
     welfare: float
+
+    def __repr__(self) -> str:
+        return concise_repr(self, welfare=self.welfare, values=self.values, policies=self.policies)
 
 
 @_small_blas
@@ -953,6 +973,16 @@ class Certificate:
     @property
     def relative(self) -> float:
         return self.max_residual / max(self.scale, 1e-300)
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            max_residual=self.max_residual,
+            relative=self.relative,
+            scale=self.scale,
+            residuals=self.residuals,
+            worst=self.worst,
+        )
 
 
 def _sample_pair(model, rng, obs_map, agents, pure):

@@ -74,6 +74,9 @@ def test_reproductions_smoke(tmp_path, capsys):
         cols, rows = rep.table(summary["results"])
         assert rows and all(len(r) == len(cols) for r in rows)
     assert "[1/" in printed and "seed 0 ->" in printed
+    # short runs cannot decide the paper's claims, and their tables say so
+    words = " ".join(printed.split())  # the tables wrap to the terminal
+    assert words.count("measured (quick run: cannot decide; --full decides)") == len(REPRODUCTIONS)
     assert "| experiment | paper |" in render_readme_block(out) and "## Paper 003" in render_docs(out)
     # the authors' protocol ran with its own estimator and stop rules
     cong = out["fox2022-congestion"]["results"]["curves"]

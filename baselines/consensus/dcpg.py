@@ -45,9 +45,10 @@ import numpy as np
 
 from baselines.consensus.graphs import Topology
 from baselines.consensus.objective import TaskSet, regularizer_gradient, relative_entropy, softmax_logits
-from baselines.runs import DamagedRunError, RunFolder, atomic_savez
+from baselines.runs import DamagedRunError, RunFolder, atomic_savez, run_name
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
+from mpg_envs._repr import Raw, concise_repr
 from mpg_envs.exact import _one_blas_thread
 
 __all__ = [
@@ -59,6 +60,8 @@ __all__ = [
     "load_dcpg_config",
     "montecarlo_gradients",
     "agent_generator",
+    "describe_end",
+    "diverged_at",
     "GRADIENTS",
 ]
 
@@ -225,6 +228,48 @@ class DCPGResult:
         if self.policies is None or not np.allclose(self.policies, self.policies[:1]):
             raise ValueError("this run's policy differs between tasks (policy='mlp'): use .policies")
         return self.policies[0]
+
+    def describe_end(self) -> str:
+        """How the run ended, for the console (see :func:`describe_end`)."""
+        return describe_end(self.metrics)
+
+    def __repr__(self) -> str:
+        last = self.metrics[-1] if self.metrics else {}
+        return concise_repr(
+            self,
+            run_dir=str(self.run_dir),
+            end=describe_end(self.metrics),
+            objective=last.get("objective"),
+            consensus_error=last.get("consensus_error"),
+            thetas=self.thetas,
+            policies=self.policies,
+            metrics=Raw(f"{len(self.metrics)} rows"),
+        )
+
+
+def diverged_at(metrics: Sequence[dict[str, float]]) -> int | None:
+    """The first evaluated iteration whose objective or consensus error is not finite (the
+    parameters overflowed: the step size is too large), or None."""
+    for row in metrics:
+        if not (np.isfinite(row["objective"]) and np.isfinite(row["consensus_error"])):
+            return int(row["iteration"])
+    return None
+
+
+def describe_end(metrics: Sequence[dict[str, float]]) -> str:
+    """``"ran k iterations"``, or, when the parameters overflowed, ``"diverged: ..."`` with the
+    first evaluated iteration whose metrics are not finite (DCPG has no stop rule: such a run
+    continues to ``iters`` without a usable policy)."""
+    if not metrics:
+        return "no iterations"
+    k = diverged_at(metrics)
+    end = int(metrics[-1]["iteration"])
+    if k is None:
+        return f"ran {end} iterations"
+    return (
+        f"diverged: the metrics are not finite from iteration {k} on (the parameters overflowed; "
+        f"lower --alpha); ran {end} iterations"
+    )
 
 
 def agent_generator(seed: int, agent: int) -> np.random.Generator:
@@ -656,9 +701,9 @@ def _make_env(cfg: DCPGConfig):
 
 
 def _run_name(cfg: DCPGConfig) -> str:
-    layout = cfg.layout if isinstance(cfg.layout, str) else f"custom{len(cfg.layout)}"
-    algo = f"dcpg-{cfg.gradient}" if cfg.communicate else f"sa-{cfg.gradient}"
-    return f"{layout}__{algo}__{cfg.seed}"
+    kind = "dcpg" if cfg.communicate else "sa"
+    algo = f"{kind}-mlp-{cfg.gradient}" if cfg.policy == "mlp" else f"{kind}-{cfg.gradient}"
+    return run_name("mpg/MultiTaskGridWorld-v0", algo, cfg.seed, cfg.layout)
 
 
 def _initial(cfg: DCPGConfig, S: int, A: int) -> np.ndarray:
@@ -735,7 +780,7 @@ def run_dcpg(
 
     Example:
         >>> from baselines.consensus import DCPGConfig, run_dcpg
-        >>> res = run_dcpg(DCPGConfig(layout="no_conflict", gradient="exact", iters=200, out="/tmp/runs"))
+        >>> res = run_dcpg(DCPGConfig(layout="no_conflict", gradient="exact", iters=200))  # in runs/
         >>> res.metrics[-1]["objective"] > res.metrics[0]["objective"]
         True
     """
@@ -894,7 +939,10 @@ def _plot_run(res: DCPGResult, tasks) -> None:
     fig.tight_layout()
     fig.savefig(res.run_dir / "metrics.png", dpi=110)
     plt.close(fig)
-    # each task with the averaged parameters' policy there (the same table for tabular runs)
+    # each task with the averaged parameters' policy there (the same table for tabular runs); a run
+    # whose parameters overflowed has no policy to draw (describe_end says so)
+    if not np.isfinite(res.policies).all():
+        return
     frames = [draw_tasks([t], None, p) for t, p in zip(tasks, res.policies)]
     img = np.concatenate(frames, axis=1)
     plt.imsave(res.run_dir / "policy.png", img)

@@ -47,7 +47,9 @@ class DistributedBackend:
         import torch
         import torch.distributed as dist
 
-        torch.set_num_threads(1)
+        from baselines.threads import torch_threads
+
+        torch_threads()  # one thread per rank unless the user chose (torchrun sets OMP_NUM_THREADS)
         if not dist.is_initialized():
             dist.init_process_group("gloo")
         self._dist, self._torch = dist, torch

@@ -77,6 +77,9 @@ class Graph:
     adjacency: np.ndarray
     name: str = "custom"
 
+    def __repr__(self) -> str:
+        return f"Graph({self.name!r}, n={self.n}, edges={int(np.asarray(self.adjacency).sum()) // 2})"
+
     def __post_init__(self) -> None:
         a = np.asarray(self.adjacency)
         if a.ndim != 2 or a.shape[0] != a.shape[1]:
@@ -396,6 +399,9 @@ class Topology:
         g = make_graph(graph_spec, n, seed=seed, p=p)
         method = weights if isinstance(weights, str) else "custom"
         return cls(g, make_weights(g, weights), method)
+
+    def __repr__(self) -> str:
+        return f"Topology({self.describe()})"
 
     def describe(self) -> str:
         """A one-line summary, e.g. "ring of 4, lazy Metropolis, sigma_2 = 0.500, gap 0.500"."""

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from baselines.policies.tabular import softmax_rows
+from mpg_envs._repr import Raw, concise_repr
 from mpg_envs.exact import _one_blas_thread
 from mpg_envs.model import TabularModel
 
@@ -245,6 +246,17 @@ class SharedOptimum:
     policy: np.ndarray | None
     path: list[int]
     nodes: int
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            bound=self.bound,
+            best=self.best,
+            complete=self.complete,
+            policy=self.policy,
+            path=Raw(f"{len(self.path)} cells"),
+            nodes=self.nodes,
+        )
 
 
 def shared_optimum(

@@ -107,7 +107,9 @@ class MLP:
     def __init__(self, features: np.ndarray, n_actions: int, hidden: Sequence[int]) -> None:
         import torch
 
-        torch.set_num_threads(1)  # small networks on shared cores (see the README)
+        from baselines.threads import torch_threads
+
+        torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
         self.torch = torch
         self.features = torch.as_tensor(features, dtype=torch.float64)
         N, S, F = features.shape

@@ -38,6 +38,7 @@ from baselines.experiments.chen2022 import Coordination
 from baselines.experiments.chen2022_nn import CoordinationNN
 from baselines.experiments.common import Context, markdown_table, print_table
 from baselines.experiments.fox2022 import Congestion, Distancing
+from baselines.experiments.stats import quick_label
 from baselines.experiments.zeng2021 import Graphs, GridWorld
 from baselines.experiments.zeng2021_nn import Table1
 
@@ -153,13 +154,22 @@ def reproduce(
         os.replace(tmp, folder / "summary.json")
         summaries[n] = summary
         if progress:
-            print_table(f"{rep.TITLE}: {folder}/", ["experiment", "paper", "measured"], rep.headline(results))
+            print_headline(rep.TITLE, folder, rep.headline(results), full and max_iters is None)
     if docs is not None:
         write_docs(Path(docs), Path(out), summaries)
     return summaries
 
 
 # ------------------------------------------------------------------------------------ documentation
+def print_headline(title: str, folder: Path, rows: Sequence[Sequence[str]], decides: bool, file=None) -> None:
+    """The table ``reproduce`` ends with. A short run (no ``--full``, or capped iterations) has too
+    few seeds or iterations to decide the paper's claims: its title and its "measured" column say
+    so (:data:`~baselines.experiments.stats.QUICK_NOTE`), so that its verdicts are not read as the
+    full-scale ones of the README."""
+    header = "measured" if decides else "measured (quick run: cannot decide; --full decides)"
+    print_table(quick_label(f"{title}: {folder}/", decides), ["experiment", "paper", header], rows, file=file)
+
+
 def render_readme_block(summaries: dict[str, dict]) -> str:
     """The README's reproduction tables, rendered from the summaries."""
     parts = [README_START, ""]

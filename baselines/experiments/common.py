@@ -15,7 +15,6 @@ import csv
 import math
 import multiprocessing
 import os
-import sys
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -25,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines import runs
+from baselines import console, runs
 from baselines.train import RunResult, TrainConfig, config_dict, l1_accuracy, train
 
 __all__ = [
@@ -192,7 +191,8 @@ def load_run(run_dir: Path) -> RunResult:
     pols = [fin[k] for k in sorted((k for k in fin if k.startswith("policy_")), key=_agent_no)]
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
-    return RunResult(run_dir, None, pols, rows, fin["snapshots"], bool(fin.get("stopped", False)))
+    stopped = bool(fin.get("stopped", False))
+    return RunResult(run_dir, None, pols, rows, fin["snapshots"], stopped, str(fin.get("stop_reason", "")))
 
 
 def _agent_no(key: str) -> int:
@@ -288,16 +288,12 @@ def markdown_table(columns: Sequence[str], rows: Sequence[Sequence[str]]) -> str
     return "\n".join(lines)
 
 
-def print_table(title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], file=None) -> None:
-    """A plain-text table with aligned columns (the end of ``reproduce``)."""
-    file = file or sys.stdout
-    cells = [list(map(str, columns))] + [list(map(str, r)) for r in rows]
-    widths = [max(len(r[k]) for r in cells) for k in range(len(columns))]
-    print(f"\n{title}", file=file)
-    for j, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip(), file=file)
-        if j == 0:
-            print("  ".join("-" * w for w in widths), file=file)
+def print_table(
+    title: str, columns: Sequence[str], rows: Sequence[Sequence[str]], file=None, width: int | None = None
+) -> None:
+    """A plain-text table with aligned columns that fits the terminal (the end of ``reproduce``):
+    long cells wrap inside their column (:func:`baselines.console.print_table`)."""
+    console.print_table(title, columns, rows, file=file, width=width)
 
 
 def plt():

@@ -12,8 +12,16 @@ from pathlib import Path
 import numpy as np
 
 from baselines import runs
-from baselines.consensus.dcpg import CONFIG_KIND, DCPGConfig, metric_fields, run_dcpg
+from baselines.consensus.dcpg import (
+    CONFIG_KIND,
+    DCPGConfig,
+    describe_end,
+    diverged_at,
+    metric_fields,
+    run_dcpg,
+)
 from baselines.experiments.common import Context, fmt, map_runs
+from mpg_envs._repr import Raw, concise_repr
 
 __all__ = ["DCPGRun", "run_dcpg_grid", "load_dcpg_run"]
 
@@ -34,6 +42,16 @@ class DCPGRun:
     @property
     def last(self) -> dict[str, float]:
         return self.metrics[-1]
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            run_dir=str(self.run_dir),
+            end=describe_end(self.metrics),
+            objective=self.last["objective"] if self.metrics else None,
+            thetas=self.thetas,
+            metrics=Raw(f"{len(self.metrics)} rows"),
+        )
 
 
 def _config_dict(cfg: DCPGConfig) -> dict:
@@ -72,10 +90,13 @@ def run_dcpg_grid(name: str, configs: Sequence[DCPGConfig], ctx: Context) -> lis
     def report(k: int, j: int, d: str, reused: bool, secs: float) -> None:
         dirs[j] = d
         if ctx.progress:
-            last = load_dcpg_run(Path(d), configs[j]).last
+            run = load_dcpg_run(Path(d), configs[j])
+            last = run.last
             how = "reused" if reused else f"{secs:.1f} s"
+            bad = diverged_at(run.metrics)
+            end = "" if bad is None else f"diverged at {bad} (metrics not finite), "
             print(
-                f"[{k}/{n}] {name}: {Path(d).name} -> objective {fmt(last['objective'], 3)}, "
+                f"[{k}/{n}] {name}: {Path(d).name} -> {end}objective {fmt(last['objective'], 3)}, "
                 f"consensus error {fmt(last['consensus_error'])} ({how})",
                 flush=True,
             )

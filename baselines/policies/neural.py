@@ -68,6 +68,9 @@ class TorchSoftmaxPolicy(Policy):
     ) -> None:
         import torch
 
+        from baselines.threads import torch_threads
+
+        torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
         if obs_mode not in ("onehot", "vector"):
             raise ValueError(
                 f"a network reads a feature observation ('onehot' or 'vector'), got {obs_mode!r}"

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from mpg_envs import _validate as V
+from mpg_envs._repr import Raw, concise_repr
 
 __all__ = [
     "Task",
@@ -74,6 +75,17 @@ class Task:
     walls: np.ndarray = field(default=None)  # type: ignore[assignment]
     action_names: tuple[str, ...] = GRID_ACTIONS
     name: str = ""
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            name=self.name,
+            shape=Raw(f"{self.shape[0]}x{self.shape[1]}"),
+            states=self.P.shape[0],
+            actions=self.action_names,
+            goals=int((self.terminal & (self.reward > 0)).sum()),
+            P=self.P,
+        )
 
     def __post_init__(self) -> None:
         P = _task_array(self.name, "P", self.P, what="an array of probabilities (S, A, S)")
