@@ -113,7 +113,11 @@ class TrainConfig:
     iters: int = field(default=1000, metadata={"help": "number of iterations"})
     seed: int = field(default=0, metadata={"help": "seed of the initial parameters and of the sampler"})
     init: str = field(
-        default="normal", metadata={"help": "initial parameters: normal (N(0,1), paper 003) or uniform"}
+        default="normal",
+        metadata={
+            "help": "initial parameters: normal (N(0,1), paper 003), uniform, or torch (networks only: "
+            "PyTorch's default for nn.Linear)"
+        },
     )
     eval_every: int = field(default=10, metadata={"help": "compute exact metrics every k iterations"})
     eval_log: bool = field(
@@ -231,8 +235,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"stop_l1 must be a finite number >= 0, got {v!r}")
     if cfg.stop_rule not in STOP_RULES:
         raise ValueError(f"unknown stop_rule {cfg.stop_rule!r}; choose from {list(STOP_RULES)}")
-    if cfg.init not in ("normal", "uniform"):
-        raise ValueError(f"init must be 'normal' or 'uniform', got {cfg.init!r}")
+    if cfg.init not in ("normal", "uniform", "torch"):
+        raise ValueError(f"init must be 'normal', 'uniform' or 'torch', got {cfg.init!r}")
     if cfg.obs not in ("", "state", "own", "vector", "onehot"):
         raise ValueError(
             f"obs must be one of state, own, vector, onehot (or '' for the default), got {cfg.obs!r}"

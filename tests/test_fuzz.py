@@ -452,7 +452,7 @@ def test_many_agents_and_many_facilities_build():
         ),
         (["train", "--stop-rule", "never"], "unknown stop_rule 'never'"),
         (["train", "--estimator", "magic"], "unknown estimator 'magic'"),
-        (["train", "--init", "zeros"], "init must be 'normal' or 'uniform', got 'zeros'"),
+        (["train", "--init", "zeros"], "init must be 'normal', 'uniform' or 'torch', got 'zeros'"),
         (["train", "--seeds", "1", "1"], "seeds must be distinct integers >= 0, got [1, 1]"),
         (["train", "--horizon", "0", "--estimator", "sampled"], "horizon must be an integer >= 1, got 0"),
         (

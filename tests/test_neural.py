@@ -122,3 +122,40 @@ def test_sampled_gradient_converges_to_the_exact_one():
         assert np.linalg.norm(dev) <= 4 * np.linalg.norm(se), (np.linalg.norm(dev), np.linalg.norm(se))
         errs[batch] = np.sqrt(((samples - exact_g) ** 2).sum(axis=1)).mean()
     assert errs[1600] < errs[100] / 2.5  # 16x the batch: ~1/4 of the error
+
+
+def test_torch_init_is_pytorch_default_for_linear_layers():
+    """init="torch" draws what ``nn.Linear.reset_parameters`` draws (kaiming_uniform_ with a = sqrt(5),
+    bias U(+-1/sqrt(fan_in))) from the policy's own generator, and starts near uniform; init="normal"
+    (every parameter N(0, 1), paper 003's text) saturates most rows at N = 5."""
+    import math
+
+    env = coordination_v0.parallel_env(n_agents=5)
+    seed = np.random.default_rng(3)
+    pol = TorchSoftmaxPolicy.mlp(env.dynamics, hidden="auto", init="torch", rng=np.random.default_rng(3))
+    gen = torch.Generator().manual_seed(int(seed.integers(2**62)))
+    for net in pol.nets:
+        for layer in (m for m in net if isinstance(m, torch.nn.Linear)):
+            w = torch.empty_like(layer.weight)
+            torch.nn.init.kaiming_uniform_(w, a=math.sqrt(5), generator=gen)
+            torch.testing.assert_close(layer.weight, w, rtol=0, atol=1e-7)
+            bound = 1 / math.sqrt(layer.in_features)
+            b = torch.empty_like(layer.bias).uniform_(-bound, bound, generator=gen)
+            torch.testing.assert_close(layer.bias, b, rtol=0, atol=1e-7)
+
+    def saturated(init: str) -> float:
+        shares = []
+        for s in range(10):
+            p = TorchSoftmaxPolicy.mlp(env.dynamics, hidden="auto", init=init, rng=np.random.default_rng(s))
+            shares.append((np.stack(p.table(env.dynamics)).max(axis=-1) > 0.99).mean())
+        return float(np.mean(shares))
+
+    assert saturated("torch") == 0.0
+    assert saturated("normal") > 0.7
+    with pytest.raises(ValueError, match="init must be one of"):
+        TorchSoftmaxPolicy.mlp(env.dynamics, init="xavier")
+
+
+def test_tabular_policies_refuse_the_torch_init():
+    with pytest.raises(ValueError, match="'torch' is for networks"):
+        TabularSoftmaxPolicy.init(4, (2, 2), np.random.default_rng(0), "torch")

@@ -61,7 +61,7 @@ FIGURES = {
     "fox2022-distancing": ["fox2022_distancing.png"],
     "fox2022-congestion": ["fox2022_congestion.png"],
     "chen2022-coordination": ["chen2022_coordination.png", "chen2022_step_sizes.png"],
-    "chen2022-coordination-nn": ["chen2022_coordination_nn.png"],
+    "chen2022-coordination-nn": ["chen2022_coordination_nn.png", "chen2022_nn_lambda.png"],
     "zeng2021-gridworld": ["zeng2021_gridworld.png", "zeng2021_chains.png"],
     "zeng2021-graphs": ["zeng2021_graphs.png"],
     "zeng2021-table1": ["zeng2021_table1.png"],

@@ -240,7 +240,8 @@ def write_curves(path: Path, series: dict[str, tuple[np.ndarray, np.ndarray]], b
     Args:
         path: CSV file.
         series: label -> (iterations (K,), values (R, K)).
-        band: ``"std"`` (standard deviation over runs) or ``"se"`` (standard error of the mean).
+        band: ``"std"`` (standard deviation over runs, ddof = 1) or ``"se"`` (standard error of the
+            mean, ddof = 1).
     """
     if band not in ("std", "se"):
         raise ValueError(f"band must be 'std' or 'se', got {band!r}")
@@ -249,7 +250,8 @@ def write_curves(path: Path, series: dict[str, tuple[np.ndarray, np.ndarray]], b
         w.writerow(["curve", "iteration", "mean", "spread", "band", "runs"])
         for label, (its, Y) in series.items():
             m = Y.mean(axis=0)
-            s = Y.std(axis=0) if band == "std" else Y.std(axis=0) / np.sqrt(len(Y))
+            sd = Y.std(axis=0, ddof=1) if len(Y) > 1 else np.zeros_like(m)
+            s = sd if band == "std" else sd / np.sqrt(len(Y))
             for k in range(len(m)):
                 w.writerow(
                     [label, int(its[min(k, len(its) - 1)]), f"{m[k]:.6g}", f"{s[k]:.6g}", band, len(Y)]

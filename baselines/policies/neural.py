@@ -3,8 +3,11 @@
 The default network is paper 003 App. G's: input the one-hot global state (``obs_mode="onehot"``,
 2^N inputs on the coordination game), two fully connected hidden layers of width S, a linear layer
 to |A_i| logits, softmax. The paper does not name the hidden activation; ReLU is the default. Its
-parameters start N(0, 1), as the paper's (``init="normal"``; ``"uniform"`` zeroes the last layer:
-the uniform policy).
+parameters start N(0, 1), as the paper's text says (``init="normal"``); ``"uniform"`` also zeroes
+the last layer (the uniform policy); ``"torch"`` is PyTorch's default for ``nn.Linear`` (weights and
+biases uniform on +-1/sqrt(fan_in)). With N(0, 1) weights a layer multiplies the logits' scale by
+about sqrt(fan_in / 2), so on the coordination game with N = 5 most rows of the initial policy are
+near-deterministic; PyTorch's default keeps them near uniform.
 
 Probabilities are computed in float64 from the logits, so a tabulated network passes
 :func:`mpg_envs.exact.check_policy` at its float64 tolerance whatever the network's dtype.
@@ -23,6 +26,8 @@ from mpg_envs.core import Dynamics
 __all__ = ["TorchSoftmaxPolicy", "parse_hidden"]
 
 ACTIVATIONS = ("relu", "tanh")
+#: Initialisations of :meth:`TorchSoftmaxPolicy.mlp`.
+INITS = ("normal", "uniform", "torch")
 
 
 def parse_hidden(spec: str | Sequence[int], n_states: int) -> tuple[int, ...]:
@@ -105,8 +110,9 @@ class TorchSoftmaxPolicy(Policy):
             hidden: Hidden widths (:func:`parse_hidden`).
             activation: ``"relu"`` or ``"tanh"``.
             bias: Whether the layers have biases.
-            init: ``"normal"``: every parameter N(0, 1) (paper 003); ``"uniform"``: N(0, 1) and a
-                zero last layer, so the policy starts uniform.
+            init: ``"normal"``: every parameter N(0, 1) (paper 003's text); ``"uniform"``: N(0, 1)
+                and a zero last layer, so the policy starts uniform; ``"torch"``: PyTorch's default
+                for ``nn.Linear``, weights and biases U(-1/sqrt(fan_in), 1/sqrt(fan_in)).
             dtype: ``"float32"`` or ``"float64"``.
             rng: Seeds the initial parameters (a fresh torch generator; the global torch RNG is
                 never used).
@@ -115,8 +121,8 @@ class TorchSoftmaxPolicy(Policy):
 
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
-        if init not in ("normal", "uniform"):
-            raise ValueError(f"init must be 'normal' or 'uniform', got {init!r}")
+        if init not in INITS:
+            raise ValueError(f"init must be one of {list(INITS)}, got {init!r}")
         if dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         if not isinstance(bias, bool):
@@ -136,8 +142,15 @@ class TorchSoftmaxPolicy(Policy):
             layers.append(torch.nn.Linear(prev, k, bias=bias, dtype=tdtype))
             net = torch.nn.Sequential(*layers)
             with torch.no_grad():
-                for p in net.parameters():
-                    p.copy_(torch.randn(p.shape, generator=gen, dtype=tdtype))
+                for layer in net:
+                    if not isinstance(layer, torch.nn.Linear):
+                        continue
+                    bound = 1.0 / np.sqrt(layer.in_features)
+                    for p in layer.parameters():
+                        if init == "torch":  # nn.Linear.reset_parameters, on our generator
+                            p.uniform_(-bound, bound, generator=gen)
+                        else:
+                            p.copy_(torch.randn(p.shape, generator=gen, dtype=tdtype))
                 if init == "uniform":
                     for p in layers[-1].parameters():
                         p.zero_()

@@ -108,7 +108,10 @@ class TabularSoftmaxPolicy(TabularPolicy):
     ) -> TabularSoftmaxPolicy:
         """Standard-normal logits (``"normal"``, paper 003) or zeros (``"uniform"``)."""
         if init not in ("normal", "uniform"):
-            raise ValueError(f"init must be 'normal' or 'uniform', got {init!r}")
+            raise ValueError(
+                "a tabular policy's init must be 'normal' or 'uniform' ('torch' is for networks), "
+                f"got {init!r}"
+            )
         return cls([rng.normal(size=(n_rows, k)) if init == "normal" else np.zeros((n_rows, k))
                     for k in action_sizes], **kw)  # fmt: skip
 
