@@ -492,7 +492,7 @@ def _stop_panel(ax, curves: list[Curve], summaries: dict, title: str, logx: bool
             ax.boxplot(
                 [vals],
                 positions=[y],
-                vert=False,
+                orientation="horizontal",
                 widths=0.5,
                 showfliers=False,
                 medianprops={"color": "k"},
