@@ -39,7 +39,7 @@ from baselines.experiments.common import (
     plt,
     run_grid,
     stack,
-    write_curves,
+    write_run_curves,
 )
 from baselines.experiments.stats import fraction, mean_se, paired_verdict
 from baselines.experiments.stats import paired as _paired_nan
@@ -409,12 +409,7 @@ class Coordination:
         summary = Coordination.rederive(
             {"iterations": horizon, "gap_tolerance": GAP_TOL, "lambdas": list(lambdas), "per_run": per_run}
         )
-        series = {}
-        for c in rep:
-            its = iterations(results[c.label][0])
-            series[f"{c.label} POA"] = (its, stack([column(r, "poa") for r in results[c.label]]))
-            series[f"{c.label} Nash gap"] = (its, stack([column(r, "nash_gap") for r in results[c.label]]))
-        write_curves(ctx.out / "curves.csv", series, band="se")
+        write_run_curves(ctx.out / "curves.csv", rep, results)
         _figures(ctx, per_n, results, summary)
         return summary
 

@@ -52,13 +52,10 @@ from baselines.experiments.chen2022 import (
 from baselines.experiments.common import (
     Context,
     Curve,
-    column,
     fmt,
-    iterations,
     plt,
     run_grid,
-    stack,
-    write_curves,
+    write_run_curves,
 )
 from baselines.experiments.stats import fraction, paired_verdict
 from baselines.train import TrainConfig
@@ -273,12 +270,7 @@ class CoordinationNN:
         summary = CoordinationNN.rederive(
             {"iterations": horizon, "lambdas": list(lambdas), "per_run": per_run}
         )
-        series = {}
-        for c in rep:
-            its = iterations(results[c.label][0])
-            series[f"{c.label} POA"] = (its, stack([column(r, "poa") for r in results[c.label]]))
-            series[f"{c.label} Nash gap"] = (its, stack([column(r, "nash_gap") for r in results[c.label]]))
-        write_curves(ctx.out / "curves.csv", series, band="se")
+        write_run_curves(ctx.out / "curves.csv", rep, results)
         _figures(ctx, per_n, results, summary)
         return summary
 

@@ -38,6 +38,7 @@ __all__ = [
     "first_from",
     "stack",
     "write_curves",
+    "write_run_curves",
     "markdown_table",
     "print_table",
     "fmt",
@@ -256,6 +257,23 @@ def write_curves(path: Path, series: dict[str, tuple[np.ndarray, np.ndarray]], b
                 w.writerow(
                     [label, int(its[min(k, len(its) - 1)]), f"{m[k]:.6g}", f"{s[k]:.6g}", band, len(Y)]
                 )
+
+
+def write_run_curves(path: Path, curves: Sequence[Curve], results: dict[str, list[RunResult]]) -> None:
+    """Each curve's POA and Nash gap over its runs (mean and standard error) into ``path`` (CSV).
+
+    Args:
+        path: CSV file (see :func:`write_curves`).
+        curves: The curves run.
+        results: label -> the curve's runs, as :func:`run_grid` returns them.
+    """
+    series = {}
+    for c in curves:
+        runs_ = results[c.label]
+        its = iterations(runs_[0])
+        series[f"{c.label} POA"] = (its, stack([column(r, "poa") for r in runs_]))
+        series[f"{c.label} Nash gap"] = (its, stack([column(r, "nash_gap") for r in runs_]))
+    write_curves(path, series, band="se")
 
 
 # ------------------------------------------------------------------------------------ formatting
