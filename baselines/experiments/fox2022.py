@@ -612,8 +612,8 @@ def _iters_text(s: dict) -> str:
     text = f"stop after {_q_text(s['stop_iterations'], 3)} iterations"
     if s["stopped"] < s["runs"]:
         rest = s["runs"] - s["stopped"]
-        text = f"{s['stopped']}/{s['runs']} {text}; {rest} reach the cap of {s['max_iterations']}"
-    return text
+        return f"{s['stopped']}/{s['runs']} runs {text}; {rest} reach the cap of {s['max_iterations']}"
+    return f"all runs {text}"
 
 
 def _eq_text(s: dict) -> str:
