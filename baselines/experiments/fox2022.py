@@ -692,7 +692,7 @@ def _measured(results: dict, protocol: str, n: int, gap_path: bool = False) -> s
         if s is None:
             continue
         name = "projected IPG" if s["config"]["algo"] == "ppg" else algo
-        text = f"{name} {_iters_text(s)}; {_eq_text(s)}"
+        text = f"{name}: {_iters_text(s)}; {_eq_text(s)}"
         if gap_path and s["stopped"]:
             q = s["peak_nash_gap"]
             text += (
