@@ -40,7 +40,7 @@ from typing import Any
 import numpy as np
 
 from baselines.estimators import Estimate
-from mpg_envs import exact
+from mpg_envs import _kernel, exact
 from mpg_envs._repr import concise_repr
 from mpg_envs.core import Dynamics, sample_step
 from mpg_envs.exact import check_policy_table
@@ -659,7 +659,7 @@ class ForcedActionEstimator(_RandomEstimator):
                 f"estimator's dynamics {dyn.n_states} and {tuple(dyn.action_sizes)}"
             )
         pol = exact.check_policy(model, policies)
-        S, N, A, g, T = model.n_states, model.n_agents, model.n_joint_actions, self.gamma, self.horizon
+        S, N, g, T = model.n_states, model.n_agents, self.gamma, self.horizon
         P = exact.transition_matrix(model, pol)  # (S, S) sparse
         r = np.einsum("nsa,sa->ns", model.R, exact.joint_policy(model, pol))  # (N, S)
         v = np.zeros((N, S))
@@ -680,15 +680,7 @@ class ForcedActionEstimator(_RandomEstimator):
         for t in range(T):
             occ += g**t * z
             z = P @ z  # (P^t mu)(s) = sum_k P^t(k | s) mu(k)
-        Q = model.R + g * np.asarray(model.P @ v.T).reshape(S, A, N).transpose(2, 0, 1)  # (N, S, A)
-        sizes = tuple(model.action_sizes)
-        q = []
-        for i in range(N):
-            x = Q[i].reshape(S, *sizes)
-            for j in range(N):
-                if j != i:
-                    shape = [S] + [1] * N
-                    shape[1 + j] = sizes[j]
-                    x = x * pol[j].reshape(shape)
-            q.append(x.sum(axis=tuple(1 + j for j in range(N) if j != i)))
+        Q = model.R + g * _kernel.kernel(model).expect(v)  # (N, S, A), with the estimator's gamma
+        before, after = _kernel.others(pol)  # E over a_-i, as exact.marginal_q does
+        q = [_kernel.marginalize(Q[i], before[i], after[i], k) for i, k in enumerate(model.action_sizes)]
         return Estimate(v=v, q=q, occupancy=occ, mu_values=v @ self.mu)
