@@ -77,6 +77,7 @@ def test_paired_verdicts_come_from_the_interval():
     assert paired_verdict(paired([1.0, 2.0], [1.0, 2.0])) == "no significant difference"
     assert paired_verdict(up, scale=10.0) == "no difference that matters"
     assert paired_verdict(paired([1.0], [0.0])) == "one seed: cannot decide"
+    assert paired([1.0], [0.0])["p"] is None  # strict JSON in summaries (no NaN)
     assert "p < 1e-4" in fmt_paired(paired(np.arange(30.0), np.arange(30.0) - 1 - 1e-3 * np.arange(30)))
     with pytest.raises(ValueError, match="equal-length"):
         paired([1.0, 2.0], [1.0])

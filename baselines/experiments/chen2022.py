@@ -22,7 +22,6 @@ verdicts) from the per-run records it stores; :meth:`Coordination.run` builds it
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import replace
 
@@ -41,8 +40,7 @@ from baselines.experiments.common import (
     stack,
     write_run_curves,
 )
-from baselines.experiments.stats import fraction, mean_se, paired_verdict
-from baselines.experiments.stats import paired as _paired_nan
+from baselines.experiments.stats import fmt_interval, fraction, mean_se, paired, paired_verdict
 from baselines.train import RunResult, TrainConfig
 
 __all__ = [
@@ -55,7 +53,6 @@ __all__ = [
     "selection_seeds",
     "selection_context",
     "fmt_seeds",
-    "fmt_test",
 ]
 
 GAMMA = 0.95
@@ -119,15 +116,6 @@ def run_records(curve: Curve, runs: Sequence[RunResult], saturation: bool = Fals
     if saturation:
         rec["initial_saturated"] = [float((r.snapshots[0].max(axis=-1) > 0.99).mean()) for r in runs]
     return rec
-
-
-def paired(a: Sequence[float], b: Sequence[float]) -> dict:
-    """:func:`.stats.paired`, its p-value None instead of NaN for a single seed (summaries are
-    strict JSON, and equal summaries compare equal)."""
-    p = _paired_nan(a, b)
-    if isinstance(p["p"], float) and math.isnan(p["p"]):
-        p["p"] = None
-    return p
 
 
 def censored(rec: dict, horizon: int) -> list[float]:
@@ -287,12 +275,6 @@ def fmt_seeds(seeds: Sequence[int]) -> str:
     if s == list(range(s[0], s[0] + len(s))):
         return f"seeds {s[0]}-{s[-1]}"
     return "seeds " + ", ".join(map(str, s))
-
-
-def fmt_test(p: dict, digits: int = 2) -> str:
-    """``"+0.013 [-0.016, 0.042]"``: a paired mean difference and its 95% interval, compactly."""
-    sign = "+" if p["mean"] > 0 else ""
-    return f"{sign}{fmt(p['mean'], digits)} [{fmt(p['low'], digits)}, {fmt(p['high'], digits)}]"
 
 
 # ------------------------------------------------------------------------------------ the grid
@@ -504,7 +486,7 @@ class Coordination:
             return per_n(lambda N: f"{pick(alg, c, N)['converged']['k']}")
 
         def tests(key):  # a paired difference and its 95% interval, per N
-            return per_n(lambda N: fmt_test(p[f"N={N} {key}"]["test"], 2))
+            return per_n(lambda N: fmt_interval(p[f"N={N} {key}"]["test"], 2))
 
         def verdicts(key):
             return per_n(lambda N: p[f"N={N} {key}"]["verdict"])
@@ -603,7 +585,7 @@ class Coordination:
                     f"paired: {pair}",
                     "",
                     "",
-                    f"{unit}: {fmt_test(t['test'], 2)}, p = {fmt(t['test']['p'])}",
+                    f"{unit}: {fmt_interval(t['test'], 2)}, p = {fmt(t['test']['p'])}",
                     "",
                     "",
                     t["verdict"],
@@ -673,7 +655,7 @@ def _figures(ctx: Context, per_n: dict, results: dict, summary: dict) -> None:
         axes[0, col].text(
             0.98, 0.36,
             ("PG + barrier (dots) lies on PG; " if d["verdict"] == "no difference that matters" else "")
-            + f"final POA, PG + barrier - PG:\n{fmt_test(d['test'], 2)}: {d['verdict']}",
+            + f"final POA, PG + barrier - PG:\n{fmt_interval(d['test'], 2)}: {d['verdict']}",
             transform=axes[0, col].transAxes, ha="right", va="bottom", fontsize=7,
             color=COLORS["PG + log barrier"],
         )  # fmt: skip

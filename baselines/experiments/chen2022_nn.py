@@ -42,8 +42,6 @@ from baselines.experiments.chen2022 import (
     aggregate,
     compare,
     fmt_seeds,
-    fmt_test,
-    paired,
     run_records,
     select_lambda,
     selection_context,
@@ -57,7 +55,7 @@ from baselines.experiments.common import (
     run_grid,
     write_run_curves,
 )
-from baselines.experiments.stats import fraction, paired_verdict
+from baselines.experiments.stats import fmt_interval, fraction, paired, paired_verdict
 from baselines.train import TrainConfig
 
 __all__ = ["CoordinationNN"]
@@ -338,7 +336,7 @@ class CoordinationNN:
         for init, tag in INITS.items():
 
             def t(N, key, digits=2, tag=tag):
-                return fmt_test(p[f"N={N} [{tag}] {key}"]["test"], digits)
+                return fmt_interval(p[f"N={N} [{tag}] {key}"]["test"], digits)
 
             nnpg, spg = "NN-PG", "Softmax-PG"
             beats = "; ".join(
@@ -389,7 +387,7 @@ class CoordinationNN:
             for N in NS
         )
         poa = "; ".join(
-            f"N={N}: {fmt_test(p[f'N={N} NN-PG PyTorch init vs N(0,1) init: final POA']['test'], 2)}"
+            f"N={N}: {fmt_interval(p[f'N={N} NN-PG PyTorch init vs N(0,1) init: final POA']['test'], 2)}"
             for N in NS
         )
         opt = pick(5, "NN-PG", "torch")["at_optimum"]
@@ -452,7 +450,7 @@ class CoordinationNN:
                     + cells,
                     "",
                     s["rule"],
-                    f"in-sample gain {fmt_test(s['in_sample_gain'], 2)}",
+                    f"in-sample gain {fmt_interval(s['in_sample_gain'], 2)}",
                 ]
             )
         for key, t in results["paired"].items():
@@ -467,7 +465,7 @@ class CoordinationNN:
                     "",
                     "",
                     t["verdict"],
-                    fmt_test(t["test"], 2),
+                    fmt_interval(t["test"], 2),
                 ]
             )
         return cols, rows

@@ -30,6 +30,7 @@ __all__ = [
     "paired",
     "paired_verdict",
     "fmt_paired",
+    "fmt_interval",
     "quick_label",
     "QUICK_NOTE",
 ]
@@ -116,7 +117,8 @@ def paired(a: Sequence[float], b: Sequence[float], conf: float = CONFIDENCE) -> 
     Returns:
         ``{"n", "mean", "se", "low", "high", "p", "a_higher", "b_higher", "ties"}``: the mean
         difference, its standard error (ddof = 1), the t interval, the two-sided paired t-test's
-        p-value (1.0 when every difference is 0; NaN for a single seed) and the seed counts.
+        p-value (1.0 when every difference is 0; None for a single seed, so that summaries stay
+        strict JSON and compare equal after a round trip) and the seed counts.
 
     Raises:
         ValueError: Lengths differ or are 0.
@@ -127,9 +129,10 @@ def paired(a: Sequence[float], b: Sequence[float], conf: float = CONFIDENCE) -> 
     d = x - y
     n = d.size
     mean, se = mean_se(d)
+    p: float | None
     if n < 2:
         lo = hi = mean
-        p = float("nan")
+        p = None
     elif se == 0.0:
         lo = hi = mean
         p = 1.0 if mean == 0.0 else 0.0
@@ -180,11 +183,19 @@ def fmt_paired(p: dict, digits: int = 2) -> str:
     from baselines.experiments.common import fmt
 
     sign = "+" if p["mean"] > 0 else ""
-    pv = "p -" if math.isnan(p["p"]) else (f"p = {p['p']:.2g}" if p["p"] >= 1e-4 else "p < 1e-4")
+    pv = "p -" if p["p"] is None else (f"p = {p['p']:.2g}" if p["p"] >= 1e-4 else "p < 1e-4")
     return (
         f"{sign}{fmt(p['mean'], digits)} (95% CI {fmt(p['low'], digits)} to {fmt(p['high'], digits)}, "
         f"{pv}, n = {p['n']})"
     )
+
+
+def fmt_interval(p: dict, digits: int = 2) -> str:
+    """``"+0.013 [-0.016, 0.042]"``: a :func:`paired` mean difference and its 95% interval, compactly."""
+    from baselines.experiments.common import fmt
+
+    sign = "+" if p["mean"] > 0 else ""
+    return f"{sign}{fmt(p['mean'], digits)} [{fmt(p['low'], digits)}, {fmt(p['high'], digits)}]"
 
 
 def quick_label(text: str, full: bool) -> str:
