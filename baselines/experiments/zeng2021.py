@@ -444,6 +444,7 @@ class GridWorld:
                 ms = [mean_se(succ[:, i]) for i in range(succ.shape[1])]
                 mv = [mean_se(vals[:, i]) for i in range(vals.shape[1])]
                 order = np.argsort(obj, kind="stable")
+                (g_mean, g_se), (o_mean, o_se) = mean_se(goals), mean_se(obj)
                 summ[mu] = {
                     "montecarlo": {
                         "n": len(obj),
@@ -451,10 +452,10 @@ class GridWorld:
                         "success_se": [s for _, s in ms],
                         "value_mean": [m for m, _ in mv],
                         "value_se": [s for _, s in mv],
-                        "goals_mean": mean_se(goals)[0],
-                        "goals_se": mean_se(goals)[1],
-                        "objective_mean": mean_se(obj)[0],
-                        "objective_se": mean_se(obj)[1],
+                        "goals_mean": g_mean,
+                        "goals_se": g_se,
+                        "objective_mean": o_mean,
+                        "objective_se": o_se,
                         "median_seed": rr["montecarlo"][int(order[(len(obj) - 1) // 2])]["seed"],
                         "consensus_error_mean": mean_se([x["consensus_error"] for x in rr["montecarlo"]])[0],
                     },
