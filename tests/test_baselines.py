@@ -267,3 +267,15 @@ def test_stop_rules_match_the_authors_loops(tmp_path, algo, rule, tol):
     # our own rule stops at the first t >= 1 with d_t < tol, one iteration earlier or equal
     ours = train(TrainConfig(**{**cfg.__dict__, "stop_rule": "l1"}), progress=False)
     assert int(ours.metrics[-1]["iteration"]) <= len(hist) - 1
+
+
+def test_a_diverging_run_is_refused_with_its_iteration(tmp_path):
+    """A step size that overflows the logits ends the run with an error naming the iteration and
+    the folder that keeps the iterations before, not with a NaN policy passed on to the metrics."""
+    cfg = TrainConfig(
+        env="mpg/Coordination-v0", env_kwargs={"n_agents": 2}, algo="inpg", algo_kwargs={"eta": 1e308},
+        iters=20, out=str(tmp_path),
+    )  # fmt: skip
+    msg = r"iteration 1: the policy is not finite .*lower the step size.*keeps"
+    with pytest.raises(ValueError, match=msg):
+        train(cfg, progress=False, plot=False)
