@@ -29,12 +29,13 @@ on resume. Damaged files raise :class:`DamagedRunError` naming the file and what
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ import numpy as np
 
 __all__ = [
     "DamagedRunError",
+    "RunInUseError",
     "RunFolder",
     "run_name",
     "atomic_write_bytes",
@@ -56,6 +58,10 @@ TMP_SUFFIX = ".tmp-write"
 
 class DamagedRunError(ValueError):
     """A file of a run folder cannot be read; the message names it and what to do."""
+
+
+class RunInUseError(ValueError):
+    """Another process is writing the run folder (it holds the folder's lock)."""
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -163,6 +169,45 @@ class RunFolder:
                     f"out {str(out)!r}: cannot create the run folder {str(path)!r} ({err.strerror})"
                 ) from None
         return cls(path)
+
+    # ------------------------------------------------------------------ one writer
+    @contextlib.contextmanager
+    def lock(self) -> Iterator[RunFolder]:
+        """Hold the folder's writer lock while the block runs: one writer per run folder.
+
+        The lock is an advisory ``flock`` on ``<folder>/.lock``; the operating system releases it
+        when its process ends, also on ``kill -9``, so a killed run never leaves its folder locked.
+        Where ``fcntl`` does not exist (Windows) the block runs unlocked.
+
+        Raises:
+            RunInUseError: Another process holds the lock (its pid is in the message).
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not POSIX
+            yield self
+            return
+        lock_path = self.path / ".lock"
+        try:
+            fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise ValueError(f"{self.path}: cannot open its lock file ({err.strerror})") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = os.pread(fd, 32, 0).decode(errors="replace").strip() or "?"
+            os.close(fd)
+            raise RunInUseError(
+                f"{self.path}: another process (pid {holder}) is writing this run folder; "
+                "wait for it to end (or stop it) before resuming"
+            ) from None
+        try:
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, str(os.getpid()).encode(), 0)
+            yield self
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
 
     @property
     def config_path(self) -> Path:

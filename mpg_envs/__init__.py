@@ -16,6 +16,7 @@ import gymnasium
 import pettingzoo
 
 from mpg_envs import exact
+from mpg_envs._validate import TooLargeError
 from mpg_envs.model import ModelTooLargeError, TabularModel
 
 __version__ = "0.1.0"
@@ -24,6 +25,7 @@ __all__ = [
     "GYM_IDS",
     "ModelTooLargeError",
     "TabularModel",
+    "TooLargeError",
     "exact",
     "__version__",
     "congestion_v0",

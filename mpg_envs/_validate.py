@@ -25,6 +25,10 @@ import numpy as np
 
 __all__ = [
     "ArgumentTypeError",
+    "TooLargeError",
+    "MAX_BYTES_ENV",
+    "max_bytes",
+    "check_bytes",
     "show",
     "is_integer",
     "is_real",
@@ -414,3 +418,65 @@ def format_count(n: int) -> str:
         return f"{n:,}"
     digits = n.bit_length() * math.log10(2)
     return f"~10^{int(digits)}"
+
+
+# ------------------------------------------------------------------------------------ memory
+MAX_BYTES_ENV = "MPG_MAX_BYTES"
+DEFAULT_MAX_BYTES = 2 * 2**30
+
+
+class TooLargeError(ValueError):
+    """Raised *before* allocating something whose estimated size exceeds the memory limit.
+
+    The limit is :func:`max_bytes`: 2 GiB unless the environment variable ``MPG_MAX_BYTES`` sets
+    another number of bytes (e.g. ``MPG_MAX_BYTES=16e9`` on a large machine).
+    """
+
+
+def max_bytes() -> int:
+    """The memory limit in bytes: ``$MPG_MAX_BYTES`` (a positive number) or 2 GiB."""
+    import os
+
+    raw = os.environ.get(MAX_BYTES_ENV)
+    if raw is None or raw.strip() == "":
+        return DEFAULT_MAX_BYTES
+    try:
+        value = float(raw)
+    except ValueError:
+        value = float("nan")
+    if not (math.isfinite(value) and value >= 1):
+        raise ValueError(f"{MAX_BYTES_ENV} must be a positive number of bytes (e.g. 8e9), got {raw!r}")
+    return int(value)
+
+
+def _gib(nbytes: int) -> str:
+    if nbytes.bit_length() > 1000:
+        return format_count(nbytes // 2**30)
+    return f"{nbytes / 2**30:,.1f}" if nbytes < 10**6 * 2**30 else f"{nbytes / 2**30:.2e}"
+
+
+def check_bytes(what: str, nbytes: Any, *, advice: str, limit: int | None = None) -> int:
+    """Refuse, before allocating it, ``what`` whose estimated size is ``nbytes``.
+
+    Args:
+        what: What would be allocated, with its shape, e.g. ``"the sampler's rollouts of shape
+            (B, T, N) = (100000000, 20, 2)"``.
+        nbytes: The estimate in bytes: an exact Python int (compute it from Python ints, never from
+            NumPy ones, so that huge sizes cannot overflow).
+        advice: What the user can change, e.g. ``"use a smaller batch"``.
+        limit: The limit in bytes; default :func:`max_bytes`.
+
+    Returns:
+        ``nbytes`` as an int.
+
+    Raises:
+        TooLargeError: ``nbytes`` exceeds the limit; the message gives both sizes.
+    """
+    nbytes = int(nbytes)
+    limit = max_bytes() if limit is None else int(limit)
+    if nbytes > limit:
+        raise TooLargeError(
+            f"{what} would take ~{_gib(nbytes)} GiB, over the memory limit of {_gib(limit)} GiB "
+            f"(set {MAX_BYTES_ENV} to raise it); {advice}"
+        )
+    return nbytes

@@ -44,7 +44,7 @@ __all__ = ["TabularModel", "ModelTooLargeError", "ravel_actions", "unravel_actio
 _ATOL = 1e-9
 
 
-class ModelTooLargeError(ValueError):
+class ModelTooLargeError(V.TooLargeError):
     """Raised before allocating a model whose transition table would exceed the size limit."""
 
 

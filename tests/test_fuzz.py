@@ -546,3 +546,22 @@ def test_state_observation_too_large_for_one_hot_warns():
 
     with pytest.warns(UserWarning, match=r"Discrete\(100,000,000\).*observation='own'"):
         multitask_gridworld_v0.parallel_env(layout="no_conflict", observation="state")
+
+
+def test_memory_guard_names_both_sizes_and_the_override(monkeypatch):
+    from mpg_envs import TooLargeError
+    from mpg_envs._validate import check_bytes, max_bytes
+
+    with pytest.raises(
+        TooLargeError,
+        match=r"\(B, T\) = \(10\^9, 8\) would take ~59\.6 GiB.*limit of 2\.0 GiB.*MPG_MAX_BYTES",
+    ):
+        check_bytes("rollouts of shape (B, T) = (10^9, 8)", 8 * 8 * 10**9, advice="use fewer")
+    assert check_bytes("x", 2 * 2**30, advice="") == 2 * 2**30
+    monkeypatch.setenv("MPG_MAX_BYTES", "1e12")
+    assert max_bytes() == 10**12
+    assert check_bytes("x", 8 * 8 * 10**9, advice="") == 64 * 10**9
+    monkeypatch.setenv("MPG_MAX_BYTES", "lots")
+    with pytest.raises(ValueError, match="MPG_MAX_BYTES must be a positive number of bytes"):
+        max_bytes()
+    assert issubclass(ModelTooLargeError, TooLargeError)

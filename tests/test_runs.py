@@ -7,6 +7,8 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
+import time
 
 import numpy as np
 import pytest
@@ -191,3 +193,37 @@ def test_run_folders_created_in_the_same_second_by_parallel_workers_are_distinct
     with ThreadPoolExecutor(8) as pool:
         paths = list(pool.map(lambda _: RunFolder.create(tmp_path / "out", "same").path, range(40)))
     assert len(set(paths)) == 40 and all(p.is_dir() for p in paths)
+
+
+def test_one_writer_per_run_folder(tmp_path):
+    """A second process is refused the folder's lock while the first holds it; a released (or
+    killed) holder leaves the folder free."""
+    import subprocess
+    import sys
+
+    from baselines.runs import RunFolder, RunInUseError
+
+    folder = RunFolder.create(tmp_path, "x")
+    child = f"from baselines.runs import RunFolder\nwith RunFolder({str(folder.path)!r}).lock(): pass"
+    with folder.lock():
+        r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+        assert r.returncode != 0
+        assert "RunInUseError" in r.stderr and f"pid {os.getpid()}" in r.stderr
+    r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    holder = subprocess.Popen([sys.executable, "-c", child.replace("pass", "import time; time.sleep(60)")])
+    try:
+        for _ in range(200):  # wait until the child holds the lock
+            try:
+                with folder.lock():
+                    pass
+            except RunInUseError:
+                break
+            time.sleep(0.05)
+        else:
+            raise AssertionError("the child never took the lock")
+    finally:
+        holder.kill()
+        holder.wait()
+    with folder.lock():  # kill -9 released it
+        pass
