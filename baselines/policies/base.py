@@ -19,13 +19,25 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs.core import Dynamics
 
-__all__ = ["Policy", "OBS_MODES", "INDEX_MODES", "observe_all"]
+__all__ = ["Policy", "OBS_MODES", "INDEX_MODES", "observe_all", "check_dynamics"]
 
 OBS_MODES = ("state", "own", "vector", "onehot")
 #: Modes whose observation is an integer index (a tabular policy is a table over it).
 INDEX_MODES = ("state", "own")
+
+
+def check_dynamics(dynamics: Any, name: str = "dynamics") -> Dynamics:
+    """``dynamics`` if it is a :class:`~mpg_envs.core.Dynamics`, else a ValueError naming it (an
+    env id, None or an env object are common mistakes: pass ``env.unwrapped.dynamics``)."""
+    if not isinstance(dynamics, Dynamics):
+        raise V.ArgumentTypeError(
+            f"{name} must be an env's mpg_envs.core.Dynamics (env.unwrapped.dynamics), got "
+            f"{V.show(dynamics)} ({type(dynamics).__name__})"
+        )
+    return dynamics
 
 
 def observe_all(dynamics: Dynamics, mode: str) -> np.ndarray:
@@ -34,7 +46,7 @@ def observe_all(dynamics: Dynamics, mode: str) -> np.ndarray:
     Returns:
         (S, N) int64 for index modes, (S, N, F) float32 for feature modes.
     """
-    return dynamics.observe(dynamics.states(), mode)
+    return check_dynamics(dynamics).observe(dynamics.states(), mode)
 
 
 class Policy(ABC):
@@ -69,27 +81,73 @@ class Policy(ABC):
         """The policy on every model state: N float64 arrays (S, |A_i|) for :mod:`mpg_envs.exact`.
 
         Args:
-            dynamics: The env's dynamics (its states and observation function).
+            dynamics: The env's dynamics (its states and observation function); its agents and
+                action counts must be the policy's.
             observations: ``observe_all(dynamics, self.obs_mode)`` if already computed.
+
+        Raises:
+            ValueError: Dynamics of another game (agents, actions), observations of the wrong
+                shape, or a ``probs`` of the wrong shape.
         """
+        self.check_game(dynamics)
         obs = observe_all(dynamics, self.obs_mode) if observations is None else observations
-        return [self.probs(i, obs[:, i]) for i in range(self.n_agents)]
+        obs = self._check_joint_obs(obs, rows=dynamics.n_states)
+        return [self._probs_checked(i, obs[:, i]) for i in range(self.n_agents)]
+
+    def check_game(self, dynamics: Any) -> Dynamics:
+        """``dynamics`` if its agents and action counts are the policy's, else a ValueError."""
+        dyn = check_dynamics(dynamics)
+        if tuple(int(k) for k in dyn.action_sizes) != tuple(self.action_sizes):
+            raise ValueError(
+                f"dynamics of a game with action counts {tuple(dyn.action_sizes)} (N = {dyn.n_agents}); "
+                f"this policy has N = {self.n_agents} agents with {tuple(self.action_sizes)} actions"
+            )
+        return dyn
+
+    def _check_joint_obs(self, obs: Any, rows: int | None = None) -> np.ndarray:
+        """A batch of joint observations (B, N) or (B, N, ...) for this policy."""
+        arr = None if obs is None or isinstance(obs, (str, bytes, dict)) else np.asarray(obs)
+        if arr is None or arr.dtype == object or arr.dtype.kind in "USVb":
+            dims = "B, N" if self.obs_mode in INDEX_MODES else "B, N, F"
+            raise V.ArgumentTypeError(f"observations must be a numpy array ({dims}), got {V.show(obs)}")
+        want = 2 if self.obs_mode in INDEX_MODES else 3
+        if arr.ndim != want or arr.shape[1] != self.n_agents or (rows is not None and arr.shape[0] != rows):
+            b = "B" if rows is None else f"S = {rows}"
+            f = ", F" if want == 3 else ""
+            raise ValueError(
+                f"observations must have shape ({b}, N = {self.n_agents}{f}) for obs_mode "
+                f"{self.obs_mode!r}, got shape {arr.shape}"
+            )
+        return arr
+
+    def _probs_checked(self, agent: int, obs: np.ndarray) -> np.ndarray:
+        """``probs`` with its shape checked: (B, |A_i|), whatever a subclass returns."""
+        p = np.asarray(self.probs(agent, obs))
+        want = (len(obs), self.action_sizes[agent])
+        if p.shape != want:
+            raise ValueError(
+                f"agent {agent}'s probabilities have shape {p.shape}; its {self.action_sizes[agent]} actions "
+                f"need {want} (a network with the wrong number of outputs?)"
+            )
+        return p
 
     def act(self, obs: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Sample every agent's action for a batch of joint observations.
 
         Args:
             obs: Shape (B, N) for index modes, (B, N, F) for feature modes.
-            rng: The generator (one uniform per episode and agent).
+            rng: The generator (one uniform per episode and agent; an int seeds a new one).
 
         Returns:
             Actions, shape (B, N) int64.
         """
+        obs = self._check_joint_obs(obs)
+        rng = V.generator(rng)
         B = obs.shape[0]
         u = rng.random((B, self.n_agents))
         out = np.empty((B, self.n_agents), np.int64)
         for i in range(self.n_agents):
-            cdf = np.cumsum(self.probs(i, obs[:, i]), axis=1)
+            cdf = np.cumsum(self._probs_checked(i, obs[:, i]), axis=1)
             out[:, i] = np.minimum((u[:, i : i + 1] >= cdf[:, :-1]).sum(axis=1), self.action_sizes[i] - 1)
         return out
 

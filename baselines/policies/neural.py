@@ -20,7 +20,8 @@ from typing import Any
 
 import numpy as np
 
-from baselines.policies.base import Policy, _sizes, observe_all
+from baselines.policies.base import Policy, _sizes, check_dynamics, observe_all
+from mpg_envs import _validate as V
 from mpg_envs.core import Dynamics
 
 __all__ = ["TorchSoftmaxPolicy", "parse_hidden"]
@@ -60,9 +61,13 @@ class TorchSoftmaxPolicy(Policy):
 
     Args:
         nets: N ``torch.nn.Module`` mapping (B, F) observations to (B, |A_i|) logits.
-        action_sizes: (|A_1|, ..., |A_N|).
+        action_sizes: (|A_1|, ..., |A_N|), the dynamics' own.
         obs_mode: A feature mode, ``"onehot"`` or ``"vector"``.
         dynamics: The env's dynamics (tabulation observes every model state through it).
+
+    Raises:
+        ValueError: Not modules, another game's action counts, or a network that does not map one
+            observation of ``dynamics`` (width F) to |A_i| logits -- checked on one observation.
 
     Attributes:
         nets: The networks (a ``torch.nn.ModuleList``).
@@ -80,6 +85,14 @@ class TorchSoftmaxPolicy(Policy):
             raise ValueError(
                 f"a network reads a feature observation ('onehot' or 'vector'), got {obs_mode!r}"
             )
+        dynamics = check_dynamics(dynamics)
+        dynamics.check_observation_mode(obs_mode, "obs_mode")
+        if not isinstance(nets, (list, tuple, torch.nn.ModuleList)) or not all(
+            isinstance(n, torch.nn.Module) for n in nets
+        ):
+            raise V.ArgumentTypeError(
+                f"nets must be a list of torch.nn.Module, one per agent, got {V.show(nets)}"
+            )
         self.nets = torch.nn.ModuleList(nets)
         self.action_sizes = _sizes(action_sizes)
         if len(self.nets) != len(self.action_sizes):
@@ -88,7 +101,36 @@ class TorchSoftmaxPolicy(Policy):
             )
         self.obs_mode = obs_mode
         self.dynamics = dynamics
+        self.check_game(dynamics)
         self._all_obs: np.ndarray | None = None
+        if not any(True for _ in self.nets.parameters()):
+            raise ValueError("the networks have no parameters (nothing to train or to take a dtype from)")
+        self._check_nets()
+
+    def _check_nets(self) -> None:
+        """Every network maps one observation of the dynamics to |A_i| logits (a probe on one
+        initial state), else a ValueError naming the agent, the widths and the output count."""
+        import torch
+
+        dyn = self.dynamics
+        state = dyn.initial_distribution()[0][:1]
+        obs = dyn.observe(state, self.obs_mode)  # (1, N, F)
+        width = int(np.prod(obs.shape[2:]))
+        for i, k in enumerate(self.action_sizes):
+            try:
+                with torch.inference_mode():
+                    out = self.nets[i](self._tensor(obs[:, i]))
+            except RuntimeError as err:
+                raise ValueError(
+                    f"network of agent {i} cannot read the {self.obs_mode!r} observation of this env "
+                    f"(width {width}): {str(err).splitlines()[0]}"
+                ) from None
+            if not isinstance(out, torch.Tensor) or tuple(out.shape) != (1, k):
+                shape = tuple(out.shape) if isinstance(out, torch.Tensor) else type(out).__name__
+                raise ValueError(
+                    f"network of agent {i} gives {shape} for one observation; agent {i} has {k} actions, "
+                    f"so it must give (1, {k}) logits (one output per action)"
+                )
 
     @classmethod
     def mlp(
@@ -119,6 +161,9 @@ class TorchSoftmaxPolicy(Policy):
         """
         import torch
 
+        dynamics = check_dynamics(dynamics)
+        dynamics.check_observation_mode(obs_mode, "obs_mode")
+        rng = V.generator(rng)
         if activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {list(ACTIVATIONS)}, got {activation!r}")
         if init not in INITS:
@@ -130,7 +175,20 @@ class TorchSoftmaxPolicy(Policy):
         tdtype = getattr(torch, dtype)
         in_dim = int(np.prod(dynamics.observation_shape(obs_mode)))
         widths = parse_hidden(hidden, dynamics.n_states)
-        gen = torch.Generator().manual_seed(int((rng or np.random.default_rng()).integers(2**62)))
+        itemsize = 4 if dtype == "float32" else 8
+        n_params = 0
+        for k in dynamics.action_sizes:
+            dims = [in_dim, *widths, int(k)]
+            n_params += sum(a * b + (b if bias else 0) for a, b in zip(dims[:-1], dims[1:]))
+        S = int(dynamics.n_states)
+        V.check_bytes(
+            f"networks of {n_params:,} parameters (hidden {V.show(widths)}, input {in_dim:,}) and their "
+            f"pass over S={S:,} states",
+            # parameters, gradients, two Adam moments; activations of a pass over every state
+            4 * itemsize * n_params + 3 * 8 * S * (in_dim + sum(widths)) * len(dynamics.action_sizes),
+            advice="use smaller hidden widths",
+        )
+        gen = torch.Generator().manual_seed(int(rng.integers(2**62)))
         act = torch.nn.ReLU if activation == "relu" else torch.nn.Tanh
         nets = []
         for k in dynamics.action_sizes:
@@ -158,6 +216,16 @@ class TorchSoftmaxPolicy(Policy):
         return cls(nets, dynamics.action_sizes, obs_mode, dynamics)
 
     # ------------------------------------------------------------------ evaluation
+    def _check_joint_obs(self, obs: Any, rows: int | None = None) -> np.ndarray:
+        arr = super()._check_joint_obs(obs, rows)
+        shape = self.dynamics.observation_shape(self.obs_mode)
+        if arr.shape[2:] != shape:
+            raise ValueError(
+                f"observations of shape {arr.shape}; this policy's networks read "
+                f"({'S' if rows is not None else 'B'}, N, {', '.join(map(str, shape))})"
+            )
+        return arr
+
     def _tensor(self, obs: np.ndarray):
         import torch
 
@@ -205,9 +273,17 @@ class TorchSoftmaxPolicy(Policy):
     def table(self, dynamics: Dynamics, observations: np.ndarray | None = None) -> list[np.ndarray]:
         import torch
 
-        obs = self.all_observations() if observations is None and dynamics is self.dynamics else observations
+        dyn = self.check_game(dynamics)
+        theirs, ours = dyn.observation_shape(self.obs_mode), self.dynamics.observation_shape(self.obs_mode)
+        if theirs != ours:
+            raise ValueError(
+                f"dynamics whose {self.obs_mode!r} observation has shape {theirs}; this policy's networks "
+                f"read {ours} (another env's dynamics?)"
+            )
+        obs = self.all_observations() if observations is None and dyn is self.dynamics else observations
         if obs is None:
-            obs = observe_all(dynamics, self.obs_mode)
+            obs = observe_all(dyn, self.obs_mode)
+        obs = self._check_joint_obs(obs, rows=dyn.n_states)
         with torch.inference_mode():
             return [self.torch_probs(i, obs[:, i]).numpy() for i in range(self.n_agents)]
 
@@ -221,8 +297,22 @@ class TorchSoftmaxPolicy(Policy):
                 for i, net in enumerate(self.nets) for k, v in net.state_dict().items()}  # fmt: skip
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` (every key, of the current shapes).
+
+        Raises:
+            ValueError: Missing or unexpected keys, or another shape.
+        """
         import torch
 
+        if not isinstance(state, dict):
+            raise V.ArgumentTypeError(f"state must be a dict from state_dict(), got {V.show(state)}")
+        expected = self.state_dict()
+        missing, extra = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
+        if missing or extra:
+            raise ValueError(f"state does not fit the networks: missing keys {missing}, unexpected {extra}")
+        for k, v in expected.items():
+            if np.shape(state[k]) != v.shape:
+                raise ValueError(f"state[{k!r}] has shape {np.shape(state[k])}; the network needs {v.shape}")
         for i, net in enumerate(self.nets):
             own = {
                 k.split(".", 1)[1]: torch.as_tensor(np.asarray(v))

@@ -8,8 +8,22 @@ from typing import Any
 import numpy as np
 
 from baselines.policies.base import INDEX_MODES, Policy, _sizes, observe_all
+from mpg_envs import _validate as V
 from mpg_envs.core import Dynamics
 from mpg_envs.exact import check_policy_table
+
+
+def _agent_arrays(name: str, value: Any) -> list[Any]:
+    """One array per agent: a non-empty list or tuple (or a 3-d array), else a clear error."""
+    if isinstance(value, np.ndarray) and value.ndim == 3:
+        return list(value)
+    if not isinstance(value, (list, tuple)) or not value:
+        raise V.ArgumentTypeError(
+            f"{name} must be a non-empty list with one 2-d array (n_rows, |A_i|) per agent, got "
+            f"{V.show(value)}"
+        )
+    return list(value)
+
 
 __all__ = ["TabularPolicy", "TabularSoftmaxPolicy", "TabularDirectPolicy", "softmax_rows", "softmax_vjp"]
 
@@ -43,36 +57,64 @@ class TabularPolicy(Policy):
                 f"a tabular policy reads an index observation {list(INDEX_MODES)}, got {obs_mode!r}"
             )
         self.obs_mode = obs_mode
-        self._tables = [
-            check_policy_table(f"policy of agent {i}", t, np.shape(t)[-1]) for i, t in enumerate(tables)
-        ]
+        self._tables = [self._check_table(i, t) for i, t in enumerate(_agent_arrays("tables", tables))]
         self.action_sizes = _sizes([t.shape[1] for t in self._tables])
+
+    @staticmethod
+    def _check_table(i: int, t: Any, shape: tuple[int, int] | None = None) -> np.ndarray:
+        arr = V.real_array(f"policy of agent {i}", t, ndim=2, finite=False)
+        if shape is not None and arr.shape != shape:
+            raise ValueError(f"policy of agent {i} must have shape {shape}, got shape {arr.shape}")
+        return check_policy_table(f"policy of agent {i}", arr, arr.shape[1])
 
     def tables(self) -> list[np.ndarray]:
         """The rows of every agent: N arrays (n_rows_i, |A_i|) float64."""
         return self._tables
 
     def probs(self, agent: int, obs: np.ndarray) -> np.ndarray:
-        return self.tables()[self._check_agent(agent)][np.asarray(obs, dtype=np.int64)]
+        table = self.tables()[self._check_agent(agent)]
+        idx = self._rows(agent, obs, len(table))
+        return table[idx]
+
+    def _rows(self, agent: int, obs: Any, n_rows: int) -> np.ndarray:
+        """Index observations as row numbers in [0, n_rows), else a ValueError naming the value."""
+        idx = V.int_array(f"observations of agent {agent}", obs)
+        if idx.size and (idx.min() < 0 or idx.max() >= n_rows):
+            bad = int(idx[(idx < 0) | (idx >= n_rows)].ravel()[0])
+            raise ValueError(
+                f"observation {bad} of agent {agent} is not a row of its table (rows 0..{n_rows - 1}; "
+                f"obs_mode {self.obs_mode!r})"
+            )
+        return idx
 
     def table(self, dynamics: Dynamics, observations: np.ndarray | None = None) -> list[np.ndarray]:
+        dyn = self.check_game(dynamics)
         tabs = self.tables()
         if self.obs_mode == "state" and observations is None:
-            S = dynamics.n_states
+            S = dyn.n_states
             for i, t in enumerate(tabs):
                 if t.shape[0] != S:
                     raise ValueError(
                         f"policy of agent {i} has {t.shape[0]} rows; the model has S = {S} states"
                     )
             return list(tabs)
-        obs = observe_all(dynamics, self.obs_mode) if observations is None else observations
-        return [t[obs[:, i]] for i, t in enumerate(tabs)]
+        obs = observe_all(dyn, self.obs_mode) if observations is None else observations
+        obs = self._check_joint_obs(obs, rows=dyn.n_states)
+        return [t[self._rows(i, obs[:, i], len(t))] for i, t in enumerate(tabs)]
 
     def state_dict(self) -> dict[str, Any]:
         return {f"table_{i}": t.copy() for i, t in enumerate(self._tables)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self._tables = [np.asarray(state[f"table_{i}"], dtype=np.float64) for i in range(self.n_agents)]
+        """Restore :meth:`state_dict`: ``table_i`` for every agent, of the current shapes.
+
+        Raises:
+            ValueError: A missing entry, another shape, or not a probability table.
+        """
+        tabs = [
+            self._check_table(i, _entry(state, f"table_{i}"), t.shape) for i, t in enumerate(self._tables)
+        ]
+        self._tables = tabs
 
 
 class TabularSoftmaxPolicy(TabularPolicy):
@@ -89,12 +131,7 @@ class TabularSoftmaxPolicy(TabularPolicy):
                 f"a tabular policy reads an index observation {list(INDEX_MODES)}, got {obs_mode!r}"
             )
         self.obs_mode = obs_mode
-        self.logits = [np.array(th, dtype=np.float64) for th in logits]
-        for i, th in enumerate(self.logits):
-            if th.ndim != 2 or th.shape[0] < 1 or th.shape[1] < 1 or not np.all(np.isfinite(th)):
-                raise ValueError(
-                    f"logits of agent {i} must be a finite 2-d array (n_rows, |A_i|), got shape {th.shape}"
-                )
+        self.logits = [_check_logits(i, th) for i, th in enumerate(_agent_arrays("logits", logits))]
         self.action_sizes = _sizes([th.shape[1] for th in self.logits])
 
     @classmethod
@@ -106,12 +143,30 @@ class TabularSoftmaxPolicy(TabularPolicy):
         init: str = "normal",
         **kw: Any,
     ) -> TabularSoftmaxPolicy:
-        """Standard-normal logits (``"normal"``, paper 003) or zeros (``"uniform"``)."""
+        """Standard-normal logits (``"normal"``, paper 003) or zeros (``"uniform"``).
+
+        Args:
+            n_rows: Rows per agent (model states, or local observations).
+            action_sizes: (|A_1|, ..., |A_N|).
+            rng: The generator (an int seeds a new one).
+            init: ``"normal"`` or ``"uniform"``.
+
+        Raises:
+            ValueError: Bad arguments, or tables too large for memory (before allocating them).
+        """
         if init not in ("normal", "uniform"):
             raise ValueError(
                 "a tabular policy's init must be 'normal' or 'uniform' ('torch' is for networks), "
                 f"got {init!r}"
             )
+        n_rows = V.positive_int("n_rows", n_rows)
+        action_sizes = _sizes(action_sizes)
+        rng = V.generator(rng)
+        V.check_bytes(
+            f"tabular policies of {n_rows:,} rows for action counts {V.show(action_sizes)}",
+            3 * 8 * n_rows * sum(action_sizes),  # logits, their softmax and an update's copy
+            advice="use fewer rows (a smaller game, or obs_mode 'own')",
+        )
         return cls([rng.normal(size=(n_rows, k)) if init == "normal" else np.zeros((n_rows, k))
                     for k in action_sizes], **kw)  # fmt: skip
 
@@ -122,7 +177,18 @@ class TabularSoftmaxPolicy(TabularPolicy):
         return {f"logits_{i}": th.copy() for i, th in enumerate(self.logits)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.logits = [np.array(state[f"logits_{i}"], dtype=np.float64) for i in range(self.n_agents)]
+        """Restore :meth:`state_dict`: ``logits_i`` for every agent, of the current shapes.
+
+        Raises:
+            ValueError: A missing entry, another shape, or non-finite logits.
+        """
+        logits = []
+        for i, th in enumerate(self.logits):
+            new = _check_logits(i, _entry(state, f"logits_{i}"))
+            if new.shape != th.shape:
+                raise ValueError(f"logits_{i} must have shape {th.shape}, got shape {new.shape}")
+            logits.append(new)
+        self.logits = logits
 
 
 class TabularDirectPolicy(TabularPolicy):
@@ -147,5 +213,35 @@ class TabularDirectPolicy(TabularPolicy):
         return cls(soft.tables(), **kw)
 
     def set_tables(self, tables: Sequence[np.ndarray]) -> None:
-        """Replace the probabilities (an algorithm's update)."""
-        self._tables = [np.asarray(t, dtype=np.float64) for t in tables]
+        """Replace the probabilities (an algorithm's update); same shapes, row-stochastic.
+
+        A non-finite table is kept as it is (a diverged update, which the training loop reports
+        with its iteration).
+
+        Raises:
+            ValueError: Another number of agents or shapes.
+        """
+        tables = _agent_arrays("tables", tables)
+        if len(tables) != len(self._tables):
+            raise ValueError(f"expected one table per agent ({len(self._tables)}), got {len(tables)}")
+        new = []
+        for i, (t, old) in enumerate(zip(tables, self._tables)):
+            arr = V.real_array(f"policy of agent {i}", t, ndim=2, finite=False)
+            if arr.shape != old.shape:
+                raise ValueError(f"policy of agent {i} must have shape {old.shape}, got shape {arr.shape}")
+            new.append(arr)
+        self._tables = new
+
+
+def _entry(state: Any, key: str) -> Any:
+    if not isinstance(state, dict) or key not in state:
+        have = sorted(state)[:8] if isinstance(state, dict) else V.show(state)
+        raise ValueError(f"state must be a dict from state_dict() with {key!r}; got {have}")
+    return state[key]
+
+
+def _check_logits(i: int, th: Any) -> np.ndarray:
+    arr = V.real_array(f"logits of agent {i}", th, finite=True)
+    if arr.ndim != 2 or arr.shape[0] < 1 or arr.shape[1] < 1:
+        raise ValueError(f"logits of agent {i} must be a 2-d array (n_rows, |A_i|), got shape {arr.shape}")
+    return arr.copy()
