@@ -41,6 +41,7 @@ import numpy as np
 
 from baselines.estimators import Estimate
 from mpg_envs import _kernel, exact
+from mpg_envs import _validate as V
 from mpg_envs._repr import concise_repr
 from mpg_envs.core import Dynamics, sample_step
 from mpg_envs.exact import check_policy_table
@@ -128,6 +129,24 @@ def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
         acc = r[:, t] + g * acc
         out[:, t] = acc
     return out
+
+
+def _rollout_bytes(dyn: Dynamics, B: int, T: int) -> int:
+    """Peak bytes of :meth:`BatchSampler.rollout` of B episodes of T steps: its arrays (states
+    (B, T+1) int64, actions and rewards (B, T, N), alive (B, T)) and one step's temporaries."""
+    N, K, d = int(dyn.n_agents), max(int(k) for k in dyn.action_sizes), int(dyn.state_dim)
+    return B * (T + 1) * 8 + B * T * (16 * N + 1) + B * (8 * N * (3 + K) + 24 * d + 16)
+
+
+def _estimate_bytes(dyn: Dynamics, B: int, T: int) -> int:
+    """Peak bytes :func:`estimate_from_rollouts` adds to rollouts of B episodes of T steps: the
+    returns-to-go (B, T, N) float64 and the (state, agent, action) keys, weights and masks."""
+    N = int(dyn.n_agents)
+    return B * T * (8 * N * 5 + 24)
+
+
+def _check_size(what: str, nbytes: int, advice: str) -> None:
+    V.check_bytes(what, nbytes, advice=advice)
 
 
 def _positive_int(name: str, value: object) -> int:
@@ -229,6 +248,28 @@ class BatchSampler:
             a += u >= c[:, :, k]
         return a
 
+    def check_policy_rollout(self, n_episodes: int, horizon: int, obs_mode: str) -> None:
+        """Refuse, before sampling, :meth:`rollout_policy` episodes that would not fit in memory
+        (the rollouts, every step's observations and a network's forward and backward pass over
+        them).
+
+        Raises:
+            ValueError: Bad sizes; TooLargeError: over the memory limit, naming the sizes.
+        """
+        B = _positive_int("n_episodes", n_episodes)
+        T = _positive_int("horizon", horizon)
+        dyn = self.dynamics
+        F = 1
+        for k in dyn.observation_shape(obs_mode):
+            F *= int(k)
+        N = int(dyn.n_agents)
+        obs = B * (T + 1) * N * F * 8 * 3  # observations, as tensors, and their gradients' inputs
+        _check_size(
+            f"policy rollouts of (episodes, steps, agents, observation) = ({B:,}, {T:,}, {N:,}, {F:,})",
+            _rollout_bytes(dyn, B, T) + _estimate_bytes(dyn, B, T) + obs,
+            "sample fewer or shorter episodes",
+        )
+
     def rollout_policy(self, policy, n_episodes: int, horizon: int) -> Rollouts:
         """Sample episodes with a :class:`~baselines.policies.Policy` object acting on the
         observations of its mode (``dynamics.observe``), keeping them in ``observations``.
@@ -269,6 +310,11 @@ class BatchSampler:
         B = _positive_int("n_episodes", n_episodes)
         T = _positive_int("horizon", horizon)
         dyn, rng, N = self.dynamics, self.rng, self.dynamics.n_agents
+        _check_size(
+            f"rollouts of (episodes, steps, agents) = ({B:,}, {T:,}, {N:,})",
+            _rollout_bytes(dyn, B, T),
+            "sample fewer or shorter episodes",
+        )
         cdf = self._cdf_table(policies)
         term_table, can_terminate = self._term_table, self._can_terminate
 
@@ -316,6 +362,7 @@ def _rollout_policy(sampler: BatchSampler, policy, n_episodes: int, horizon: int
     """Episodes from mu with a :class:`~baselines.policies.Policy` acting on its observations."""
     B = _positive_int("n_episodes", n_episodes)
     T = _positive_int("horizon", horizon)
+    sampler.check_policy_rollout(B, T, policy.obs_mode)
     dyn, rng, N = sampler.dynamics, sampler.rng, sampler.dynamics.n_agents
     st = dyn.sample_initial(B, rng)
     idx = dyn.index(st)
@@ -469,6 +516,15 @@ class SampledEstimator(_RandomEstimator):
             raise ValueError(f"tail must be an integer >= 0, got {tail!r}")
         self.tail = int(tail)
         self.gamma = float(gamma)
+        if not isinstance(dynamics, Dynamics):
+            raise ValueError(f"dynamics must be a mpg_envs.core.Dynamics, got {V.show(dynamics)}")
+        T = self.horizon + self.tail
+        _check_size(
+            f"the sampled estimate of {self.batch:,} episodes of {T:,} steps (horizon + tail) for "
+            f"{dynamics.n_agents:,} agents",
+            _rollout_bytes(dynamics, self.batch, T) + _estimate_bytes(dynamics, self.batch, T),
+            "lower batch, horizon or tail",
+        )
         self.dynamics = dynamics
         self.sampler = BatchSampler(dynamics, rng)
         self.rng = self.sampler.rng
@@ -550,11 +606,26 @@ class ForcedActionEstimator(_RandomEstimator):
         self.layers = _positive_int("layers", layers)
         if self.layers > self.horizon:
             raise ValueError(f"layers must be <= horizon = {self.horizon}, got {layers!r}")
+        if not isinstance(dynamics, Dynamics):
+            raise ValueError(f"dynamics must be a mpg_envs.core.Dynamics, got {V.show(dynamics)}")
+        max_states = V.positive_int("max_states", max_states)
         if dynamics.n_states > max_states:
             raise ValueError(
                 f"the forced-action estimator starts episodes in every state; this game has "
                 f"{dynamics.n_states:,} states, over max_states={max_states:,}"
             )
+        S, K, T = int(dynamics.n_states), self.samples, self.horizon
+        N, d = int(dynamics.n_agents), int(dynamics.state_dim)
+        K1 = max(int(k) for k in dynamics.action_sizes)
+        M = S * sum(int(k) for k in dynamics.action_sizes) * K  # forced one-step samples
+        forced = M * (24 + 8 * 2 + 16 * d + 8 * N * (3 + K1))  # their indices, states, draws
+        per_state = _rollout_bytes(dynamics, S * K, T) + S * K * T * 8 * (N + 2)  # rollouts, weights
+        _check_size(
+            f"the forced-action estimate of S={S:,} states x samples={K:,} episodes of horizon={T:,} "
+            f"steps and {M:,} forced one-step samples",
+            forced + per_state,
+            "lower samples or horizon",
+        )
         self.gamma, self.value = float(gamma), value
         self.dynamics = dynamics
         self.sampler = BatchSampler(dynamics, rng)
