@@ -133,10 +133,13 @@ def reproduce(
             )
         if not (Path(docs) / "README.md").is_file():
             raise ValueError(f"docs must be the repository root (with README.md), got {str(docs)!r}")
+    if not isinstance(out, (str, os.PathLike)):
+        raise ValueError(f"out must be a folder path, got {out!r}")
+    for n in names:  # every output folder exists and takes files before any work starts
+        _check_writable(out, Path(out) / n)
     summaries = {}
     for n in names:
         folder = Path(out) / n
-        folder.mkdir(parents=True, exist_ok=True)
         ctx = Context(
             out=folder, full=full, seeds=seeds_t, progress=progress, workers=int(workers), max_iters=max_iters
         )
@@ -158,6 +161,21 @@ def reproduce(
     if docs is not None:
         write_docs(Path(docs), Path(out), summaries)
     return summaries
+
+
+def _check_writable(out: str | os.PathLike, folder: Path) -> None:
+    """Create ``folder`` (under ``out``) and write a file in it, or raise ValueError naming both."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        probe = folder / f".write-test-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        where = err.filename or folder
+        raise ValueError(
+            f"out {str(out)!r}: cannot create or write the output folder {str(folder)!r} "
+            f"({err.strerror or err}: {str(where)!r}); choose another --out"
+        ) from None
 
 
 # ------------------------------------------------------------------------------------ documentation

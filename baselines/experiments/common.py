@@ -12,6 +12,7 @@ disagree (a test re-renders them from the committed summaries).
 from __future__ import annotations
 
 import csv
+import json
 import math
 import multiprocessing
 import os
@@ -146,7 +147,17 @@ def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list
             replace(c, configs=[replace(cfg, iters=min(cfg.iters, ctx.max_iters)) for cfg in c.configs])
             for c in curves
         ]
-    tasks = [(c.label, j, cfg) for c in curves for j, cfg in enumerate(c.configs)]
+    # identical configs (two curves sharing a run) are trained once: two workers must never
+    # write one run folder
+    tasks: list[tuple[str, int, TrainConfig]] = []
+    users: dict[str, list[tuple[str, int]]] = {}
+    for c in curves:
+        for j, cfg in enumerate(c.configs):
+            key = json.dumps(config_dict(cfg), sort_keys=True)
+            if key not in users:
+                users[key] = []
+                tasks.append((c.label, j, cfg))
+            users[key].append((c.label, j))
     dirs: dict[tuple[str, int], str] = {}
     n = len(tasks)
 
@@ -164,7 +175,8 @@ def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list
 
     def done(k: int, i: int, result: tuple[str, bool, float]) -> None:
         label, j, cfg = tasks[i]
-        dirs[label, j] = result[0]
+        for user in users[json.dumps(config_dict(cfg), sort_keys=True)]:
+            dirs[user] = result[0]
         report(k, label, cfg, *result)
 
     map_runs(run_one, [cfg for _, _, cfg in tasks], ctx.workers, done)
@@ -188,7 +200,7 @@ def map_runs(fn: Callable[[Any], Any], configs: Sequence[Any], workers: int, don
 def load_run(run_dir: Path) -> RunResult:
     """A finished run from its folder (final tables, metrics, snapshots, whether it stopped)."""
     folder = runs.RunFolder(run_dir)
-    fin = folder.load_final()
+    fin = folder.load_final(runs.TRAIN_FINAL)
     pols = [fin[k] for k in sorted((k for k in fin if k.startswith("policy_")), key=_agent_no)]
     with open(run_dir / "metrics.csv", newline="") as f:
         rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
