@@ -290,6 +290,11 @@ def _configs(args: argparse.Namespace) -> list[TrainConfig]:
                 f"to {', '.join(owners)}); {base.algo}'s options: {algo_fields}, "
                 f"{base.estimator}'s: {est_fields}"
             )
+    if "stop_rule" in given and "stop_l1" not in given:  # a rule without its threshold never fires
+        raise ValueError(
+            f"--stop-rule {given['stop_rule']} needs --stop-l1 (an L1 threshold > 0); without it the run "
+            "would never stop"
+        )
     seeds = given.get("seeds", [0])
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")

@@ -13,9 +13,11 @@ a run whatever its length.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs import exact
 from mpg_envs.model import TabularModel
 
@@ -24,6 +26,7 @@ __all__ = [
     "JointEvaluator",
     "TaskwiseEvaluator",
     "evaluation_iterations",
+    "evaluation_count",
     "welfare",
     "METRICS",
 ]
@@ -32,25 +35,60 @@ __all__ = [
 METRICS = ("nash_gap", "nash_gap_worst", "potential", "poa")
 
 
+def _log_points(iters: int) -> list[int]:
+    pts, scale = [], 1
+    while scale <= iters:
+        pts.extend(m * scale for m in (1, 2, 3, 5, 7) if m * scale <= iters)
+        scale *= 10
+    return pts
+
+
+def _check_schedule(iters: Any, every: Any, log: Any) -> tuple[int, int, bool]:
+    iters = V.integer("iters", iters, minimum=0)
+    every = V.positive_int("every", every)
+    return iters, every, V.flag("log", log)
+
+
+def evaluation_count(iters: int, every: int, log: bool = True) -> int:
+    """How many iterations :func:`evaluation_iterations` returns (without building them).
+
+    Args:
+        iters, every, log: As :func:`evaluation_iterations`.
+
+    Returns:
+        The count, an exact Python int.
+    """
+    iters, every, log = _check_schedule(iters, every, log)
+    pts = set(_log_points(iters)) if log else set()
+    pts.add(iters)
+    return iters // every + 1 + sum(1 for p in pts if p % every)
+
+
 def evaluation_iterations(iters: int, every: int, log: bool = True) -> np.ndarray:
     """The iterations in [0, iters] at which a run computes exact metrics.
 
     Args:
-        iters: The last iteration.
+        iters: The last iteration (>= 0).
         every: Every ``every`` iterations (>= 1).
         log: Also 1, 2, 3, 5, 7 times every power of ten (the same points whatever ``iters``, so an
             extended run evaluates where a longer one would have).
 
     Returns:
         Sorted unique int64 iterations, always including 0 and ``iters``.
+
+    Raises:
+        ValueError: Bad arguments, or more iterations than fit in memory
+            (:class:`~mpg_envs.TooLargeError`, before building them).
     """
-    pts = {0, int(iters), *range(0, iters + 1, every)}
-    if log:
-        scale = 1
-        while scale <= iters:
-            pts.update(m * scale for m in (1, 2, 3, 5, 7) if m * scale <= iters)
-            scale *= 10
-    return np.array(sorted(pts), dtype=np.int64)
+    n = evaluation_count(iters, every, log)
+    iters, every, log = _check_schedule(iters, every, log)
+    V.check_bytes(
+        f"the {n:,} evaluated iterations of iters={iters:,}, every={every:,}",
+        3 * 8 * n,
+        advice="raise every, or lower iters",
+    )
+    extra = np.array([iters, *(_log_points(iters) if log else [])], dtype=np.int64)
+    return np.union1d(np.arange(0, iters + 1, every, dtype=np.int64), extra)
 
 
 def welfare(row: dict[str, float]) -> float:

@@ -35,6 +35,7 @@ import io
 import json
 import os
 import time
+import zipfile
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 TMP_SUFFIX = ".tmp-write"
+#: The entries every ``train`` run's final.npz has.
+TRAIN_FINAL = ("snapshots", "policy_0", "stopped", "iteration")
 
 
 class DamagedRunError(ValueError):
@@ -99,8 +102,10 @@ def unpack_tables(packed: np.ndarray, action_sizes: Sequence[int]) -> list[np.nd
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     try:
         with np.load(path, allow_pickle=False) as z:
+            if not hasattr(z, "files"):  # a plain .npy array under the .npz name
+                raise ValueError("not an .npz archive")
             return {k: z[k] for k in z.files}
-    except (OSError, ValueError, EOFError) as err:
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise DamagedRunError(f"{path}: cannot read the {what} ({err}); {_ADVICE[what]}") from None
 
 
@@ -311,8 +316,12 @@ class RunFolder:
             DamagedRunError: A chunk is missing or unreadable.
         """
         out: list[np.ndarray] = []
+        if self.snapshot_dir.exists() and not self.snapshot_dir.is_dir():
+            raise DamagedRunError(f"{self.snapshot_dir}: not a folder; {_RESTART}")
         chunks = sorted(self.snapshot_dir.glob("*.npy")) if self.snapshot_dir.is_dir() else []
         for p in chunks:
+            if not p.stem.isdigit():
+                raise DamagedRunError(f"{p}: not a snapshot chunk (named <first>.npy); remove it")
             first = int(p.stem)
             if first >= count:
                 p.unlink()
@@ -321,6 +330,8 @@ class RunFolder:
                 raise DamagedRunError(f"{p}: expected a chunk starting at snapshot {len(out)}; {_RESTART}")
             try:
                 arr = np.load(p, allow_pickle=False)
+                if not isinstance(arr, np.ndarray) or arr.ndim != 4:
+                    raise ValueError("not an array of snapshots, shape (K, N, S, max |A_i|)")
             except (OSError, ValueError, EOFError) as err:
                 raise DamagedRunError(f"{p}: cannot read the snapshot chunk ({err}); {_RESTART}") from None
             out.extend(arr[: count - first])
@@ -351,8 +362,22 @@ class RunFolder:
     def save_final(self, **arrays: Any) -> None:
         atomic_savez(self.final_path, **arrays)
 
-    def load_final(self) -> dict[str, np.ndarray]:
-        return _load_npz(self.final_path, "final results")
+    def load_final(self, required: Sequence[str] = ()) -> dict[str, np.ndarray]:
+        """final.npz's arrays.
+
+        Args:
+            required: Entries it must have (a ``train`` run's: ``TRAIN_FINAL``).
+
+        Raises:
+            DamagedRunError: Unreadable, or without a required entry.
+        """
+        fin = _load_npz(self.final_path, "final results")
+        missing = [k for k in required if k not in fin]
+        if missing:
+            raise DamagedRunError(
+                f"{self.final_path}: no {' or '.join(map(repr, missing))} entry; {_ADVICE['final results']}"
+            )
+        return fin
 
     @property
     def finished(self) -> bool:

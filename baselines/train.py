@@ -20,6 +20,7 @@ import dataclasses
 import importlib
 import inspect
 import json
+import os
 import time
 import typing
 from collections.abc import Callable
@@ -33,9 +34,24 @@ import pettingzoo
 import mpg_envs
 from baselines.algorithms import ALGORITHMS, Algorithm, algorithm_class, make_algorithm
 from baselines.estimators import Estimator, ExactEstimator, TaskwiseExactEstimator
-from baselines.evaluation import Evaluator, JointEvaluator, TaskwiseEvaluator, evaluation_iterations
+from baselines.evaluation import (
+    Evaluator,
+    JointEvaluator,
+    TaskwiseEvaluator,
+    evaluation_count,
+    evaluation_iterations,
+)
 from baselines.policies import Policy
-from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, pack_tables, run_name
+from baselines.runs import (
+    TMP_SUFFIX,
+    TRAIN_FINAL,
+    DamagedRunError,
+    RunFolder,
+    atomic_write_bytes,
+    pack_tables,
+    run_name,
+)
+from mpg_envs import _validate as V
 from mpg_envs import exact
 from mpg_envs._repr import Raw, concise_repr
 from mpg_envs.model import ModelTooLargeError
@@ -78,6 +94,9 @@ STOP_RULES = ("l1", "fox2022-npg", "fox2022-pg")
 METRIC_FIELDS = ["iteration", "nash_gap", "nash_gap_worst", "potential", "poa", "l1_change", "wall_time"]
 #: Largest S * N * max|A_i| whose tables are kept as snapshots (L1-accuracy curves).
 MAX_SNAPSHOT_ENTRIES = 1 << 22
+#: Largest ``iters`` (a run of 10^12 iterations would take years; larger counts overflow the int64
+#: iteration counters of the checkpoint).
+MAX_ITERS = 10**12
 CONFIG_VERSION = 2
 
 
@@ -126,7 +145,10 @@ class TrainConfig:
     checkpoint_every: int = field(default=50, metadata={"help": "write a checkpoint every k iterations"})
     stop_l1: float = field(
         default=0.0,
-        metadata={"help": "stop early when the L1 change between consecutive policies < this (0: never)"},
+        metadata={
+            "help": "stop early when the L1 change between consecutive policies < this (0: never; "
+            "the fox2022 stop rules need a threshold > 0)"
+        },
     )
     stop_rule: str = field(
         default="l1",
@@ -226,6 +248,8 @@ def validate_config(cfg: TrainConfig) -> None:
     for name in ("iters", "eval_every", "checkpoint_every"):
         if not _is_int(getattr(cfg, name), 1):
             raise ValueError(f"{name} must be a positive integer, got {getattr(cfg, name)!r}")
+    if cfg.iters > MAX_ITERS:
+        raise ValueError(f"iters must be a positive integer of at most {MAX_ITERS:,}, got {cfg.iters!r}")
     if not _is_int(cfg.seed, 0):
         raise ValueError(f"seed must be an integer >= 0, got {cfg.seed!r}")
     if not isinstance(cfg.eval_log, bool):
@@ -235,11 +259,25 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(f"stop_l1 must be a finite number >= 0, got {v!r}")
     if cfg.stop_rule not in STOP_RULES:
         raise ValueError(f"unknown stop_rule {cfg.stop_rule!r}; choose from {list(STOP_RULES)}")
+    if cfg.stop_rule != "l1" and cfg.stop_l1 == 0:
+        # a rule without a threshold never fires: refused rather than given a default, so that
+        # the threshold (1e-5 in the authors' NPG scripts, 1e-15 in their PG ones) is always chosen
+        raise ValueError(
+            f"stop_rule {cfg.stop_rule!r} needs a threshold: stop_l1 must be > 0 with it (e.g. 1e-5), "
+            "got 0 (the run would never stop)"
+        )
     if cfg.init not in ("normal", "uniform", "torch"):
         raise ValueError(f"init must be 'normal', 'uniform' or 'torch', got {cfg.init!r}")
     if cfg.obs not in ("", "state", "own", "vector", "onehot"):
         raise ValueError(
             f"obs must be one of state, own, vector, onehot (or '' for the default), got {cfg.obs!r}"
+        )
+    if not isinstance(cfg.out, str):
+        raise ValueError(f"out must be a folder path (a string), got {cfg.out!r}")
+    needs = getattr(algorithm_class(cfg.algo), "estimators", None)
+    if needs is not None and cfg.estimator not in needs:
+        raise ValueError(
+            f"{cfg.algo} needs the estimator {' or '.join(needs)}, got estimator {cfg.estimator!r}"
         )
 
 
@@ -331,8 +369,13 @@ def _setup(cfg: TrainConfig) -> _Setup:
             f"{cfg.algo} on the joint model needs obs='state' (tables over model states), got {obs_mode!r}"
         )
     n_rows = model.n_states if model is not None else task_models[0].n_states
+    sizes = tuple(dyn.action_sizes)
+    entries = n_rows * len(sizes) * max(sizes)
+    keep_snapshots = entries <= MAX_SNAPSHOT_ENTRIES
+    _check_run_memory(cfg, entries if keep_snapshots else 0, len(sizes))
     policy = algorithm.make_policy(dyn, n_rows, np.random.default_rng(cfg.seed), cfg.init, obs_mode)
     estimator = make_estimator(cfg, env, model, np.random.default_rng([cfg.seed, 1]), task_models)
+    algorithm.check(policy, estimator)  # e.g. sampled episodes of a network: their size
     evaluator = JointEvaluator(model) if model is not None else TaskwiseEvaluator(task_models)
     if model is None or algorithm.policy_kind != "neural":
         tabulate = policy.tables if model is None else (lambda: policy.table(dyn))
@@ -341,10 +384,24 @@ def _setup(cfg: TrainConfig) -> _Setup:
 
         observations = observe_all(dyn, obs_mode)
         tabulate = lambda: policy.table(dyn, observations)  # noqa: E731
-    sizes = tuple(dyn.action_sizes)
-    entries = n_rows * len(sizes) * max(sizes)
-    return _Setup(
-        env, algorithm, policy, estimator, evaluator, tabulate, sizes, entries <= MAX_SNAPSHOT_ENTRIES
+    return _Setup(env, algorithm, policy, estimator, evaluator, tabulate, sizes, keep_snapshots)
+
+
+def _check_run_memory(cfg: TrainConfig, snapshot_entries: int, n_agents: int) -> None:
+    """Refuse a run whose evaluated iterations would not fit in memory: every evaluation keeps a
+    metrics row and a snapshot of the tables (float32, ``snapshot_entries`` entries) until the
+    end, where the snapshots are stacked and written (about three copies at the peak).
+
+    Raises:
+        TooLargeError: Naming the number of evaluations and what to change.
+    """
+    n_eval = evaluation_count(cfg.iters, cfg.eval_every, cfg.eval_log)
+    per_eval = 3 * 4 * snapshot_entries + 200 * (len(METRIC_FIELDS) + n_agents) + 3 * 8
+    V.check_bytes(
+        f"the {n_eval:,} evaluations of iters={cfg.iters:,} with eval_every={cfg.eval_every:,} "
+        f"(a metrics row and a snapshot of {snapshot_entries:,} table entries each)",
+        n_eval * per_eval,
+        advice="raise eval_every (and turn eval_log off), or train fewer iterations",
     )
 
 
@@ -382,37 +439,73 @@ def train(
         ValueError: Bad config, bad ``iters``, a finished run resumed without extension, or a
             damaged run folder (:class:`~baselines.runs.DamagedRunError`, naming the file).
     """
-    folder = None
     if resume is not None:
+        if not isinstance(resume, (str, os.PathLike)):
+            raise ValueError(f"resume must be a run folder's path, got {V.show(resume)}")
         folder = RunFolder(resume)
-        cfg = load_config(folder.path)
-        final = folder.load_final() if folder.finished else None
-        if iters is not None:
-            if not _is_int(iters, cfg.iters):
-                raise ValueError(
-                    f"iters must be an integer >= the run's iters ({cfg.iters}) to extend it, got {iters!r}"
-                )
-            if final is not None and bool(final.get("stopped", False)):
-                raise ValueError(
-                    f"resume: the run in {str(folder.path)!r} ended by its stop rule; it cannot be extended"
-                )
-            cfg = dataclasses.replace(cfg, iters=int(iters))
-        elif final is not None:
-            raise ValueError(
-                f"resume: the run in {str(folder.path)!r} is finished (final.npz exists); "
-                "pass iters to extend it"
-            )
+        folder.read_config()  # not a run folder: refused before anything else
+        with folder.lock():  # one writer per run folder
+            cfg, setup, fields = _prepare_resume(folder, iters)
+            return _guarded(_loop, cfg, setup, folder, fields, progress, stop_after, plot)
+    if iters is not None:
+        raise ValueError(f"iters extends a resumed run; pass it with resume, got iters={iters!r}")
     validate_config(cfg)
-    setup = _setup(cfg)
+    setup = _setup(cfg)  # every refusal happens before the run folder exists
     fields = METRIC_FIELDS + [f"value_{i}" for i in range(len(setup.action_sizes))]
-    if folder is None:
-        folder = RunFolder.create(cfg.out, _run_name(cfg))
+    folder = RunFolder.create(cfg.out, _run_name(cfg))
+    with folder.lock():  # taken before config.json exists, so no resume can find the folder first
         folder.write_config(config_dict(cfg))
-    elif iters is not None:
-        folder.write_config(config_dict(cfg))  # the extension is recorded before anything else
+        return _guarded(_loop, cfg, setup, folder, fields, progress, stop_after, plot)
+
+
+def _prepare_resume(folder: RunFolder, iters: int | None) -> tuple[TrainConfig, _Setup, list[str]]:
+    """The config (extended to ``iters``), the setup and the metric fields of a run to resume,
+    checked before anything is written."""
+    cfg = load_config(folder.path)
+    final = folder.load_final(TRAIN_FINAL) if folder.finished else None
+    if iters is not None:
+        if not _is_int(iters, cfg.iters) or iters > MAX_ITERS:
+            raise ValueError(
+                f"iters must be an integer >= the run's iters ({cfg.iters}) and <= {MAX_ITERS:,} to "
+                f"extend it, got {iters!r}"
+            )
+        if final is not None and bool(final.get("stopped", False)):
+            raise ValueError(
+                f"resume: the run in {str(folder.path)!r} ended by its stop rule; it cannot be extended"
+            )
+    elif final is not None:
+        raise ValueError(
+            f"resume: the run in {str(folder.path)!r} is finished (final.npz exists); pass iters to extend it"
+        )
+    try:
+        validate_config(cfg)
+    except ValueError as err:
+        raise DamagedRunError(
+            f"{folder.config_path}: not a valid config ({err}); restore it, or start a new run"
+        ) from None
+    extended = dataclasses.replace(cfg, iters=int(iters)) if iters is not None else cfg
+    setup = _setup(extended)
+    fields = METRIC_FIELDS + [f"value_{i}" for i in range(len(setup.action_sizes))]
+    if iters is not None:
+        folder.write_config(config_dict(extended))  # the extension is recorded before anything else
         folder.final_path.unlink(missing_ok=True)
     folder.clean_temporaries()
-    return _loop(cfg, setup, folder, fields, progress, stop_after, plot)
+    return extended, setup, fields
+
+
+def _guarded(
+    loop: Callable[..., RunResult], cfg: TrainConfig, setup: _Setup, folder: RunFolder, *args: Any
+) -> RunResult:
+    """Run the loop; a file the run folder cannot take (a folder in place of a file, a full disk)
+    ends with a ValueError naming it."""
+    try:
+        return loop(cfg, setup, folder, *args)
+    except OSError as err:
+        name = str(err.filename or folder.path).removesuffix(TMP_SUFFIX)
+        raise ValueError(
+            f"{name}: cannot write the run folder ({err.strerror or err}); {folder.path} keeps what was "
+            "written before (fix the cause, then resume it)"
+        ) from None
 
 
 def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, plot) -> RunResult:
@@ -421,31 +514,25 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
     stop_next, reason = False, ""  # fox2022-pg: the check one update behind has fired, and why
     ck = folder.load_checkpoint()
     if ck is not None:
-        start = int(ck["iteration"])
-        stop_next = bool(ck.get("stop_next", False))
-        reason = str(ck.get("stop_reason", ""))
-        policy.load_state_dict({k[7:]: v for k, v in ck.items() if k.startswith("policy.")})
-        alg.load_state_dict({k[10:]: v for k, v in ck.items() if k.startswith("algorithm.")})
-        if "estimator_rng" in ck and hasattr(estimator, "load_state_dict"):
-            estimator.load_state_dict(json.loads(str(ck["estimator_rng"])))
-        n_prev = int(ck["n_prev"])
-        prev = [ck[f"prev_{i}"] for i in range(n_prev)] if n_prev else None
+        start, stop_next, reason, prev = _restore(ck, cfg, setup, folder)
         rows = folder.read_metrics(fields, before=start)
         snaps = folder.load_snapshots(int(ck["n_snapshots"])) if setup.snapshots else []
     else:
         folder.load_snapshots(0)  # chunks a kill left before the first checkpoint
     folder.start_metrics(fields, rows)
     flushed = len(snaps)
-    eval_at = set(evaluation_iterations(cfg.iters, cfg.eval_every, cfg.eval_log).tolist())
+    eval_at = _Schedule(evaluation_iterations(cfg.iters, cfg.eval_every, cfg.eval_log))
     tol, rule = cfg.stop_l1, cfg.stop_rule
     first_check = 2 if rule == "fox2022-npg" else 1
 
     def checkpoint(it: int, n_rows: int, n_snaps: int, prev_tables) -> None:
         nonlocal flushed
+        if not _finite_policy(policy):  # never checkpoint a diverged policy
+            raise _diverged(it, folder)
         if setup.snapshots:
             folder.append_snapshots(flushed, snaps[flushed:n_snaps])
             flushed = max(flushed, n_snaps)
-        extra = {}
+        extra = {"config": np.array(json.dumps(_fingerprint(cfg), sort_keys=True))}
         if hasattr(estimator, "state_dict"):
             extra["estimator_rng"] = np.array(json.dumps(estimator.state_dict()))
         folder.save_checkpoint(
@@ -470,12 +557,10 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
         # tabulate only where needed: the stop rule, an evaluation, or the iteration before one (the
         # L1 change); a network's table costs a forward pass over every state
         needed = tol > 0 or stop_next or any(k in eval_at or k == cfg.iters for k in (it, it + 1))
-        tables = setup.tabulate() if needed else None
+        with np.errstate(all="ignore"):  # a diverged policy is refused just below
+            tables = setup.tabulate() if needed else None
         if tables is not None and not all(np.isfinite(t).all() for t in tables):
-            raise ValueError(
-                f"iteration {it}: the policy is not finite (the updates diverged; lower the step size); "
-                f"{folder.path} keeps the iterations before"
-            )
+            raise _diverged(it, folder)
         l1 = exact.l1_distance(tables, prev) if tables is not None and prev is not None else float("nan")
         rule_hit = tol > 0 and rule != "fox2022-pg" and first_check <= it < cfg.iters and l1 < tol
         if rule_hit:
@@ -498,12 +583,19 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
             stopped = stop_next or rule_hit
             break
         prev = tables
-        alg.update(policy, estimator)
+        _update(alg, policy, estimator, it, folder)
         updates += 1
         if tol > 0 and rule == "fox2022-pg":
             # the authors' projected PG compares pi_t with pi_{t-1} after computing pi_{t+1} (at
             # t = 0: pi_0 with pi_1) and returns pi_{t+1}
-            d = l1 if it >= 1 else exact.l1_distance(setup.tabulate(), tables)
+            if it >= 1:
+                d = l1
+            else:
+                with np.errstate(all="ignore"):
+                    after = setup.tabulate()
+                if not all(np.isfinite(t).all() for t in after):
+                    raise _diverged(1, folder)
+                d = exact.l1_distance(after, tables)
             stop_next = bool(d < tol)
             if stop_next:
                 reason = (
@@ -540,6 +632,139 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
         if plot:
             _plot_run(folder.path, rows, acc)
     return RunResult(folder.path, policy, tables, rows, snapshots, stopped, reason)
+
+
+class _Schedule:
+    """Membership in a sorted int64 array of iterations (8 bytes per iteration, not a set's ~60)."""
+
+    def __init__(self, its: np.ndarray) -> None:
+        self.its = its
+
+    def __contains__(self, it: int) -> bool:
+        k = int(np.searchsorted(self.its, it))
+        return k < len(self.its) and int(self.its[k]) == it
+
+
+def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
+    """What a checkpoint must agree with: the config but ``iters`` (an extension changes it) and
+    ``out`` (a run folder can be moved)."""
+    return {k: v for k, v in config_dict(cfg).items() if k not in ("iters", "out")}
+
+
+def _diverged(it: int, folder: RunFolder) -> ValueError:
+    return ValueError(
+        f"iteration {it}: the policy is not finite (the run diverged; lower the step size); "
+        f"{folder.path} keeps the iterations before"
+    )
+
+
+def _finite_policy(policy: Policy) -> bool:
+    return all(np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in policy.state_dict().values())
+
+
+def _update(alg: Algorithm, policy: Policy, estimator: Estimator, it: int, folder: RunFolder) -> None:
+    """One update; a numerical blow-up inside it (a policy that became non-finite, an inner step
+    that overflowed: FloatingPointError) ends the run with the divergence message naming the
+    iteration."""
+    try:
+        with np.errstate(all="ignore"):  # overflow is detected below, not warned about
+            alg.update(policy, estimator)
+    except (ValueError, FloatingPointError, RuntimeError, OverflowError) as err:
+        if _finite_policy(policy) and not isinstance(err, FloatingPointError):
+            raise
+        raise _diverged(it + 1, folder) from err
+
+
+def _restore(ck: dict[str, np.ndarray], cfg: TrainConfig, setup: _Setup, folder: RunFolder):
+    """Load a checkpoint into the setup's policy, algorithm and estimator; every way it can
+    disagree with the run's config ends with a :class:`DamagedRunError` naming checkpoint.npz.
+
+    Returns:
+        (iteration, stop_next, stop_reason, previous tables or None).
+    """
+    path = folder.checkpoint_path
+    delete = f"delete {path.name}, metrics.csv and the snapshots folder to restart the run"
+
+    def damaged(what: str, advice: str = delete) -> DamagedRunError:
+        return DamagedRunError(f"{path}: {what}; {advice}")
+
+    def scalar(key: str, kind: str):
+        if key not in ck:
+            raise damaged(f"no {key!r} entry")
+        a = ck[key]
+        if a.shape != () or a.dtype.kind not in kind:
+            raise damaged(f"entry {key!r} is not a scalar of the right type (shape {a.shape}, {a.dtype})")
+        return a[()]
+
+    start = int(scalar("iteration", "iu"))
+    n_prev = int(scalar("n_prev", "iu"))
+    n_snaps = int(scalar("n_snapshots", "iu"))
+    if start < 0 or n_prev < 0 or n_snaps < 0:
+        raise damaged(f"negative counters (iteration {start}, n_prev {n_prev}, n_snapshots {n_snaps})")
+    if start > cfg.iters:
+        raise damaged(
+            f"it is at iteration {start:,}, past the run's iters = {cfg.iters:,} (config.json)",
+            f"resume with iters >= {start:,} to extend the run, or restore config.json",
+        )
+    if "config" in ck:
+        try:
+            saved = json.loads(str(scalar("config", "U")))
+        except ValueError:
+            raise damaged("its config entry is not valid JSON") from None
+        now = json.loads(json.dumps(_fingerprint(cfg)))
+        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        if changed:
+            diff = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
+            raise damaged(
+                f"written with another config than config.json's ({diff})",
+                "restore config.json (only an extension with resume and iters may change it)",
+            )
+    stop_next = bool(ck["stop_next"]) if "stop_next" in ck else False
+    reason = str(ck["stop_reason"]) if "stop_reason" in ck else ""
+    # the policy: exactly the parameters the config's policy has, with their shapes
+    expected = setup.policy.state_dict()
+    saved_policy = {k[7:]: v for k, v in ck.items() if k.startswith("policy.")}
+    if set(saved_policy) != set(expected):
+        missing, extra = sorted(set(expected) - set(saved_policy)), sorted(set(saved_policy) - set(expected))
+        raise damaged(
+            f"its policy parameters do not fit the {cfg.algo} policy of config.json (missing "
+            f"{missing or 'none'}, unexpected {extra or 'none'})"
+        )
+    for k, v in expected.items():
+        got = saved_policy[k]
+        if np.shape(got) != np.shape(v) or got.dtype.kind not in "fiu":
+            raise damaged(
+                f"policy parameter {k!r} has shape {np.shape(got)} ({got.dtype}); the {cfg.algo} policy "
+                f"of config.json needs {np.shape(v)}"
+            )
+    try:
+        setup.policy.load_state_dict(saved_policy)
+        setup.algorithm.load_state_dict({k[10:]: v for k, v in ck.items() if k.startswith("algorithm.")})
+    except (ValueError, KeyError, TypeError, RuntimeError, IndexError) as err:
+        raise damaged(f"cannot restore the policy or the optimiser ({err})") from None
+    estimator = setup.estimator
+    if hasattr(estimator, "load_state_dict"):
+        if "estimator_rng" not in ck:
+            raise damaged(
+                f"no random state of the {cfg.estimator} estimator (entry 'estimator_rng'): resumed on "
+                "a fresh stream the run would differ from an uninterrupted one"
+            )
+        try:
+            estimator.load_state_dict(json.loads(str(scalar("estimator_rng", "U"))))
+        except ValueError as err:
+            raise damaged(f"its estimator random state is damaged ({err})") from None
+    prev = None
+    if n_prev:
+        shapes = [t.shape for t in setup.tabulate()]
+        if n_prev != len(shapes):
+            raise damaged(f"n_prev = {n_prev}, but the policy has {len(shapes)} agents")
+        prev = []
+        for i, shape in enumerate(shapes):
+            p = ck.get(f"prev_{i}")
+            if p is None or p.shape != shape or p.dtype.kind != "f":
+                raise damaged(f"entry 'prev_{i}' is missing or not a float table of shape {shape}")
+            prev.append(p)
+    return start, stop_next, reason, prev
 
 
 def _stack(snaps: list[np.ndarray]) -> np.ndarray:

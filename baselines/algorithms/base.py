@@ -57,9 +57,11 @@ class Algorithm(ABC):
         name: Registry name (``--algo``).
         policy_kind: ``"softmax"``, ``"direct"`` or ``"neural"``.
         help: One line for ``python -m baselines list``.
+        estimators: The estimators (``train``'s names) the algorithm works with; None: any.
     """
 
     name: ClassVar[str] = ""
+    estimators: ClassVar[tuple[str, ...] | None] = None
     policy_kind: ClassVar[str] = "softmax"
     help: ClassVar[str] = ""
 
@@ -80,6 +82,14 @@ class Algorithm(ABC):
     @abstractmethod
     def update(self, policy: Policy, estimator: Estimator) -> Estimate:
         """One iteration, in place; returns the estimate of the policy before the update."""
+
+    def check(self, policy: Policy, estimator: Estimator) -> None:  # noqa: B027 (nothing by default)
+        """Refuse, before a run starts, a policy or estimator this algorithm cannot train with, or
+        updates too large for memory (nothing to check by default).
+
+        Raises:
+            ValueError: Naming what does not fit.
+        """
 
     def state_dict(self) -> dict[str, Any]:
         """Optimiser state to checkpoint (none by default)."""

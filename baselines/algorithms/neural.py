@@ -74,6 +74,12 @@ class _NeuralBase(Algorithm):
             raise ValueError(f"bias must be true or false, got {self.bias!r}")
         if self.dtype not in ("float32", "float64"):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")
+        largest = float(np.finfo(self.dtype).max)
+        if self.lr > largest:  # torch cannot even apply such a step to the parameters
+            raise ValueError(
+                f"lr must be at most {largest:.3g} (the largest {self.dtype}) for {self.dtype} networks, "
+                f"got {self.lr!r}"
+            )
         self._opt = None
 
     def make_policy(self, dynamics, n_rows, rng, init, obs_mode):
@@ -159,11 +165,21 @@ class Reinforce(_NeuralBase):
     )
     name: ClassVar[str] = "reinforce"
     help: ClassVar[str] = "neural softmax PG from sampled episodes (REINFORCE with a baseline)"
+    estimators: ClassVar[tuple[str, ...] | None] = ("sampled",)
 
     def __post_init__(self) -> None:
         super().__post_init__()
         if self.baseline not in ("mean", "none"):
             raise ValueError(f"baseline must be 'mean' or 'none', got {self.baseline!r}")
+
+    def check(self, policy: TorchSoftmaxPolicy, estimator: Estimator) -> None:
+        """The estimator must sample episodes (``SampledEstimator``); its batch of episodes with
+        the network's observations must fit in memory."""
+        if not hasattr(estimator, "sampler") or not hasattr(estimator, "batch"):
+            raise ValueError(
+                f"reinforce samples its own episodes: use --estimator sampled, got {type(estimator).__name__}"
+            )
+        estimator.sampler.check_policy_rollout(estimator.batch, estimator.horizon, policy.obs_mode)
 
     def update(self, policy: TorchSoftmaxPolicy, estimator: Estimator) -> Estimate:
         if not hasattr(estimator, "sampler"):

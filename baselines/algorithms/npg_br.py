@@ -52,6 +52,10 @@ class NPGBestResponse(TabularAlgorithm):
                 p = [softmax_rows(t) for t in trial]
                 est = estimator.estimate(p)
                 th = th + step * est.advantages()[i] + self.eta * self._barrier([p[i]])[0]
+                if not np.isfinite(th).all():
+                    raise FloatingPointError(
+                        f"the inner NPG steps of agent {i} overflowed (eta {self.eta:g})"
+                    )
             trial[i] = th
             gain = estimator.estimate([softmax_rows(t) for t in trial]).mu_values[i] - est0.mu_values[i]
             if gain > best_gain:
