@@ -15,15 +15,32 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
+from mpg_envs import _validate as V
 from mpg_envs import exact
 from mpg_envs._repr import concise_repr
 from mpg_envs.model import TabularModel
 
-__all__ = ["Estimate", "Estimator", "ExactEstimator", "TaskwiseExactEstimator"]
+__all__ = ["Estimate", "Estimator", "ExactEstimator", "TaskwiseExactEstimator", "check_model", "check_models"]
+
+
+def check_model(model: Any, name: str = "model") -> TabularModel:
+    """``model`` if it is a :class:`~mpg_envs.model.TabularModel` (``env.model()``), else a clear error."""
+    if not isinstance(model, TabularModel):
+        raise V.ArgumentTypeError(
+            f"{name} must be a mpg_envs TabularModel (env.unwrapped.model()), got {V.show(model)}"
+        )
+    return model
+
+
+def check_models(models: Any) -> list[TabularModel]:
+    """A non-empty list of :class:`~mpg_envs.model.TabularModel`, else a clear error."""
+    if not isinstance(models, (list, tuple)) or not models:
+        raise V.ArgumentTypeError(f"models must be a non-empty list of TabularModel, got {V.show(models)}")
+    return [check_model(m, f"models[{i}]") for i, m in enumerate(models)]
 
 
 @dataclass(frozen=True)
@@ -85,7 +102,7 @@ class ExactEstimator:
     """
 
     def __init__(self, model: TabularModel) -> None:
-        self.model = model
+        self.model = check_model(model)
         self.gamma = model.gamma
 
     def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
@@ -107,9 +124,12 @@ class TaskwiseExactEstimator:
     """
 
     def __init__(self, models: Sequence[TabularModel]) -> None:
-        self.models = list(models)
-        if not self.models or any(m.n_agents != 1 for m in self.models):
-            raise ValueError("models must be one single-agent TabularModel per agent")
+        self.models = check_models(models)
+        if any(m.n_agents != 1 for m in self.models):
+            raise ValueError(
+                "models must be one single-agent TabularModel per agent, got agent counts "
+                f"{[m.n_agents for m in self.models]}"
+            )
         sizes = {m.n_states for m in self.models}
         gammas = {m.gamma for m in self.models}
         if len(sizes) != 1 or len(gammas) != 1:

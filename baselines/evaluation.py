@@ -117,7 +117,9 @@ class JointEvaluator(Evaluator):
     """
 
     def __init__(self, model: TabularModel) -> None:
-        self.model = model
+        from baselines.estimators import check_model
+
+        self.model = check_model(model)
         self.n_agents = model.n_agents
         self._optimum: exact.SocialOptimum | None = None
 
@@ -151,7 +153,9 @@ class TaskwiseEvaluator(Evaluator):
     """
 
     def __init__(self, models: Sequence[TabularModel]) -> None:
-        self.models = list(models)
+        from baselines.estimators import check_models
+
+        self.models = check_models(models)
         self.n_agents = len(self.models)
         self._optimum = None
 

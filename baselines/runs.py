@@ -20,7 +20,9 @@ A ``train`` run's folder holds:
 * ``snapshots/<first>.npy`` -- the tabulated policies at the evaluated iterations, one chunk per
   checkpoint interval (appending never rewrites earlier chunks: I/O is linear in the run);
 * ``final.npz`` -- the final policy tables, every snapshot and whether the stop rule ended the run;
-  its presence marks a finished run.
+  its presence marks a finished run;
+* ``.lock`` -- locked (:meth:`RunFolder.lock`) by the one process writing the folder, fresh or
+  resumed; a second writer is refused before it writes.
 
 Every file is replaced atomically (temporary file in the same folder, ``fsync``, ``os.replace``),
 so a kill leaves either the old or the new version; stray temporary files are ignored and removed

@@ -121,10 +121,10 @@ def returns_to_go(rewards: np.ndarray, gamma: float) -> np.ndarray:
     Returns:
         Shape (B, T, N) float64 (accumulated backwards in time: no gamma^-t, stable for any T).
     """
-    r = np.asarray(rewards, dtype=np.float64)
+    g = V.discount("gamma", gamma)
+    r = V.real_array("rewards", rewards, ndim=3, what="an array of rewards of shape (B, T, N)")
     out = np.empty_like(r)
     acc = np.zeros(r.shape[:1] + r.shape[2:])
-    g = float(gamma)
     for t in range(r.shape[1] - 1, -1, -1):  # T vectorised steps backwards in time
         acc = r[:, t] + g * acc
         out[:, t] = acc
@@ -208,8 +208,12 @@ class BatchSampler:
         entry cannot push u past the last action).
         """
         N, sizes = self.dynamics.n_agents, self._sizes
-        if isinstance(policies, np.ndarray) and policies.dtype != object and policies.ndim != 3:
-            raise ValueError(f"policies must be a sequence of {N} arrays of shape (S, |A_i|)")
+        if (isinstance(policies, np.ndarray) and policies.dtype != object and policies.ndim != 3) or not (
+            isinstance(policies, (list, tuple, np.ndarray))
+        ):
+            raise V.ArgumentTypeError(
+                f"policies must be a sequence of {N} arrays of shape (S, |A_i|), got {V.show(policies)}"
+            )
         if len(policies) != N:
             raise ValueError(f"expected one policy per agent ({N}), got {len(policies)}")
         rows = None if self.observe is not None else self.dynamics.n_states
@@ -326,7 +330,11 @@ class BatchSampler:
             st = dyn.sample_initial(B, rng)
             idx = dyn.index(st)
         else:
-            idx = np.asarray(start, dtype=np.int64)
+            what = f"{B} state indices in [0, {dyn.n_states})"
+            try:
+                idx = V.int_array("start", start, what=what)
+            except OverflowError:  # Python ints beyond int64
+                raise ValueError(f"start must be {what}, got {V.show(start)}") from None
             if idx.shape != (B,) or idx.min() < 0 or idx.max() >= dyn.n_states:
                 raise ValueError(
                     f"start must be {B} state indices in [0, {dyn.n_states}), got shape {idx.shape}"
@@ -419,9 +427,14 @@ def estimate_from_rollouts(
     Returns:
         The estimate: v (N, S), q list of (S, |A_i|), occupancy (S,), mu_values (N,).
     """
+    if not isinstance(rollouts, Rollouts):
+        raise V.ArgumentTypeError(
+            f"rollouts must be a Rollouts (BatchSampler.rollout), got {V.show(rollouts)}"
+        )
+    gamma = V.discount("gamma", gamma)
     states, actions, alive = rollouts.states, rollouts.actions, rollouts.alive
     B, T, N = actions.shape
-    H = T if horizon is None else int(horizon)
+    H = T if horizon is None else V.positive_int("horizon", horizon)
     if not 1 <= H <= T:
         raise ValueError(f"horizon must be in [1, T={T}], got {horizon!r}")
     S, sizes = int(n_states), tuple(int(k) for k in action_sizes)

@@ -272,8 +272,8 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(
             f"obs must be one of state, own, vector, onehot (or '' for the default), got {cfg.obs!r}"
         )
-    if not isinstance(cfg.out, str):
-        raise ValueError(f"out must be a folder path (a string), got {cfg.out!r}")
+    if not isinstance(cfg.out, str) or not cfg.out.strip():
+        raise ValueError(f"out must be a folder path (a non-empty string), got {cfg.out!r}")
     needs = getattr(algorithm_class(cfg.algo), "estimators", None)
     if needs is not None and cfg.estimator not in needs:
         raise ValueError(

@@ -413,3 +413,31 @@ def test_train_resume_must_be_a_path(tmp_path):
 
 def test_runs_module_keeps_its_names():
     assert runs.TRAIN_FINAL == ("snapshots", "policy_0", "stopped", "iteration")
+
+
+def test_estimators_evaluators_and_the_sampler_name_wrong_objects():
+    from baselines.algorithms import make_algorithm
+    from baselines.estimators import ExactEstimator, TaskwiseExactEstimator
+    from baselines.evaluation import JointEvaluator, TaskwiseEvaluator, evaluation_iterations
+    from mpg_envs import exact
+
+    env = congestion_v0.parallel_env(n_agents=2)
+    model, dyn = env.model(), env.dynamics
+    pol = exact.uniform_policy(model)
+    for call, match in [
+        (lambda: ExactEstimator("x"), "model must be a mpg_envs TabularModel .*got 'x'"),
+        (lambda: JointEvaluator(None), "model must be a mpg_envs TabularModel .*got None"),
+        (lambda: TaskwiseExactEstimator(3), "models must be a non-empty list of TabularModel, got 3"),
+        (lambda: TaskwiseEvaluator([model, "x"]), r"models\[1\] must be a mpg_envs TabularModel"),
+        (lambda: smp.BatchSampler(dyn, 0).rollout(None, 2, 3), "policies must be a sequence of 2 arrays"),
+        (lambda: smp.BatchSampler(dyn, 0).rollout(pol, 1, 3, start=10**30), "start must be 1 state indices"),
+        (lambda: smp.BatchSampler(dyn, 0).rollout(pol, 1, 3, start=np.nan), "start must be 1 state indices"),
+        (lambda: smp.returns_to_go(np.zeros((2, 3, 2)), 1e308), r"gamma must be in \(0, 1\], got 1e\+308"),
+        (lambda: smp.estimate_from_rollouts(None, 0.9, 10, (2, 2)), "rollouts must be a Rollouts"),
+        (lambda: evaluation_iterations(10, 0), "every must be a positive integer, got 0"),
+        (lambda: evaluation_iterations(10**12, 1), "evaluated iterations .* over the memory limit"),
+        (lambda: make_algorithm("npg_br", inner_steps=10**9), "inner_steps .* of at most 10,000"),
+        (lambda: validate_config(TrainConfig(out="")), "out must be a folder path .*got ''"),
+    ]:
+        with pytest.raises(ValueError, match=match):
+            call()

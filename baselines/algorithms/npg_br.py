@@ -13,7 +13,10 @@ from baselines.estimators import Estimate, Estimator
 from baselines.policies import TabularSoftmaxPolicy
 from baselines.policies.tabular import softmax_rows
 
-__all__ = ["NPGBestResponse"]
+__all__ = ["NPGBestResponse", "MAX_INNER_STEPS"]
+
+#: Largest K (paper 003 uses a handful; every outer iteration spends N (K + 1) + 1 estimates).
+MAX_INNER_STEPS = 10_000
 
 
 @dataclasses.dataclass
@@ -37,6 +40,10 @@ class NPGBestResponse(TabularAlgorithm):
         k = self.inner_steps
         if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
             raise ValueError(f"inner_steps (K) must be a positive integer, got {k!r}")
+        if k > MAX_INNER_STEPS:  # N (K + 1) + 1 estimates per iteration: a run would never end
+            raise ValueError(
+                f"inner_steps (K) must be a positive integer of at most {MAX_INNER_STEPS:,}, got {k!r}"
+            )
         self.inner_steps = int(k)
 
     def update(self, policy: TabularSoftmaxPolicy, estimator: Estimator) -> Estimate:
