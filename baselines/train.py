@@ -289,6 +289,17 @@ def load_config(run_dir: str | Path) -> TrainConfig:
     """
     saved = RunFolder(run_dir).read_config()
     saved = {k: v for k, v in saved.items() if k != "version"}
+    path = Path(run_dir) / "config.json"
+    known = {f.name for f in dataclasses.fields(TrainConfig)}
+    unknown = sorted(set(saved) - known)
+    if unknown:
+        raise DamagedRunError(
+            f"{path}: not a train run's config (entries {V.show(unknown)} are not train options; a dcpg "
+            "or sb3 run resumes with its own command); start a new run"
+        )
+    missing = [k for k in ("env", "algo", "estimator", "iters", "seed") if k not in saved]
+    if missing:
+        raise DamagedRunError(f"{path}: no {missing} entries; restore it, or start a new run")
     try:
         return TrainConfig(**saved)
     except TypeError as err:

@@ -411,6 +411,17 @@ def test_train_resume_must_be_a_path(tmp_path):
     assert not any(tmp_path.iterdir())
 
 
+def test_resume_of_a_folder_of_another_kind_or_without_its_options_is_refused(tmp_path):
+    run = _run(tmp_path)
+    cfg = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**cfg, "layout": "no_conflict", "alpha": 0.1}))
+    with pytest.raises(DamagedRunError, match=r"config.json: not a train run's config .*'alpha', 'layout'"):
+        _resume(run)
+    (run / "config.json").write_text(json.dumps({k: v for k, v in cfg.items() if k != "algo"}))
+    with pytest.raises(DamagedRunError, match=r"config.json: no \['algo'\] entries"):
+        _resume(run)
+
+
 def test_runs_module_keeps_its_names():
     assert runs.TRAIN_FINAL == ("snapshots", "policy_0", "stopped", "iteration")
 
