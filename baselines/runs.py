@@ -103,9 +103,10 @@ def unpack_tables(packed: np.ndarray, action_sizes: Sequence[int]) -> list[np.nd
 
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            if not hasattr(z, "files"):  # a plain .npy array under the .npz name
-                raise ValueError("not an .npz archive")
+        z = np.load(path, allow_pickle=False)
+        if not isinstance(z, np.lib.npyio.NpzFile):  # a plain .npy array under the .npz name
+            raise ValueError("not an .npz archive")
+        with z:
             return {k: z[k] for k in z.files}
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as err:
         raise DamagedRunError(f"{path}: cannot read the {what} ({err}); {_ADVICE[what]}") from None

@@ -718,10 +718,13 @@ def _restore(ck: dict[str, np.ndarray], cfg: TrainConfig, setup: _Setup, folder:
             f"resume with iters >= {start:,} to extend the run, or restore config.json",
         )
     if "config" in ck:
+        text = str(scalar("config", "U"))
         try:
-            saved = json.loads(str(scalar("config", "U")))
+            saved = json.loads(text)
         except ValueError:
             raise damaged("its config entry is not valid JSON") from None
+        if not isinstance(saved, dict):
+            raise damaged("its config entry is not a JSON object")
         now = json.loads(json.dumps(_fingerprint(cfg)))
         changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
         if changed:
@@ -730,8 +733,8 @@ def _restore(ck: dict[str, np.ndarray], cfg: TrainConfig, setup: _Setup, folder:
                 f"written with another config than config.json's ({diff})",
                 "restore config.json (only an extension with resume and iters may change it)",
             )
-    stop_next = bool(ck["stop_next"]) if "stop_next" in ck else False
-    reason = str(ck["stop_reason"]) if "stop_reason" in ck else ""
+    stop_next = bool(scalar("stop_next", "b")) if "stop_next" in ck else False
+    reason = str(scalar("stop_reason", "U")) if "stop_reason" in ck else ""
     # the policy: exactly the parameters the config's policy has, with their shapes
     expected = setup.policy.state_dict()
     saved_policy = {k[7:]: v for k, v in ck.items() if k.startswith("policy.")}
@@ -772,8 +775,8 @@ def _restore(ck: dict[str, np.ndarray], cfg: TrainConfig, setup: _Setup, folder:
         prev = []
         for i, shape in enumerate(shapes):
             p = ck.get(f"prev_{i}")
-            if p is None or p.shape != shape or p.dtype.kind != "f":
-                raise damaged(f"entry 'prev_{i}' is missing or not a float table of shape {shape}")
+            if p is None or p.shape != shape or p.dtype.kind != "f" or not np.isfinite(p).all():
+                raise damaged(f"entry 'prev_{i}' is missing or not a finite float table of shape {shape}")
             prev.append(p)
     return start, stop_next, reason, prev
 

@@ -8,7 +8,6 @@ import csv
 import dataclasses
 import json
 import os
-import time
 
 import numpy as np
 import pytest
@@ -211,17 +210,13 @@ def test_one_writer_per_run_folder(tmp_path):
         assert "RunInUseError" in r.stderr and f"pid {os.getpid()}" in r.stderr
     r = subprocess.run([sys.executable, "-c", child], capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
-    holder = subprocess.Popen([sys.executable, "-c", child.replace("pass", "import time; time.sleep(60)")])
+    hold = child.replace("pass", "print('locked', flush=True); import time; time.sleep(600)")
+    holder = subprocess.Popen([sys.executable, "-c", hold], stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(200):  # wait until the child holds the lock
-            try:
-                with folder.lock():
-                    pass
-            except RunInUseError:
-                break
-            time.sleep(0.05)
-        else:
-            raise AssertionError("the child never took the lock")
+        assert holder.stdout.readline().strip() == "locked"  # waits however loaded the machine is
+        with pytest.raises(RunInUseError):
+            with folder.lock():
+                pass
     finally:
         holder.kill()
         holder.wait()

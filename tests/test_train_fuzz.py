@@ -422,6 +422,31 @@ def test_resume_of_a_folder_of_another_kind_or_without_its_options_is_refused(tm
         _resume(run)
 
 
+def test_more_damaged_checkpoints_are_named(tmp_path):
+    """An .npy in place of the .npz, a non-bool stop flag (it used to stop the run), a NaN previous
+    table, Adam without its moments (it used to restart them: another result than uninterrupted)."""
+
+    def damaged(run: Path, match: str) -> None:
+        with pytest.raises(DamagedRunError, match=match):
+            _resume(run)
+
+    run = _run(tmp_path / "npy")
+    np.save(run / "x.npy", np.zeros(3))
+    (run / "x.npy").replace(run / "checkpoint.npz")
+    damaged(run, r"checkpoint.npz: cannot read the checkpoint \(not an .npz archive\)")
+    run = _run(tmp_path / "stop")
+    _damage_checkpoint(run, stop_next=np.array("x"))
+    damaged(run, r"checkpoint.npz: entry 'stop_next' is not a scalar of the right type")
+    run = _run(tmp_path / "prev")
+    _damage_checkpoint(run, prev_0=np.full((10, 2), np.nan))
+    damaged(run, r"checkpoint.npz: entry 'prev_0' is missing or not a finite float table")
+    pytest.importorskip("torch")
+    adam = {"optimizer": "adam", "hidden": "4"}
+    run = _run(tmp_path / "adam", env="mpg/Coordination-v0", algo="nn_pg", algo_kwargs=adam)
+    _damage_checkpoint(run, **{"algorithm.state": None})
+    damaged(run, r"checkpoint.npz: cannot restore the policy or the optimiser \(Adam state without 'state.0")
+
+
 def test_runs_module_keeps_its_names():
     assert runs.TRAIN_FINAL == ("snapshots", "policy_0", "stopped", "iteration")
 

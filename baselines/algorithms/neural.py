@@ -116,9 +116,27 @@ class _NeuralBase(Algorithm):
         return out
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if not state or self._opt is None:
+        """Restore :meth:`state_dict`: Adam's step counts and moments of every parameter (SGD has
+        none).
+
+        Raises:
+            ValueError: Adam's state is missing (a resumed run would restart its moments and end
+                differently), incomplete or of other shapes.
+        """
+        if self._opt is None or self.optimizer == "sgd":
             return
         torch = _torch()
+        params = [p for g in self._opt.param_groups for p in g["params"]]
+        if "groups" not in state:
+            raise ValueError("no Adam state ('groups' and the moments of every parameter)")
+        for i, p in enumerate(params):
+            for name in ("step", "exp_avg", "exp_avg_sq"):
+                key = f"state.{i}.{name}"
+                if key not in state:
+                    raise ValueError(f"Adam state without {key!r}")
+                want = () if name == "step" else tuple(p.shape)
+                if tuple(np.shape(state[key])) != want:
+                    raise ValueError(f"Adam state {key!r} has shape {np.shape(state[key])}, not {want}")
         sd: dict[str, Any] = {"param_groups": json.loads(str(state["groups"])), "state": {}}
         for key, v in state.items():
             if key.startswith("state."):
