@@ -290,7 +290,10 @@ def _configs(args: argparse.Namespace) -> list[TrainConfig]:
                 f"to {', '.join(owners)}); {base.algo}'s options: {algo_fields}, "
                 f"{base.estimator}'s: {est_fields}"
             )
-    if "stop_rule" in given and "stop_l1" not in given:  # a rule without its threshold never fires
+    from baselines.train import STOP_RULES
+
+    # a rule without its threshold never fires (an unknown rule is named by validate_config)
+    if "stop_rule" in given and "stop_l1" not in given and given["stop_rule"] in STOP_RULES:
         raise ValueError(
             f"--stop-rule {given['stop_rule']} needs --stop-l1 (an L1 threshold > 0); without it the run "
             "would never stop"
