@@ -23,6 +23,7 @@ import pytest
 from baselines.consensus import DCPGConfig, TaskSet, Topology, run_dcpg
 from baselines.consensus import dcpg as D
 from baselines.consensus.objective import relative_entropy, softmax_logits
+from baselines.consensus.policies import make_policy_class
 from baselines.runs import DamagedRunError
 from mpg_envs import exact
 from mpg_envs.gridworld.env import MultiTaskGridWorldEnv
@@ -548,3 +549,60 @@ def test_cli_layout_takes_a_one_task_grid(tmp_path, capsys):
     assert json.loads((run_dir / "config.json").read_text())["layout"] == ["S.G"]
     assert main(["dcpg", "--layout", "nowhere", *flags]) == 2
     assert "unknown layout 'nowhere'" in capsys.readouterr().err
+
+
+Z, U = np.zeros((2, 12, 4)), np.full((2, 12, 4), 0.25)  # logits and policies of 2 agents
+
+
+def _objects():
+    from baselines.consensus.policies import MLP, Tabular, task_features
+
+    env, ts = _taskset(SMALL[:2])
+    return env, ts, Tabular(12, 4), MLP(task_features(env.tasks, "local", 1), 4, (8,))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda e, s, t, m: t.logits(None, [0]), r"tabular logits of shape \(K, 12, 4\), got None"),
+        (lambda e, s, t, m: t.logits(np.zeros((2, 5, 4)), [0]), r"got shape \(2, 5, 4\)"),
+        (lambda e, s, t, m: t.logits(Z, "ab"), "tasks must be task indices"),
+        (lambda e, s, t, m: t.logits(Z, [0.5]), "tasks must be task indices"),
+        (lambda e, s, t, m: t.vjp(Z, [0, 1], Z), "G must have the logits' shape"),
+        (lambda e, s, t, m: t.own_logits(Z, [0]), "tasks must be 2 task indices"),
+        (lambda e, s, t, m: t.initial("x", 0), "init must be one of"),
+        (lambda e, s, t, m: m.logits(np.zeros((2, 7)), [0]), r"parameters of shape \(K, 276\), got shape"),
+        (lambda e, s, t, m: m.logits(np.zeros((2, 276)), [5]), r"indices \[0, 2\), got \[5\]"),
+        (lambda e, s, t, m: m.own_vjp(np.zeros((2, 276)), [0, 1], np.zeros((2, 12, 3))), "G must have"),
+        (lambda e, s, t, m: type(m)(None, 4, (8,)), "features must be task features of shape"),
+        (lambda e, s, t, m: type(m)(np.zeros((2, 12, 5)), 4, "8"), "hidden must be a sequence of widths"),
+        (lambda e, s, t, m: type(m)(np.zeros((2, 12, 5)), 4, (10**6, 10**6)), "over the memory limit"),
+        (lambda e, s, t, m: type(t)("12", 4), "n_states must be a positive integer, got '12'"),
+        (lambda e, s, t, m: make_policy_class(None, e.tasks), "cfg must be a DCPGConfig"),
+        (lambda e, s, t, m: make_policy_class(DCPGConfig(), e.task_models()), "tasks must be a non-empty"),
+        (lambda e, s, t, m: TaskSet(None), "models must be a non-empty sequence"),
+        (lambda e, s, t, m: TaskSet.from_env(None), "env must be a MultiTaskGridWorld-v0 env"),
+        (lambda e, s, t, m: TaskSet([MultiTaskGridWorldEnv(layout="chain_slip").model()]), "single-agent"),
+        (lambda e, s, t, m: s.values(None, [0, 1]), "pi must be policies"),
+        (lambda e, s, t, m: s.values(np.full((2, 12, 4), np.nan), [0, 1]), "pi has non-finite entries"),
+        (lambda e, s, t, m: s.values(np.ones((2, 12, 4)), [0, 1]), "pi must hold probabilities"),
+        (lambda e, s, t, m: s.values(U, [0, 1.5]), "tasks must be 2 task indices"),
+        (lambda e, s, t, m: s.gradient(Z, [0, 1], mu=np.ones(5) / 5), r"mu must be .*\(2, 5\)"),
+        (lambda e, s, t, m: s.gradient(Z, [0, 1], lam="x"), "lam must be"),
+        (lambda e, s, t, m: s.outcomes(U, [0, 1], 1.5), "horizon must be a positive"),
+        (lambda e, s, t, m: D.softmax_logits("ab"), "theta must be an array of real numbers"),
+    ],
+)  # fmt: skip
+def test_policy_classes_and_task_sets_name_wrong_objects(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(*_objects())
+
+
+def test_a_start_distribution_of_one_row_is_used_for_every_task():
+    env, ts = _taskset()
+    theta = np.random.default_rng(1).normal(size=(3, ts.n_states, ts.n_actions))
+    mu = np.ones(ts.n_states) / ts.n_states  # before: reshaped to (3, S / 3), a wrong distribution
+    g, v = ts.gradient(theta, [0, 1, 2], mu=mu)
+    g3, v3 = ts.gradient(theta, [0, 1, 2], mu=np.tile(mu, (3, 1)))
+    np.testing.assert_array_equal(g, g3)
+    np.testing.assert_array_equal(v, v3)

@@ -714,7 +714,8 @@ def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int, pcl
     there; ``consensus_error``: max_j ||theta_j - mean||; ``stationarity``: max_j ||1/N sum_i
     grad V_i(theta_j)|| (Theorem 1's quantity, w.r.t. the parameters); per agent j, the objective
     of its own policy; per task i, the averaged policy's value, success rate and steps survived.
-    ``pclass``: the policy class (default tabular logits (N, S, A)).
+    ``pclass``: the policy class (default tabular logits (N, S, A)). Every metric is NaN when
+    the parameters' logits are not finite (they overflowed: the run diverged).
     """
     from baselines.consensus.policies import Tabular
 
@@ -722,11 +723,14 @@ def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int, pcl
     N = len(thetas)
     tasks = np.arange(N)
     mean = thetas.mean(axis=0)
-    mean_pi = softmax_logits(pclass.logits(mean[None], tasks)[0])  # (N, S, A): in every task
+    mean_logits = pclass.logits(mean[None], tasks)[0]  # (N, S, A): in every task
+    logits = pclass.logits(thetas, tasks)  # (N, N, S, A): every agent's policy in every task
+    if not (np.isfinite(mean_logits).all() and np.isfinite(logits).all()):
+        return dict.fromkeys(metric_fields(N)[1:-2], float("nan"))
+    mean_pi = softmax_logits(mean_logits)
     vals = taskset.values_at_start(mean_pi, tasks)
     success, survived = taskset.outcomes(mean_pi, tasks, horizon)
-    # every agent's policy in every task: the gradients give V_i(rho_i) of each pair as well
-    logits = pclass.logits(thetas, tasks)  # (N, N, S, A)
+    # the gradients give V_i(rho_i) of each (agent, task) pair as well
     G, own_vals = taskset.gradient(logits.reshape(N * N, *logits.shape[2:]), np.tile(tasks, N))
     grads = pclass.vjp(thetas, tasks, G.reshape(logits.shape)) / N
     station = np.linalg.norm(grads.reshape(N, -1), axis=1).max()
