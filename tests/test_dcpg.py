@@ -402,7 +402,7 @@ def test_success_horizon_is_bounded_and_fast(tmp_path):
 )
 def test_divergence_is_refused_naming_the_iteration(tmp_path, kw):
     cfg = _cfg(tmp_path, alpha=1e308, iters=6, eval_every=2, checkpoint_every=2, **kw)
-    match = r"^iteration 1: .*the updates diverged; lower alpha, now 1e\+308.*keeps"
+    match = r"^iteration 1: .*the updates diverged; lower alpha \(now 1e\+308\)\); .*keeps"
     with pytest.raises(ValueError, match=match):
         run_dcpg(cfg)
     (run_dir,) = list(tmp_path.iterdir())
@@ -606,3 +606,12 @@ def test_a_start_distribution_of_one_row_is_used_for_every_task():
     g3, v3 = ts.gradient(theta, [0, 1, 2], mu=np.tile(mu, (3, 1)))
     np.testing.assert_array_equal(g, g3)
     np.testing.assert_array_equal(v, v3)
+
+
+def test_extreme_schedules_are_refused_or_finite(tmp_path):
+    with pytest.raises(ValueError, match="ppo_epochs must be a positive integer of at most 1,000"):
+        run_dcpg(_cfg(tmp_path, policy="mlp", gradient="ppo", ppo_epochs=10**20))
+    res = run_dcpg(_cfg(tmp_path, gradient="exact", alpha_decay=1e308, iters=3))  # was an OverflowError
+    assert [r["alpha"] for r in res.metrics] == [1.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"diverged; lower alpha \(now 1.0\) or lam \(now 1e\+308\)"):
+        run_dcpg(_cfg(tmp_path / "lam", gradient="exact", lam=1e308, iters=3))

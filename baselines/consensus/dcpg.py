@@ -80,6 +80,8 @@ __all__ = [
 ]
 
 GRADIENTS = ("exact", "montecarlo", "a2c", "ppo")
+#: The largest ``ppo_epochs`` (passes over one batch of episodes per iteration; PPO uses 3-10).
+MAX_PPO_EPOCHS = 1000
 #: The largest ``iters`` (far beyond any run that ends; bounds the evaluation schedule).
 MAX_ITERS = 10**12
 #: The largest ``success_horizon``: the success rates cost log2(H) products of (S, S) matrices
@@ -202,9 +204,9 @@ class DCPGConfig:
             "eval_every",
             "checkpoint_every",
             "view",
-            "ppo_epochs",
         ):
             V.positive_int(name, getattr(self, name))
+        V.positive_int("ppo_epochs", self.ppo_epochs, maximum=MAX_PPO_EPOCHS)
         V.integer("iters", self.iters, minimum=0, maximum=MAX_ITERS)
         V.integer("seed", self.seed, minimum=0)
         V.positive_int("success_horizon", self.success_horizon, maximum=MAX_SUCCESS_HORIZON)
@@ -318,7 +320,12 @@ def agent_generator(seed: int, agent: int) -> np.random.Generator:
 
 
 def _alpha(cfg: DCPGConfig, k: int) -> float:
-    return cfg.alpha / (k + 1) ** cfg.alpha_decay if cfg.alpha_decay else cfg.alpha
+    if not cfg.alpha_decay:
+        return cfg.alpha
+    try:
+        return cfg.alpha / (k + 1) ** cfg.alpha_decay
+    except OverflowError:  # (k + 1)^alpha_decay beyond float range: the step is 0 to double precision
+        return 0.0
 
 
 # ------------------------------------------------------------------------------ local gradients
@@ -1143,8 +1150,9 @@ def _read_rows(folder: RunFolder, cfg: DCPGConfig, fields: list[str], start: int
 
 
 def _diverged(it: int, what: str, cfg: DCPGConfig, folder: RunFolder) -> ValueError:
+    lam = f" or lam (now {cfg.lam!r})" if cfg.lam else ""
     return ValueError(
-        f"iteration {it}: {what} (the updates diverged; lower alpha, now {cfg.alpha!r}); "
+        f"iteration {it}: {what} (the updates diverged; lower alpha (now {cfg.alpha!r}){lam}); "
         f"{folder.path} keeps the iterations before"
     )
 
