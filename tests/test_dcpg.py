@@ -613,5 +613,38 @@ def test_extreme_schedules_are_refused_or_finite(tmp_path):
         run_dcpg(_cfg(tmp_path, policy="mlp", gradient="ppo", ppo_epochs=10**20))
     res = run_dcpg(_cfg(tmp_path, gradient="exact", alpha_decay=1e308, iters=3))  # was an OverflowError
     assert [r["alpha"] for r in res.metrics] == [1.0, 0.0, 0.0, 0.0]
+    res = run_dcpg(_cfg(tmp_path, gradient="exact", alpha_decay=10**30, iters=3))  # int: 2**10**30 hung
+    assert [r["alpha"] for r in res.metrics] == [1.0, 0.0, 0.0, 0.0]
     with pytest.raises(ValueError, match=r"diverged; lower alpha \(now 1.0\) or lam \(now 1e\+308\)"):
         run_dcpg(_cfg(tmp_path / "lam", gradient="exact", lam=1e308, iters=3))
+
+
+def test_config_fields_of_numpy_types_and_wrong_types(tmp_path):
+    res = run_dcpg(_cfg(tmp_path, gradient="exact", iters=np.int64(2), alpha=np.int64(1), out=tmp_path))
+    saved = json.loads((Path(res.run_dir) / "config.json").read_text())  # was a TypeError, folder left
+    assert saved["iters"] == 2 and saved["alpha"] == 1.0 and saved["out"] == str(tmp_path)
+    bad = [({"hidden": None, "policy": "mlp"}, "hidden must be a str, got None"),
+           ({"graph": np.eye(3)}, "graph must be a str"), ({"out": 3}, "out must be a folder")]  # fmt: skip
+    for kw, match in bad:
+        with pytest.raises(ValueError, match=match):
+            run_dcpg(_cfg(tmp_path / "no", **kw))
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda c: c.pop("gradient"), r"missing keys \['gradient'\]"),
+        (lambda c: c.update(kind="train"), "not a DCPG run config .kind 'train'"),
+        (lambda c: c.update(alpha="fast"), "config.json: alpha must be a number"),
+        (lambda c: c.update(layout=5), "config.json: layout must be"),
+    ],
+)
+def test_damaged_config_json_is_named(tmp_path, edit, match):
+    run_dir = _killed(tmp_path)
+    path = run_dir / "config.json"
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+    with pytest.raises(DamagedRunError, match=match):
+        run_dcpg(resume=run_dir)

@@ -179,12 +179,20 @@ class DCPGConfig:
 
     def validate(self) -> None:
         """Check every field; ``ValueError`` naming the bad one."""
+        self.normalized()
+
+    def normalized(self) -> DCPGConfig:
+        """A checked copy whose numbers are Python ints and floats and whose ``out`` is a str (what
+        config.json holds); ``ValueError`` naming the first bad field."""
+        v: dict[str, Any] = {}
         for name in ("slip", "chain_p", "graph_p"):
-            V.probability(name, getattr(self, name))
-        V.discount("gamma", self.gamma, allow_one=False)
-        V.one_of("gradient", self.gradient, GRADIENTS)
-        V.one_of("policy", self.policy, POLICIES)
-        V.one_of("optimizer", self.optimizer, OPTIMIZERS)
+            v[name] = V.probability(name, getattr(self, name))
+        v["gamma"] = V.discount("gamma", self.gamma, allow_one=False)
+        for name, options in (("gradient", GRADIENTS), ("policy", POLICIES), ("optimizer", OPTIMIZERS)):
+            V.one_of(name, getattr(self, name), options)
+        for name in ("graph", "weights", "hidden", "features"):
+            if not isinstance(getattr(self, name), str):
+                raise V.ArgumentTypeError(f"{name} must be a str, got {V.show(getattr(self, name))}")
         if self.policy == "mlp":
             from baselines.consensus.policies import FEATURES
             from baselines.policies.neural import parse_hidden
@@ -196,30 +204,26 @@ class DCPGConfig:
         V.one_of("gradient_at", self.gradient_at, ("own", "mixed"))
         V.one_of("train_start", self.train_start, ("task", "uniform"))
         V.one_of("init", self.init, ("zeros", "normal"))
-        V.flag("communicate", self.communicate)
-        V.flag("eval_log", self.eval_log)
-        for name in (
-            "episodes",
-            "horizon",
-            "eval_every",
-            "checkpoint_every",
-            "view",
-        ):
-            V.positive_int(name, getattr(self, name))
-        V.positive_int("ppo_epochs", self.ppo_epochs, maximum=MAX_PPO_EPOCHS)
-        V.integer("iters", self.iters, minimum=0, maximum=MAX_ITERS)
-        V.integer("seed", self.seed, minimum=0)
-        V.positive_int("success_horizon", self.success_horizon, maximum=MAX_SUCCESS_HORIZON)
+        v["communicate"] = V.flag("communicate", self.communicate)
+        v["eval_log"] = V.flag("eval_log", self.eval_log)
+        for name in ("episodes", "horizon", "eval_every", "checkpoint_every", "view"):
+            v[name] = V.positive_int(name, getattr(self, name))
+        v["ppo_epochs"] = V.positive_int("ppo_epochs", self.ppo_epochs, maximum=MAX_PPO_EPOCHS)
+        v["iters"] = V.integer("iters", self.iters, minimum=0, maximum=MAX_ITERS)
+        v["seed"] = V.integer("seed", self.seed, minimum=0)
+        v["success_horizon"] = V.positive_int(
+            "success_horizon", self.success_horizon, maximum=MAX_SUCCESS_HORIZON
+        )
         if not isinstance(self.out, (str, Path)):
             raise V.ArgumentTypeError(f"out must be a folder path (str), got {V.show(self.out)}")
-        for name in ("graph", "weights", "hidden"):
-            if not isinstance(getattr(self, name), str):
-                raise V.ArgumentTypeError(f"{name} must be a str, got {V.show(getattr(self, name))}")
-        V.real("lam", self.lam, low=0.0)
-        V.real("alpha", self.alpha, low=0.0, low_open=True)
-        V.real("alpha_decay", self.alpha_decay, low=0.0)
-        V.real("critic_lr", self.critic_lr, low=0.0, low_open=True)
-        V.real("clip", self.clip, low=0.0, low_open=True)
+        v["out"] = str(self.out)
+        v["lam"] = V.real("lam", self.lam, low=0.0)
+        for name in ("alpha", "critic_lr", "clip"):
+            v[name] = V.real(name, getattr(self, name), low=0.0, low_open=True)
+        v["alpha_decay"] = V.real("alpha_decay", self.alpha_decay, low=0.0)
+        if not isinstance(self.layout, str):
+            v["layout"] = list(self.layout) if isinstance(self.layout, (list, tuple)) else self.layout
+        return dataclasses.replace(self, **v)
 
 
 _GRID_CHARS = frozenset(".SGW#/\n\r\t ")
@@ -235,14 +239,18 @@ def cli_layout(values: Sequence[str]) -> str | list[str]:
     return values
 
 
-def load_dcpg_config(data: dict[str, Any]) -> DCPGConfig:
-    """A config from its JSON form (``config.json``); unknown keys are refused."""
+def load_dcpg_config(data: dict[str, Any], source: str | Path = "config.json") -> DCPGConfig:
+    """A config from its JSON form (``config.json``, named ``source`` in errors); unknown and
+    missing keys are refused (:class:`~baselines.runs.DamagedRunError`)."""
+    if not isinstance(data, dict):
+        raise DamagedRunError(f"{source}: not a run config (a JSON object); start a new run")
     known = {f.name for f in dataclasses.fields(DCPGConfig)}
     body = {k: v for k, v in data.items() if k != "kind"}
-    extra = set(body) - known
-    if data.get("kind") != CONFIG_KIND or extra:
+    extra, missing = sorted(set(body) - known), sorted(known - set(body))
+    if data.get("kind") != CONFIG_KIND or extra or missing:
         raise DamagedRunError(
-            f"not a DCPG run config (kind {data.get('kind')!r}, unknown keys {sorted(extra)})"
+            f"{source}: not a DCPG run config (kind {data.get('kind')!r}, unknown keys {extra}, missing "
+            f"keys {missing}); restore the file or start a new run"
         )
     return DCPGConfig(**body)
 
@@ -323,7 +331,7 @@ def _alpha(cfg: DCPGConfig, k: int) -> float:
     if not cfg.alpha_decay:
         return cfg.alpha
     try:
-        return cfg.alpha / (k + 1) ** cfg.alpha_decay
+        return cfg.alpha / float(k + 1) ** float(cfg.alpha_decay)  # floats: an int power is exact
     except OverflowError:  # (k + 1)^alpha_decay beyond float range: the step is 0 to double precision
         return 0.0
 
@@ -844,17 +852,17 @@ def _load_agent(
             arrays = {k: np.array(z[k]) for k in z.files}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
         raise DamagedRunError(f"{p}: cannot read the checkpoint ({err}); {earlier}") from None
-    missing = [k for k in dict.fromkeys(("theta", "config", *spec)) if k not in arrays]
+    missing = [k for k in dict.fromkeys(("theta", *spec)) if k not in arrays]
     if missing:
         arrays_ = "array" if len(missing) == 1 else "arrays"
         raise DamagedRunError(f"{p}: the checkpoint has no {', '.join(missing)} {arrays_}; {earlier}")
-    try:
-        saved = json.loads(str(arrays.pop("config")))
+    current = _config_record(cfg)
+    try:  # checkpoints written before the record existed are checked by their arrays only
+        saved = json.loads(str(arrays.pop("config"))) if "config" in arrays else current
     except ValueError:
         saved = None
     if not isinstance(saved, dict):
         raise DamagedRunError(f"{p}: the checkpoint's config record is not a JSON object; {earlier}")
-    current = _config_record(cfg)
     changed = sorted(k for k in set(saved) | set(current) if saved.get(k, "-") != current.get(k, "-"))
     if changed:
         diffs = "; ".join(
@@ -881,6 +889,7 @@ def _load_agent(
 
 @dataclass
 class _Setup:
+    cfg: DCPGConfig
     env: Any
     taskset: TaskSet
     topology: Topology
@@ -974,21 +983,22 @@ def prepare(cfg: DCPGConfig, n_local: int | None = None) -> _Setup:
     """
     if not isinstance(cfg, DCPGConfig):
         raise V.ArgumentTypeError(f"cfg must be a DCPGConfig, got {V.show(cfg)}")
-    cfg.validate()
+    cfg = cfg.normalized()
     env = _make_env(cfg)
     N = len(env.tasks)
     check_sizes(cfg, N, env.tasks[0].n_cells, env.tasks[0].n_actions, n_local)
     taskset = TaskSet.from_env(env)
     topology = Topology.make(cfg.graph, N, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
-    return _Setup(env, taskset, topology)
+    return _Setup(cfg, env, taskset, topology)
 
 
 def _resume_config(folder: RunFolder, iters: Any) -> DCPGConfig:
     """The config a resume runs: the folder's own, extended to ``iters`` if given (refusing a
     finished run without ``iters``, a shorter ``iters`` and a damaged config.json)."""
-    cfg = load_dcpg_config(folder.read_config())
+    cfg = load_dcpg_config(folder.read_config(), folder.config_path)
     try:
-        cfg.validate()
+        cfg = cfg.normalized()
+        _make_env(cfg)  # the layout
     except ValueError as err:
         raise DamagedRunError(f"{folder.config_path}: {err}; restore it or start a new run") from None
     if iters is not None:
@@ -1067,7 +1077,7 @@ def run_dcpg(
         raise ValueError("give a DCPGConfig or a run folder to resume")
     n_local = 1 if backend == "dist" else None
     setup = prepare(cfg, n_local)
-    env, taskset, topology = setup.env, setup.taskset, setup.topology
+    cfg, env, taskset, topology = setup.cfg, setup.env, setup.taskset, setup.topology
     N = len(env.tasks)
     if backend is None or backend == "single":
         backend = SingleProcess(topology, cfg.communicate)
