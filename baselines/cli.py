@@ -203,7 +203,7 @@ def _add_dcpg_parser(sub) -> None:
 
 
 def _dcpg_main(args: argparse.Namespace) -> int:
-    from baselines.consensus.dcpg import DCPGConfig, load_dcpg_config, run_dcpg
+    from baselines.consensus.dcpg import DCPGConfig, cli_layout, load_dcpg_config, prepare, run_dcpg
     from baselines.runs import RunFolder
 
     given = {
@@ -212,8 +212,7 @@ def _dcpg_main(args: argparse.Namespace) -> int:
         if k not in ("command", "seeds", "backend", "resume", "no_progress")
     }
     if "layout" in given:
-        lay = given["layout"]
-        given["layout"] = lay[0] if len(lay) == 1 and "/" not in lay[0] and "\n" not in lay[0] else list(lay)
+        given["layout"] = cli_layout(given["layout"])
     try:
         if args.resume:
             if set(given) - {"iters"}:
@@ -226,8 +225,8 @@ def _dcpg_main(args: argparse.Namespace) -> int:
             if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
                 raise ValueError(f"seeds must be distinct integers >= 0, got {args.seeds}")
             configs = [DCPGConfig(**given, seed=s) for s in args.seeds]
-            for cfg in configs:
-                cfg.validate()
+            for cfg in configs:  # every option, size and graph checked before the first folder
+                prepare(cfg, 1 if args.backend == "dist" else None)
         done = []
         try:
             for cfg in configs:

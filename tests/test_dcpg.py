@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -22,6 +23,7 @@ import pytest
 from baselines.consensus import DCPGConfig, TaskSet, Topology, run_dcpg
 from baselines.consensus import dcpg as D
 from baselines.consensus.objective import relative_entropy, softmax_logits
+from baselines.consensus.policies import make_policy_class
 from baselines.runs import DamagedRunError
 from mpg_envs import exact
 from mpg_envs.gridworld.env import MultiTaskGridWorldEnv
@@ -282,7 +284,7 @@ def test_extension_and_damaged_files(tmp_path):
     ck = sorted((Path(res.run_dir) / "checkpoints").glob("agent0001_*.npz"))[-1]
     ck.write_bytes(b"garbage")
     with pytest.raises(DamagedRunError, match=ck.name):
-        run_dcpg(resume=res.run_dir)
+        run_dcpg(resume=res.run_dir, iters=60)
     (Path(res.run_dir) / "config.json").write_text('{"kind": "train"}')
     with pytest.raises(DamagedRunError, match="not a DCPG run config"):
         run_dcpg(resume=res.run_dir)
@@ -335,3 +337,314 @@ def test_cli_dcpg_runs_and_refuses_bad_input(tmp_path, capsys):
     assert "only --iters" in capsys.readouterr().err
     assert main(["dcpg", "--alpha", "-1", "--out", str(tmp_path)]) == 2
     assert "alpha must be" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------ hostile input
+def _killed(tmp_path, **kw) -> Path:
+    """A run killed after 10 updates (checkpoints at 7), its folder."""
+    return Path(run_dcpg(_cfg(tmp_path, **kw), stop_after=10).run_dir)
+
+
+def test_resume_refuses_a_finished_or_shorter_run_instead_of_looping(tmp_path, capsys):
+    from baselines.cli import main
+
+    res = run_dcpg(_cfg(tmp_path, gradient="exact"))  # 40 iterations
+    with pytest.raises(ValueError, match=r"iters must be an integer >= the run's iters \(40\).*got 5"):
+        run_dcpg(resume=res.run_dir, iters=5, stop_after=3)  # (the loop never ended: bounded here)
+    with pytest.raises(ValueError, match="is finished .final.npz exists.; pass iters to extend it"):
+        run_dcpg(resume=res.run_dir, stop_after=3)
+    assert main(["dcpg", "--resume", str(res.run_dir), "--iters", "5", "--no-progress"]) == 2
+    assert "iters must be an integer >=" in capsys.readouterr().err
+    # a checkpoint past the iters of config.json (edited down) is refused, never looped on
+    cfg_path = Path(res.run_dir) / "config.json"
+    cfg_path.write_text(cfg_path.read_text().replace('"iters": 40', '"iters": 20'))
+    (Path(res.run_dir) / "final.npz").unlink()
+    with pytest.raises(DamagedRunError, match=r"checkpoint at iteration 40, past the run's iters \(20\)"):
+        run_dcpg(resume=res.run_dir, stop_after=3)
+    # a damaged final.npz of a finished run is named, with what to do
+    res = run_dcpg(_cfg(tmp_path / "b", gradient="exact", iters=5))
+    (Path(res.run_dir) / "final.npz").write_bytes(b"PK\x03\x04 cut")
+    with pytest.raises(DamagedRunError, match="final.npz: cannot read the final results.*delete final.npz"):
+        run_dcpg(resume=res.run_dir)
+
+
+def test_success_horizon_is_bounded_and_fast(tmp_path):
+    with pytest.raises(ValueError, match="success_horizon must be a positive integer of at most"):
+        run_dcpg(_cfg(tmp_path, success_horizon=10**13))
+    cfg = _cfg(tmp_path, success_horizon=10**4)
+    with pytest.raises(ValueError, match=r"success_horizon=10000 would take .* over the limit of 1e\+11"):
+        D.check_sizes(cfg, 6, 1600, 4)  # six 40x40 tasks: 10^4 steps of (1600, 1600) products
+    assert not any(tmp_path.iterdir())
+    # far horizons square the transition matrix (log2 H products): exact, and as fast as short ones
+    env, ts = _taskset()
+    pi = np.random.default_rng(0).dirichlet(np.ones(4), size=(3, ts.n_states))
+    success, survived = ts.outcomes(pi, [0, 1, 2], 10**9)
+    s_short, v_short = ts.outcomes(pi, [0, 1, 2], 10**5)  # absorbed long before (slip 0.1)
+    np.testing.assert_allclose(success, s_short, atol=1e-10)
+    alive_rate = ts.outcomes(pi, [0, 1, 2], 10**5 + 1)[1] - v_short  # P(no obstacle yet): constant
+    np.testing.assert_allclose(survived, v_short + (10**9 - 10**5) * alive_rate, rtol=1e-9)
+    for H in (1, 7, 150, 777, 3000):  # squaring (H > 3 S log2 H) agrees with H single steps
+        d = ts.rho.copy()
+        P = ts.transition(pi, np.arange(3))
+        alive = np.zeros(3)
+        for _ in range(H):
+            d = np.einsum("ks,kst->kt", d, P)
+            alive += 1 - (d * ts.obstacles).sum(axis=1)
+        s, v = ts.outcomes(pi, [0, 1, 2], H)
+        np.testing.assert_allclose(s, (d * ts.goals).sum(axis=1), atol=1e-12)
+        np.testing.assert_allclose(v, alive, rtol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "kw",
+    [{"gradient": "exact"}, {"gradient": "montecarlo"}, {"policy": "mlp", "hidden": "8", "view": 1}],
+    ids=["exact", "montecarlo", "mlp"],
+)
+def test_divergence_is_refused_naming_the_iteration(tmp_path, kw):
+    cfg = _cfg(tmp_path, alpha=1e308, iters=6, eval_every=2, checkpoint_every=2, **kw)
+    match = r"^iteration 1: .*the updates diverged; lower alpha \(now 1e\+308\)\); .*keeps"
+    with pytest.raises(ValueError, match=match):
+        run_dcpg(cfg)
+    (run_dir,) = list(tmp_path.iterdir())
+    assert not (run_dir / "final.npz").exists()
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    assert [r.split(",")[0] for r in rows[1:]] == ["0"]  # the iterations before, nothing after
+    with pytest.raises(ValueError, match="^iteration 1: "):  # resuming meets the same divergence
+        run_dcpg(resume=run_dir)
+
+
+def test_cli_divergence_exits_2_with_the_iteration(tmp_path, capsys):
+    from baselines.cli import main
+
+    args = ["dcpg", "--layout", *SMALL, "--gradient", "exact", "--alpha", "1e308", "--iters", "5"]
+    assert main([*args, "--out", str(tmp_path), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "error: iteration 1:" in err and "lower alpha" in err and "Warning" not in err
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [
+        ("layout", ["S.G#/.W../....", "S..#/.W.G/....", "G..#/.W../...S"]),  # same shape, other goals
+        ("gradient", "exact"),
+        ("policy", "mlp"),
+        ("lam", 0.5),
+        ("seed", 3),
+    ],
+)
+def test_resume_refuses_an_edited_config(tmp_path, key, value):
+    run_dir = _killed(tmp_path)
+    path = run_dir / "config.json"
+    saved = json.loads(path.read_text())
+    path.write_text(json.dumps({**saved, key: value}))
+    with pytest.raises(DamagedRunError, match=rf"config.json: differs from the config .*{key} is"):
+        run_dcpg(resume=run_dir)
+
+
+def test_second_writer_of_a_run_folder_is_refused(tmp_path, capsys):
+    from baselines.cli import main
+    from baselines.runs import RunFolder, RunInUseError
+
+    run_dir = _killed(tmp_path)
+    before = {p.name: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    with RunFolder(run_dir).lock():  # the first writer
+        with pytest.raises(RunInUseError, match="another process .pid .* is writing this run folder"):
+            run_dcpg(resume=run_dir)
+        assert main(["dcpg", "--resume", str(run_dir), "--no-progress"]) == 2
+        assert "is writing this run folder" in capsys.readouterr().err
+        with pytest.raises(RunInUseError):
+            run_dcpg(resume=run_dir, iters=80)
+    after = {p.name: p.read_bytes() for p in run_dir.rglob("*") if p.is_file() and p.name != ".lock"}
+    assert after == before  # the refused writers wrote nothing
+    res = run_dcpg(resume=run_dir)  # the lock is released with its holder
+    assert [r["iteration"] for r in res.metrics] == [0, 1, 2, 3, 5, 7, 10, 20, 30, 40]
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        ({"policy": "mlp", "hidden": "100000,100000"}, r"network parameters of shape \(N, d\)"),
+        ({"layout": "no_conflict", "policy": "mlp", "hidden": "100000", "view": 1}, "activations on every"),
+        ({"policy": "mlp", "view": 10**5}, r"inputs of shape \(N, S, F\)"),
+        ({"episodes": 10**8}, r"sampled episodes of shape \(T, B, n\)"),
+        ({"horizon": 10**12}, r"sampled episodes of shape \(T, B, n\)"),
+        ({"iters": 10**11, "eval_every": 1}, "the schedule and rows of"),
+    ],
+)
+def test_sizes_are_refused_before_allocating(tmp_path, kw, match, capsys):
+    from mpg_envs import TooLargeError
+
+    with pytest.raises(TooLargeError, match=match + ".*over the memory limit"):
+        run_dcpg(_cfg(tmp_path, **kw))
+    assert not any(tmp_path.iterdir())
+    # many tasks: the evaluation's N^2 (agent, task) pairs of dense transition tables
+    with pytest.raises(TooLargeError, match=r"exact evaluation of 40 agents' policies .*over the memory"):
+        D.check_sizes(_cfg(tmp_path, gradient="exact"), 40, 400, 4)
+
+
+def test_cli_sizes_leave_no_run_folder(tmp_path, capsys):
+    from baselines.cli import main
+
+    for flags in (["--episodes", "100000000"], ["--policy", "mlp", "--view", "100000"],
+                  ["--policy", "mlp", "--hidden", "100000,100000"], ["--horizon", "1000000000000"],
+                  ["--success-horizon", "10000000000000"]):  # fmt: skip
+        assert main(["dcpg", *flags, "--out", str(tmp_path / "out"), "--no-progress"]) == 2
+        assert capsys.readouterr().err.startswith("error: ")
+    assert not (tmp_path / "out").exists()
+
+
+def _latest(run_dir: Path, agent: int = 1) -> Path:
+    return sorted((run_dir / "checkpoints").glob(f"agent{agent:04d}_*.npz"))[-1]
+
+
+def _rewrite(path: Path, drop: str | None = None, **arrays) -> None:
+    with np.load(path) as z:
+        data = {k: z[k] for k in z.files if k != drop}
+    data.update(arrays)
+    np.savez(path, **data)
+
+
+@pytest.mark.parametrize(
+    ("damage", "match"),
+    [
+        (lambda d: _latest(d).write_bytes(_latest(d).read_bytes()[:300]), "agent0001_00000007.npz: cannot"),
+        (lambda d: _rewrite(_latest(d), theta=np.zeros((3, 3))), r"theta array has shape \(3, 3\)"),
+        (lambda d: _rewrite(_latest(d), theta=np.full((12, 4), np.nan)), "theta array has not finite"),
+        (lambda d: _rewrite(_latest(d), drop="theta"), "has no theta array"),
+        (lambda d: _rewrite(_latest(d), rng=np.array('{"state": 1}')), "random state is broken"),
+        (lambda d: _rewrite(_latest(d), rng=np.array("not json")), "random state is broken"),
+        (lambda d: _rewrite(_latest(d), drop="rng"), "has no rng array"),
+        (lambda d: (shutil.rmtree(d / "checkpoints"), (d / "checkpoints").write_text("x")),
+         "checkpoints: not a folder"),
+        (lambda d: (d / "checkpoints" / "agent0001_junk.npz").write_text("x"), "not a checkpoint name"),
+        (lambda d: (d / "metrics.csv").write_text((d / "metrics.csv").read_text().splitlines()[0] + "\n"),
+         r"metrics.csv: has rows for iterations \[\], .*delete metrics.csv and the checkpoints folder"),
+        (lambda d: (d / "metrics.csv").write_text("junk\n"), "metrics.csv: unexpected header; delete"),
+    ],
+    ids=["truncated", "theta-shape", "theta-nan", "no-theta", "rng-state", "rng-json", "no-rng",
+         "checkpoints-file", "stray-name", "rows-lost", "header"],
+)  # fmt: skip
+def test_damaged_run_folders_are_named(tmp_path, damage, match):
+    run_dir = _killed(tmp_path)
+    damage(run_dir)
+    with pytest.raises(DamagedRunError, match=match):
+        run_dcpg(resume=run_dir)
+
+
+def test_damaged_optimiser_state_is_named(tmp_path):
+    run_dir = _killed(tmp_path, policy="mlp", hidden="4", view=1, gradient="a2c", optimizer="adam")
+    _rewrite(_latest(run_dir), drop="critic_adam_v")
+    with pytest.raises(DamagedRunError, match="has no critic_adam_v array"):
+        run_dcpg(resume=run_dir)
+
+
+def test_cli_layout_takes_a_one_task_grid(tmp_path, capsys):
+    from baselines.cli import main
+
+    assert D.cli_layout(["S.G"]) == ["S.G"] and D.cli_layout(["no_conflict"]) == "no_conflict"
+    assert D.cli_layout(["S.G/..."]) == ["S.G/..."] and D.cli_layout(["S.G", "G.S"]) == ["S.G", "G.S"]
+    flags = ["--gradient", "exact", "--iters", "3", "--out", str(tmp_path), "--no-progress"]
+    assert main(["dcpg", "--layout", "S.G", *flags]) == 0
+    (run_dir,) = list(tmp_path.iterdir())
+    assert json.loads((run_dir / "config.json").read_text())["layout"] == ["S.G"]
+    assert main(["dcpg", "--layout", "nowhere", *flags]) == 2
+    assert "unknown layout 'nowhere'" in capsys.readouterr().err
+
+
+Z, U = np.zeros((2, 12, 4)), np.full((2, 12, 4), 0.25)  # logits and policies of 2 agents
+
+
+def _objects():
+    from baselines.consensus.policies import MLP, Tabular, task_features
+
+    env, ts = _taskset(SMALL[:2])
+    return env, ts, Tabular(12, 4), MLP(task_features(env.tasks, "local", 1), 4, (8,))
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda e, s, t, m: t.logits(None, [0]), r"tabular logits of shape \(K, 12, 4\), got None"),
+        (lambda e, s, t, m: t.logits(np.zeros((2, 5, 4)), [0]), r"got shape \(2, 5, 4\)"),
+        (lambda e, s, t, m: t.logits(Z, "ab"), "tasks must be task indices"),
+        (lambda e, s, t, m: t.logits(Z, [0.5]), "tasks must be task indices"),
+        (lambda e, s, t, m: t.vjp(Z, [0, 1], Z), "G must have the logits' shape"),
+        (lambda e, s, t, m: t.own_logits(Z, [0]), "tasks must be 2 task indices"),
+        (lambda e, s, t, m: t.initial("x", 0), "init must be one of"),
+        (lambda e, s, t, m: m.logits(np.zeros((2, 7)), [0]), r"parameters of shape \(K, 276\), got shape"),
+        (lambda e, s, t, m: m.logits(np.zeros((2, 276)), [5]), r"indices \[0, 2\), got \[5\]"),
+        (lambda e, s, t, m: m.own_vjp(np.zeros((2, 276)), [0, 1], np.zeros((2, 12, 3))), "G must have"),
+        (lambda e, s, t, m: type(m)(None, 4, (8,)), "features must be task features of shape"),
+        (lambda e, s, t, m: type(m)(np.zeros((2, 12, 5)), 4, "8"), "hidden must be a sequence of widths"),
+        (lambda e, s, t, m: type(m)(np.zeros((2, 12, 5)), 4, (10**6, 10**6)), "over the memory limit"),
+        (lambda e, s, t, m: type(t)("12", 4), "n_states must be a positive integer, got '12'"),
+        (lambda e, s, t, m: make_policy_class(None, e.tasks), "cfg must be a DCPGConfig"),
+        (lambda e, s, t, m: make_policy_class(DCPGConfig(), e.task_models()), "tasks must be a non-empty"),
+        (lambda e, s, t, m: TaskSet(None), "models must be a non-empty sequence"),
+        (lambda e, s, t, m: TaskSet.from_env(None), "env must be a MultiTaskGridWorld-v0 env"),
+        (lambda e, s, t, m: TaskSet([MultiTaskGridWorldEnv(layout="chain_slip").model()]), "single-agent"),
+        (lambda e, s, t, m: s.values(None, [0, 1]), "pi must be policies"),
+        (lambda e, s, t, m: s.values(np.full((2, 12, 4), np.nan), [0, 1]), "pi has non-finite entries"),
+        (lambda e, s, t, m: s.values(np.ones((2, 12, 4)), [0, 1]), "pi must hold probabilities"),
+        (lambda e, s, t, m: s.values(U, [0, 1.5]), "tasks must be 2 task indices"),
+        (lambda e, s, t, m: s.gradient(Z, [0, 1], mu=np.ones(5) / 5), r"mu must be .*\(2, 5\)"),
+        (lambda e, s, t, m: s.gradient(Z, [0, 1], lam="x"), "lam must be"),
+        (lambda e, s, t, m: s.outcomes(U, [0, 1], 1.5), "horizon must be a positive"),
+        (lambda e, s, t, m: D.softmax_logits("ab"), "theta must be an array of real numbers"),
+    ],
+)  # fmt: skip
+def test_policy_classes_and_task_sets_name_wrong_objects(call, match):
+    with pytest.raises(ValueError, match=match):
+        call(*_objects())
+
+
+def test_a_start_distribution_of_one_row_is_used_for_every_task():
+    env, ts = _taskset()
+    theta = np.random.default_rng(1).normal(size=(3, ts.n_states, ts.n_actions))
+    mu = np.ones(ts.n_states) / ts.n_states  # before: reshaped to (3, S / 3), a wrong distribution
+    g, v = ts.gradient(theta, [0, 1, 2], mu=mu)
+    g3, v3 = ts.gradient(theta, [0, 1, 2], mu=np.tile(mu, (3, 1)))
+    np.testing.assert_array_equal(g, g3)
+    np.testing.assert_array_equal(v, v3)
+
+
+def test_extreme_schedules_are_refused_or_finite(tmp_path):
+    with pytest.raises(ValueError, match="ppo_epochs must be a positive integer of at most 1,000"):
+        run_dcpg(_cfg(tmp_path, policy="mlp", gradient="ppo", ppo_epochs=10**20))
+    res = run_dcpg(_cfg(tmp_path, gradient="exact", alpha_decay=1e308, iters=3))  # was an OverflowError
+    assert [r["alpha"] for r in res.metrics] == [1.0, 0.0, 0.0, 0.0]
+    res = run_dcpg(_cfg(tmp_path, gradient="exact", alpha_decay=10**30, iters=3))  # int: 2**10**30 hung
+    assert [r["alpha"] for r in res.metrics] == [1.0, 0.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match=r"diverged; lower alpha \(now 1.0\) or lam \(now 1e\+308\)"):
+        run_dcpg(_cfg(tmp_path / "lam", gradient="exact", lam=1e308, iters=3))
+
+
+def test_config_fields_of_numpy_types_and_wrong_types(tmp_path):
+    res = run_dcpg(_cfg(tmp_path, gradient="exact", iters=np.int64(2), alpha=np.int64(1), out=tmp_path))
+    saved = json.loads((Path(res.run_dir) / "config.json").read_text())  # was a TypeError, folder left
+    assert saved["iters"] == 2 and saved["alpha"] == 1.0 and saved["out"] == str(tmp_path)
+    bad = [({"hidden": None, "policy": "mlp"}, "hidden must be a str, got None"),
+           ({"graph": np.eye(3)}, "graph must be a str"), ({"out": 3}, "out must be a folder")]  # fmt: skip
+    for kw, match in bad:
+        with pytest.raises(ValueError, match=match):
+            run_dcpg(_cfg(tmp_path / "no", **kw))
+    assert not (tmp_path / "no").exists()
+
+
+@pytest.mark.parametrize(
+    ("edit", "match"),
+    [
+        (lambda c: c.pop("gradient"), r"missing keys \['gradient'\]"),
+        (lambda c: c.update(kind="train"), "not a DCPG run config .kind 'train'"),
+        (lambda c: c.update(alpha="fast"), "config.json: alpha must be a number"),
+        (lambda c: c.update(layout=5), "config.json: layout must be"),
+    ],
+)
+def test_damaged_config_json_is_named(tmp_path, edit, match):
+    run_dir = _killed(tmp_path)
+    path = run_dir / "config.json"
+    saved = json.loads(path.read_text())
+    edit(saved)
+    path.write_text(json.dumps(saved))
+    with pytest.raises(DamagedRunError, match=match):
+        run_dcpg(resume=run_dir)

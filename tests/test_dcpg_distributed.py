@@ -27,6 +27,23 @@ OPTIONS = dict(gamma=0.9, slip=0.1, gradient="montecarlo", episodes=2, horizon=3
 NEURAL = dict(OPTIONS, policy="mlp", hidden="8", view=1, gradient="a2c", optimizer="adam", alpha=0.01)
 
 
+def _descendants(pid: int) -> list[int]:
+    """Every process below ``pid`` (from /proc): killing the launcher's group misses the ranks."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    out, todo = [], [pid]
+    while todo:
+        kids = children.get(todo.pop(), [])
+        out += kids
+        todo += kids
+    return out
+
+
 def _launch(args: list[str], **kw) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "4",
            "-m", "baselines", "dcpg", "--backend", "dist", "--no-progress", *args]  # fmt: skip
@@ -86,7 +103,13 @@ def test_killed_distributed_run_resumes_to_the_same_result(tmp_path):
         else:
             pytest.fail("no checkpoint at iteration >= 100 within the time limit")
     finally:
+        ranks = _descendants(proc.pid)  # torchrun starts each rank in a session of its own
         os.killpg(proc.pid, signal.SIGKILL)
+        for pid in ranks:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         proc.wait()
     (run_dir,) = list(out.iterdir())
     assert not (run_dir / "final.npz").exists()

@@ -275,3 +275,66 @@ def test_topology():
     with raises("row 0 sums to"):
         Topology(ring(3), np.eye(3) * 2)
     assert isinstance(t.graph, Graph)
+
+
+# --- hostile input -----------------------------------------------------------------------------------
+
+
+def test_spectral_refuses_what_is_not_a_doubly_stochastic_square_matrix():
+    with raises("square (N, N) matrix with N >= 1, got shape (2, 3)"):
+        spectral(np.full((2, 3), 1 / 3))
+    with raises("w must be finite, got W[1, 1] = nan"):
+        spectral([[0.5, 0.5], [0.5, np.nan]])
+    with raises("_2 holds only then): row 0 sums to 2"):
+        spectral([[1.0, 1.0], [0.0, 1.0]])
+    with raises("w must be an (N, N) array or nested list, got 'ab'"):
+        spectral("ab")
+    with raises("real (N, N) matrix, got dtype"):
+        spectral(np.array([[1 + 1j]]))
+    assert spectral([[1]]).sigma_2 == 0.0
+
+
+def test_graph_sizes_are_refused_before_allocating():
+    from mpg_envs import TooLargeError
+
+    for build in (lambda: ring(10**5), lambda: random_connected(10**5, 0.5), lambda: complete(10**5),
+                  lambda: path(10**5), lambda: star(10**5), lambda: make_graph("ring", 10**5)):  # fmt: skip
+        with pytest.raises(TooLargeError, match=r"graph of 100,000 agents .* over the memory limit"):
+            build()
+    with pytest.raises(TooLargeError, match="over the memory limit"):
+        make_weights(ring(10**4))  # the adjacency fits, its float64 weights and checks do not
+
+
+@pytest.mark.parametrize(
+    ("call", "match"),
+    [
+        (lambda: random_connected(5, "0.5"), r"edge probability p must be in \(0, 1\], got '0.5' \(str\)"),
+        (lambda: random_connected(5, float("nan")), r"edge probability p must be in \(0, 1\], got nan"),
+        (lambda: random_connected(5, 0.5, seed="x"), "seed must be a non-negative int, got 'x'"),
+        (lambda: random_connected(5, 0.5, seed=-1), "seed must be a non-negative int, got -1"),
+        (lambda: random_connected(5, 0.5, max_tries=0), "max_tries must be a positive integer, got 0"),
+        (lambda: Topology.make("random", 4, p="x"), "edge probability p must be in"),
+        (lambda: ring(3).neighbours(1.5), r"i must be an agent index \(int\), got 1.5"),
+        (lambda: ring(3).neighbours("1"), r"i must be an agent index \(int\), got '1'"),
+        (lambda: star(4, center=1.5), r"center must be an agent index \(int\), got 1.5"),
+        (lambda: star(4, center=True), r"center must be an agent index \(int\), got True"),
+        (lambda: make_graph(None, 4), "graph must be one of ring, .* got None"),
+        (lambda: make_graph(3, 4), "graph must be one of ring, .* got 3"),
+        (lambda: from_adjacency("ab"), "adjacency must be an .N, N. array or nested list, got 'ab'"),
+        (lambda: from_adjacency([[0, 1], [1]]), "adjacency must be an .N, N. array or nested list"),
+        (lambda: from_adjacency([[0, np.nan], [np.nan, 0]]), r"boolean or 0/1, got a\[0, 1\] = nan"),
+        (lambda: from_adjacency([[0, np.inf], [np.inf, 0]]), r"boolean or 0/1, got a\[0, 1\] = inf"),
+        (lambda: from_adjacency([[0, 1], [1, 0]], name=3), "name must be a str, got 3"),
+        (lambda: make_weights("ring"), "g must be a Graph .*, got 'ring'"),
+        (lambda: lazy_metropolis(None), "g must be a Graph .*, got None"),
+        (lambda: make_weights(ring(3), None), "weights must be a numeric .N, N. array, got None"),
+        (lambda: check_weights(np.eye(3), ring(3), tol="x"), r"tol must be a number in \[0, inf\)"),
+        (lambda: check_weights(np.full((3, 3), np.inf), ring(3)), r"non-finite W\[0, 0\] = inf"),
+        (lambda: check_weights(np.eye(3), None), "g must be a Graph"),
+        (lambda: Topology("ring", np.eye(3)), "g must be a Graph"),
+        (lambda: Topology.make("ring", 3, weights=None), "weights must be a numeric"),
+    ],
+)
+def test_wrong_arguments_are_named(call, match):
+    with pytest.raises(ValueError, match=match):
+        call()

@@ -33,9 +33,13 @@ run restarts from the latest iteration that every agent saved.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
+import re
 import time
+import zipfile
+import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,8 +48,15 @@ from typing import Any
 import numpy as np
 
 from baselines.consensus.graphs import Topology
-from baselines.consensus.objective import TaskSet, regularizer_gradient, relative_entropy, softmax_logits
-from baselines.runs import DamagedRunError, RunFolder, atomic_savez, run_name
+from baselines.consensus.objective import (
+    TaskSet,
+    outcome_flops,
+    regularizer_gradient,
+    relative_entropy,
+    softmax_logits,
+)
+from baselines.runs import _RESTART as _TRAIN_RESTART
+from baselines.runs import TMP_SUFFIX, DamagedRunError, RunFolder, atomic_savez, run_name
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
 from mpg_envs._repr import Raw, concise_repr
@@ -58,6 +69,9 @@ __all__ = [
     "LocalAgents",
     "run_dcpg",
     "load_dcpg_config",
+    "cli_layout",
+    "prepare",
+    "check_sizes",
     "montecarlo_gradients",
     "agent_generator",
     "describe_end",
@@ -66,6 +80,16 @@ __all__ = [
 ]
 
 GRADIENTS = ("exact", "montecarlo", "a2c", "ppo")
+#: The largest ``ppo_epochs`` (passes over one batch of episodes per iteration; PPO uses 3-10).
+MAX_PPO_EPOCHS = 1000
+#: The largest ``iters`` (far beyond any run that ends; bounds the evaluation schedule).
+MAX_ITERS = 10**12
+#: The largest ``success_horizon``: the success rates cost log2(H) products of (S, S) matrices
+#: beyond a few S steps, and ``survived`` counts up to H steps exactly in float64 below 2^53.
+MAX_SUCCESS_HORIZON = 10**12
+#: Floating-point operations one evaluation's success rates may take (``success_horizon`` and
+#: the grid's cells set it); above, the run is refused before it starts.
+MAX_SUCCESS_FLOPS = 10**11
 POLICIES = ("tabular", "mlp")
 OPTIMIZERS = ("sgd", "adam")
 CONFIG_KIND = "dcpg"
@@ -155,12 +179,20 @@ class DCPGConfig:
 
     def validate(self) -> None:
         """Check every field; ``ValueError`` naming the bad one."""
+        self.normalized()
+
+    def normalized(self) -> DCPGConfig:
+        """A checked copy whose numbers are Python ints and floats and whose ``out`` is a str (what
+        config.json holds); ``ValueError`` naming the first bad field."""
+        v: dict[str, Any] = {}
         for name in ("slip", "chain_p", "graph_p"):
-            V.probability(name, getattr(self, name))
-        V.discount("gamma", self.gamma, allow_one=False)
-        V.one_of("gradient", self.gradient, GRADIENTS)
-        V.one_of("policy", self.policy, POLICIES)
-        V.one_of("optimizer", self.optimizer, OPTIMIZERS)
+            v[name] = V.probability(name, getattr(self, name))
+        v["gamma"] = V.discount("gamma", self.gamma, allow_one=False)
+        for name, options in (("gradient", GRADIENTS), ("policy", POLICIES), ("optimizer", OPTIMIZERS)):
+            V.one_of(name, getattr(self, name), options)
+        for name in ("graph", "weights", "hidden", "features"):
+            if not isinstance(getattr(self, name), str):
+                raise V.ArgumentTypeError(f"{name} must be a str, got {V.show(getattr(self, name))}")
         if self.policy == "mlp":
             from baselines.consensus.policies import FEATURES
             from baselines.policies.neural import parse_hidden
@@ -172,35 +204,53 @@ class DCPGConfig:
         V.one_of("gradient_at", self.gradient_at, ("own", "mixed"))
         V.one_of("train_start", self.train_start, ("task", "uniform"))
         V.one_of("init", self.init, ("zeros", "normal"))
-        V.flag("communicate", self.communicate)
-        V.flag("eval_log", self.eval_log)
-        for name in (
-            "episodes",
-            "horizon",
-            "eval_every",
-            "success_horizon",
-            "checkpoint_every",
-            "view",
-            "ppo_epochs",
-        ):
-            V.positive_int(name, getattr(self, name))
-        V.integer("iters", self.iters, minimum=0)
-        V.integer("seed", self.seed, minimum=0)
-        V.real("lam", self.lam, low=0.0)
-        V.real("alpha", self.alpha, low=0.0, low_open=True)
-        V.real("alpha_decay", self.alpha_decay, low=0.0)
-        V.real("critic_lr", self.critic_lr, low=0.0, low_open=True)
-        V.real("clip", self.clip, low=0.0, low_open=True)
+        v["communicate"] = V.flag("communicate", self.communicate)
+        v["eval_log"] = V.flag("eval_log", self.eval_log)
+        for name in ("episodes", "horizon", "eval_every", "checkpoint_every", "view"):
+            v[name] = V.positive_int(name, getattr(self, name))
+        v["ppo_epochs"] = V.positive_int("ppo_epochs", self.ppo_epochs, maximum=MAX_PPO_EPOCHS)
+        v["iters"] = V.integer("iters", self.iters, minimum=0, maximum=MAX_ITERS)
+        v["seed"] = V.integer("seed", self.seed, minimum=0)
+        v["success_horizon"] = V.positive_int(
+            "success_horizon", self.success_horizon, maximum=MAX_SUCCESS_HORIZON
+        )
+        if not isinstance(self.out, (str, Path)):
+            raise V.ArgumentTypeError(f"out must be a folder path (str), got {V.show(self.out)}")
+        v["out"] = str(self.out)
+        v["lam"] = V.real("lam", self.lam, low=0.0)
+        for name in ("alpha", "critic_lr", "clip"):
+            v[name] = V.real(name, getattr(self, name), low=0.0, low_open=True)
+        v["alpha_decay"] = V.real("alpha_decay", self.alpha_decay, low=0.0)
+        if not isinstance(self.layout, str):
+            v["layout"] = list(self.layout) if isinstance(self.layout, (list, tuple)) else self.layout
+        return dataclasses.replace(self, **v)
 
 
-def load_dcpg_config(data: dict[str, Any]) -> DCPGConfig:
-    """A config from its JSON form (``config.json``); unknown keys are refused."""
+_GRID_CHARS = frozenset(".SGW#/\n\r\t ")
+
+
+def cli_layout(values: Sequence[str]) -> str | list[str]:
+    """The ``layout`` of the CLI's ``--layout`` values: one value is a layout name unless it is
+    written in grid characters only (``.SGW#``, rows split by ``/``: ``S.G`` is a one-task grid);
+    several values are one grid string per task."""
+    values = list(values)
+    if len(values) == 1 and not set(values[0]) <= _GRID_CHARS:
+        return values[0]
+    return values
+
+
+def load_dcpg_config(data: dict[str, Any], source: str | Path = "config.json") -> DCPGConfig:
+    """A config from its JSON form (``config.json``, named ``source`` in errors); unknown and
+    missing keys are refused (:class:`~baselines.runs.DamagedRunError`)."""
+    if not isinstance(data, dict):
+        raise DamagedRunError(f"{source}: not a run config (a JSON object); start a new run")
     known = {f.name for f in dataclasses.fields(DCPGConfig)}
     body = {k: v for k, v in data.items() if k != "kind"}
-    extra = set(body) - known
-    if data.get("kind") != CONFIG_KIND or extra:
+    extra, missing = sorted(set(body) - known), sorted(known - set(body))
+    if data.get("kind") != CONFIG_KIND or extra or missing:
         raise DamagedRunError(
-            f"not a DCPG run config (kind {data.get('kind')!r}, unknown keys {sorted(extra)})"
+            f"{source}: not a DCPG run config (kind {data.get('kind')!r}, unknown keys {extra}, missing "
+            f"keys {missing}); restore the file or start a new run"
         )
     return DCPGConfig(**body)
 
@@ -278,7 +328,12 @@ def agent_generator(seed: int, agent: int) -> np.random.Generator:
 
 
 def _alpha(cfg: DCPGConfig, k: int) -> float:
-    return cfg.alpha / (k + 1) ** cfg.alpha_decay if cfg.alpha_decay else cfg.alpha
+    if not cfg.alpha_decay:
+        return cfg.alpha
+    try:
+        return cfg.alpha / float(k + 1) ** float(cfg.alpha_decay)  # floats: an int power is exact
+    except OverflowError:  # (k + 1)^alpha_decay beyond float range: the step is 0 to double precision
+        return 0.0
 
 
 # ------------------------------------------------------------------------------ local gradients
@@ -578,11 +633,23 @@ class LocalAgents:
         return delta
 
     # ---------------------------------------------------------------- checkpoints
+    def state_spec(self) -> dict[str, tuple[int, ...]]:
+        """The arrays of one agent's checkpoint and their shapes (``theta`` and :meth:`states`'s)."""
+        spec = {"theta": tuple(self.pclass.shape), "rng": ()}
+        if self.adam is not None:
+            spec.update(adam_m=tuple(self.pclass.shape), adam_v=tuple(self.pclass.shape), adam_t=())
+        if self.critic is not None:
+            dc = (self.critic_params.shape[1],)
+            spec.update(critic=dc, critic_adam_m=dc, critic_adam_v=dc, critic_adam_t=())
+        return spec
+
     def states(self) -> list[dict[str, np.ndarray]]:
-        """Every local agent's state besides its parameters (generator, optimisers, critic)."""
+        """Every local agent's state besides its parameters (generator, optimisers, critic), with
+        the config record the run was written under (checked on resume)."""
         out = []
+        record = np.array(json.dumps(_config_record(self.cfg), sort_keys=True))
         for k, r in enumerate(self.rngs):
-            st = {"rng": np.array(json.dumps(r.bit_generator.state))}
+            st = {"rng": np.array(json.dumps(r.bit_generator.state)), "config": record}
             if self.adam is not None:
                 st.update(self.adam.state(k, "adam_"))
             if self.critic is not None:
@@ -662,7 +729,8 @@ def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int, pcl
     there; ``consensus_error``: max_j ||theta_j - mean||; ``stationarity``: max_j ||1/N sum_i
     grad V_i(theta_j)|| (Theorem 1's quantity, w.r.t. the parameters); per agent j, the objective
     of its own policy; per task i, the averaged policy's value, success rate and steps survived.
-    ``pclass``: the policy class (default tabular logits (N, S, A)).
+    ``pclass``: the policy class (default tabular logits (N, S, A)). Every metric is NaN when
+    the parameters' logits are not finite (they overflowed: the run diverged).
     """
     from baselines.consensus.policies import Tabular
 
@@ -670,11 +738,14 @@ def evaluate(taskset: TaskSet, thetas: np.ndarray, lam: float, horizon: int, pcl
     N = len(thetas)
     tasks = np.arange(N)
     mean = thetas.mean(axis=0)
-    mean_pi = softmax_logits(pclass.logits(mean[None], tasks)[0])  # (N, S, A): in every task
+    mean_logits = pclass.logits(mean[None], tasks)[0]  # (N, S, A): in every task
+    logits = pclass.logits(thetas, tasks)  # (N, N, S, A): every agent's policy in every task
+    if not (np.isfinite(mean_logits).all() and np.isfinite(logits).all()):
+        return dict.fromkeys(metric_fields(N)[1:-2], float("nan"))
+    mean_pi = softmax_logits(mean_logits)
     vals = taskset.values_at_start(mean_pi, tasks)
     success, survived = taskset.outcomes(mean_pi, tasks, horizon)
-    # every agent's policy in every task: the gradients give V_i(rho_i) of each pair as well
-    logits = pclass.logits(thetas, tasks)  # (N, N, S, A)
+    # the gradients give V_i(rho_i) of each (agent, task) pair as well
     G, own_vals = taskset.gradient(logits.reshape(N * N, *logits.shape[2:]), np.tile(tasks, N))
     grads = pclass.vjp(thetas, tasks, G.reshape(logits.shape)) / N
     station = np.linalg.norm(grads.reshape(N, -1), axis=1).max()
@@ -717,16 +788,35 @@ def _ckpt_dir(folder: RunFolder) -> Path:
     return folder.path / "checkpoints"
 
 
+_CKPT_NAME = re.compile(r"agent(\d{4,})_(\d{8,})\.npz")
+_RESTART_DCPG = "delete metrics.csv and the checkpoints folder to restart the run from iteration 0"
+
+
 def _saved_iterations(folder: RunFolder, agent: int) -> set[int]:
     d = _ckpt_dir(folder)
-    if not d.is_dir():
+    if not d.exists():
         return set()
-    return {int(p.stem.split("_")[1]) for p in d.glob(f"agent{agent:04d}_*.npz")}
+    if not d.is_dir():
+        raise DamagedRunError(f"{d}: not a folder (the agents' checkpoints live there); {_RESTART_DCPG}")
+    out = set()
+    for p in d.glob(f"agent{agent:04d}_*.npz"):
+        m = _CKPT_NAME.fullmatch(p.name)
+        if m is None or int(m.group(1)) != agent:
+            raise DamagedRunError(
+                f"{p}: not a checkpoint name (agentAAAA_IIIIIIII.npz); remove the file to resume"
+            )
+        out.add(int(m.group(2)))
+    return out
 
 
 def _save_agents(folder: RunFolder, it: int, agents, thetas, states) -> None:
     d = _ckpt_dir(folder)
-    d.mkdir(exist_ok=True)
+    try:
+        d.mkdir(exist_ok=True)
+    except FileExistsError:
+        raise DamagedRunError(
+            f"{d}: not a folder (the agents' checkpoints live there); {_RESTART_DCPG}"
+        ) from None
     for i, th, st in zip(agents, thetas, states):
         atomic_savez(d / f"agent{int(i):04d}_{it:08d}.npz", theta=th, **st)
 
@@ -738,17 +828,198 @@ def _prune(folder: RunFolder, keep: int, agents) -> None:
                 (_ckpt_dir(folder) / f"agent{int(i):04d}_{it:08d}.npz").unlink(missing_ok=True)
 
 
-def _load_agent(folder: RunFolder, agent: int, it: int) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _config_record(cfg: DCPGConfig) -> dict[str, Any]:
+    """The config fields that decide a run's iterates and metrics, as JSON reads them back (every
+    field but ``iters``, which an extension changes, and ``out``, where the folder was made)."""
+    body = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("iters", "out")}
+    return json.loads(json.dumps(body, sort_keys=True))
+
+
+def _load_agent(
+    folder: RunFolder, agent: int, it: int, cfg: DCPGConfig, spec: dict[str, tuple[int, ...]]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Agent ``agent``'s checkpoint at ``it``, checked against the run's config and the arrays
+    ``spec`` (name -> shape) the agent's state needs.
+
+    Raises:
+        DamagedRunError: The file cannot be read, lacks an array, holds one of the wrong shape or
+            a broken random state, or was written under another config.json.
+    """
     p = _ckpt_dir(folder) / f"agent{agent:04d}_{it:08d}.npz"
+    earlier = "delete it to resume from an earlier checkpoint (or restart the run)"
     try:
         with np.load(p, allow_pickle=False) as z:
-            state = {k: np.array(z[k]) for k in z.files if k != "theta"}
-            json.loads(str(state["rng"]))
-            return np.array(z["theta"]), state
-    except (OSError, ValueError, KeyError, EOFError) as err:
+            arrays = {k: np.array(z[k]) for k in z.files}
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise DamagedRunError(f"{p}: cannot read the checkpoint ({err}); {earlier}") from None
+    missing = [k for k in dict.fromkeys(("theta", *spec)) if k not in arrays]
+    if missing:
+        arrays_ = "array" if len(missing) == 1 else "arrays"
+        raise DamagedRunError(f"{p}: the checkpoint has no {', '.join(missing)} {arrays_}; {earlier}")
+    current = _config_record(cfg)
+    try:  # checkpoints written before the record existed are checked by their arrays only
+        saved = json.loads(str(arrays.pop("config"))) if "config" in arrays else current
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict):
+        raise DamagedRunError(f"{p}: the checkpoint's config record is not a JSON object; {earlier}")
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k, "-") != current.get(k, "-"))
+    if changed:
+        diffs = "; ".join(
+            f"{k} is {current.get(k)!r} but {saved.get(k)!r} in the checkpoints" for k in changed
+        )
         raise DamagedRunError(
-            f"{p}: cannot read the checkpoint ({err}); delete it to resume from an earlier one"
-        ) from None
+            f"{folder.config_path}: differs from the config the run's checkpoints were written with "
+            f"({diffs}); restore config.json (only --iters may change, to extend the run) or start a new run"
+        )
+    for k, shape in {"theta": spec.pop("theta"), **spec}.items():
+        a = arrays[k]
+        kind = "U" if k == "rng" else ("i" if k.endswith("_t") else "f")
+        if a.shape != tuple(shape) or a.dtype.kind != kind or (kind == "f" and not np.isfinite(a).all()):
+            what = "not finite" if a.shape == tuple(shape) and a.dtype.kind == kind else (
+                f"shape {a.shape} and dtype {a.dtype}, expected {tuple(shape)} ({kind!r} kind)"
+            )  # fmt: skip
+            raise DamagedRunError(f"{p}: the checkpoint's {k} array has {what}; {earlier}")
+    try:
+        np.random.PCG64().state = json.loads(str(arrays["rng"]))
+    except (ValueError, TypeError, KeyError) as err:
+        raise DamagedRunError(f"{p}: the checkpoint's random state is broken ({err}); {earlier}") from None
+    return arrays.pop("theta"), arrays
+
+
+@dataclass
+class _Setup:
+    cfg: DCPGConfig
+    env: Any
+    taskset: TaskSet
+    topology: Topology
+
+
+def check_sizes(
+    cfg: DCPGConfig, n_tasks: int, n_states: int, n_actions: int, n_local: int | None = None
+) -> None:
+    """Refuse, before anything is allocated, a run whose arrays would exceed the memory limit
+    (:func:`mpg_envs._validate.check_bytes`) or whose success rates would cost too much.
+
+    Args:
+        cfg: The (validated) config.
+        n_tasks: N tasks (= agents).
+        n_states: S cells of a task.
+        n_actions: A.
+        n_local: Agents held by this process (default N; 1 per rank under torch.distributed).
+
+    Raises:
+        TooLargeError: A size over the limit, naming it and the option that sets it.
+        ValueError: A success horizon whose evaluation would take over ``MAX_SUCCESS_FLOPS``.
+    """
+    N, S, A = int(n_tasks), int(n_states), int(n_actions)
+    n = N if n_local is None else int(n_local)
+    H = int(cfg.success_horizon)
+    flops = N * outcome_flops(S, H)
+    if flops > MAX_SUCCESS_FLOPS:
+        raise ValueError(
+            f"success_horizon={H!r} would take ~{flops:.1e} floating-point operations per evaluation "
+            f"({N} tasks of {S} cells), over the limit of {MAX_SUCCESS_FLOPS:.0e}; use a smaller "
+            "success_horizon"
+        )
+    # every evaluation: the N^2 (agent, task) pairs' dense transitions (K, S, A, S) and solves
+    V.check_bytes(
+        f"the exact evaluation of {N} agents' policies in {N} tasks ({N * N:,} dense (S, A, S) = "
+        f"({S:,}, {A}, {S:,}) transition tables)",
+        N * N * S * S * (A + 4) * 8,
+        advice="use fewer tasks or smaller grids",
+    )
+    n_evals = min(cfg.iters // cfg.eval_every, cfg.iters) + 100
+    V.check_bytes(
+        f"the schedule and rows of {n_evals:,} evaluations (iters={cfg.iters!r}, "
+        f"eval_every={cfg.eval_every!r})",
+        n_evals * (200 + 4 * N * 100),
+        advice="use a larger eval_every",
+    )
+    width = 0  # per-visit floats of a network's forward and backward pass
+    if cfg.policy == "mlp":
+        from baselines.policies.neural import parse_hidden
+
+        side = 2 * int(cfg.view) + 1
+        F = S if cfg.features == "onehot" else 3 * side * side + 2
+        window = 0 if cfg.features == "onehot" else S * side * side * 8 * 8
+        V.check_bytes(
+            f"the network's inputs of shape (N, S, F) = ({N}, {S:,}, {F:,}) (features={cfg.features!r}, "
+            f"view={cfg.view!r})",
+            N * S * F * 8 + window,
+            advice="use a smaller view",
+        )
+        hidden = parse_hidden(cfg.hidden, S)
+        sizes = [F, *hidden, A]
+        d = sum(fi * fo + fo for fi, fo in zip(sizes[:-1], sizes[1:]))
+        copies = 8 + (6 if cfg.gradient in ("a2c", "ppo") else 0)  # thetas, mixed, Adam, critic, ...
+        V.check_bytes(
+            f"{N} agents' network parameters of shape (N, d) = ({N}, {d:,}) (hidden={cfg.hidden!r})",
+            copies * N * d * 8,
+            advice="use smaller hidden widths",
+        )
+        width = F + 3 * (sum(hidden) + A)
+        V.check_bytes(
+            f"the network's activations on every cell of every task, {N * N * S:,} rows of "
+            f"{sum(hidden) + A:,} units (hidden={cfg.hidden!r})",
+            3 * N * N * S * (sum(hidden) + A) * 8,
+            advice="use smaller hidden widths",
+        )
+    if cfg.gradient != "exact":
+        T, B = int(cfg.horizon), int(cfg.episodes)
+        V.check_bytes(
+            f"the sampled episodes of shape (T, B, n) = ({T:,}, {B:,}, {n})",
+            T * B * n * (96 + 16 * width),
+            advice="use fewer episodes or a shorter horizon",
+        )
+
+
+def prepare(cfg: DCPGConfig, n_local: int | None = None) -> _Setup:
+    """Validate ``cfg`` and build what a run needs before it writes anything: the env, its exact
+    task models and the communication topology (every size checked first, see :func:`check_sizes`).
+
+    Raises:
+        ValueError: A bad option, a size over the memory limit, a bad graph.
+    """
+    if not isinstance(cfg, DCPGConfig):
+        raise V.ArgumentTypeError(f"cfg must be a DCPGConfig, got {V.show(cfg)}")
+    cfg = cfg.normalized()
+    env = _make_env(cfg)
+    N = len(env.tasks)
+    check_sizes(cfg, N, env.tasks[0].n_cells, env.tasks[0].n_actions, n_local)
+    taskset = TaskSet.from_env(env)
+    topology = Topology.make(cfg.graph, N, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
+    return _Setup(cfg, env, taskset, topology)
+
+
+def _resume_config(folder: RunFolder, iters: Any) -> DCPGConfig:
+    """The config a resume runs: the folder's own, extended to ``iters`` if given (refusing a
+    finished run without ``iters``, a shorter ``iters`` and a damaged config.json)."""
+    cfg = load_dcpg_config(folder.read_config(), folder.config_path)
+    try:
+        cfg = cfg.normalized()
+        _make_env(cfg)  # the layout
+    except ValueError as err:
+        raise DamagedRunError(f"{folder.config_path}: {err}; restore it or start a new run") from None
+    if iters is not None:
+        if not V.is_integer(iters) or not cfg.iters <= int(iters) <= MAX_ITERS:
+            raise ValueError(
+                f"iters must be an integer >= the run's iters ({cfg.iters}) to extend it, got {V.show(iters)}"
+            )
+        return dataclasses.replace(cfg, iters=int(iters))
+    if folder.finished:
+        try:
+            with np.load(folder.final_path, allow_pickle=False) as z:
+                z.files  # noqa: B018 - reading the index checks the file
+        except (OSError, ValueError, EOFError, zipfile.BadZipFile) as err:
+            raise DamagedRunError(
+                f"{folder.final_path}: cannot read the final results ({err}); delete final.npz and "
+                "resume the run to write it again"
+            ) from None
+        raise ValueError(
+            f"resume: the run in {str(folder.path)!r} is finished (final.npz exists); pass iters to extend it"
+        )
+    return cfg
 
 
 def run_dcpg(
@@ -763,13 +1034,18 @@ def run_dcpg(
 ) -> DCPGResult:
     """Train with DCPG (or SA-i with ``communicate=False``) and write a run folder.
 
+    The process that writes the run's files (the only one, or rank 0 under torch.distributed)
+    holds the folder's lock (:meth:`RunFolder.lock`) while the run goes: a second writer of the
+    same folder is refused with :class:`~baselines.runs.RunInUseError`.
+
     Args:
         cfg: The config (ignored with ``resume``: the folder's own is used).
         backend: ``"single"`` (default) or ``"dist"`` (one ``torch.distributed`` rank per task,
             under ``torchrun``), built from the config's graph; or a backend object
             (:class:`SingleProcess`, :class:`~baselines.consensus.distributed.DistributedBackend`).
         resume: A run folder to continue from its latest complete checkpoint.
-        iters: With ``resume``, extend the run to this many iterations.
+        iters: With ``resume``, extend the run to this many iterations (>= its current ``iters``);
+            a finished run is resumed only so.
         progress: Show a progress bar (main process only).
         stop_after: Return after this many updates without finishing (tests: a simulated kill).
         plot: Also draw ``metrics.png`` (objective, consensus error, success rates) and
@@ -778,25 +1054,31 @@ def run_dcpg(
     Returns:
         The :class:`DCPGResult`.
 
+    Raises:
+        ValueError: A bad option or size (before any folder is made); the updates diverged (the
+            parameters or metrics are not finite: the error names the iteration, and the folder
+            keeps the iterations before); a finished run resumed without ``iters``.
+        DamagedRunError: A file of the resumed folder is damaged or does not match config.json.
+        RunInUseError: Another process is writing the folder.
+
     Example:
         >>> from baselines.consensus import DCPGConfig, run_dcpg
         >>> res = run_dcpg(DCPGConfig(layout="no_conflict", gradient="exact", iters=200))  # in runs/
         >>> res.metrics[-1]["objective"] > res.metrics[0]["objective"]
         True
     """
+    folder = None
     if resume is not None:
         folder = RunFolder(resume)
-        cfg = load_dcpg_config(folder.read_config())
-        if iters is not None:
-            V.integer("iters", iters, minimum=0)
-            cfg = dataclasses.replace(cfg, iters=int(iters))
+        cfg = _resume_config(folder, iters)
+    elif iters is not None:
+        raise ValueError("iters extends a resumed run; set cfg.iters for a new run")
     if cfg is None:
         raise ValueError("give a DCPGConfig or a run folder to resume")
-    cfg.validate()
-    env = _make_env(cfg)
+    n_local = 1 if backend == "dist" else None
+    setup = prepare(cfg, n_local)
+    cfg, env, taskset, topology = setup.cfg, setup.env, setup.taskset, setup.topology
     N = len(env.tasks)
-    taskset = TaskSet.from_env(env)
-    topology = Topology.make(cfg.graph, N, weights=cfg.weights, seed=cfg.seed, p=cfg.graph_p)
     if backend is None or backend == "single":
         backend = SingleProcess(topology, cfg.communicate)
     elif backend == "dist":
@@ -805,43 +1087,84 @@ def run_dcpg(
         backend = DistributedBackend(topology, cfg.communicate)
     elif isinstance(backend, str):
         raise ValueError(f"backend must be 'single', 'dist' or a backend object, got {backend!r}")
-    elif backend.n_agents != N:
-        raise ValueError(f"the backend has {backend.n_agents} agents but the layout has {N} tasks")
-    if resume is None:
-        folder = None
-        if backend.is_main:
-            folder = RunFolder.create(cfg.out, _run_name(cfg))
-            folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
-        folder = RunFolder(backend.broadcast(str(folder.path) if folder else None))
-    elif backend.is_main and iters is not None:
-        folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
+    elif getattr(backend, "n_agents", None) != N:
+        raise ValueError(
+            f"the backend has {getattr(backend, 'n_agents', None)} agents but the layout has {N} tasks"
+        )
     from baselines.consensus.policies import make_policy_class
 
     pclass = make_policy_class(cfg, env.tasks)
     local = LocalAgents(cfg, env.tasks, taskset, backend.agents, pclass)
     fields = metric_fields(N)
+    with contextlib.ExitStack() as held:
+        if resume is None:
+            if backend.is_main:
+                folder = RunFolder.create(cfg.out, _run_name(cfg))
+                held.enter_context(folder.lock())
+                folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
+            folder = RunFolder(backend.broadcast(str(folder.path) if folder else None))
+        elif backend.is_main:
+            held.enter_context(folder.lock())  # before anything is written
+            if iters is not None:
+                folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
 
-    # ---------------------------------------------------------------- start or resume
-    available = set.intersection(*[_saved_iterations(folder, int(i)) for i in backend.agents])
-    start = backend.common_iteration(available)
-    if start is None:
-        start = 0
-        thetas = np.repeat(pclass.initial(cfg.init, cfg.seed)[None], len(backend.agents), axis=0)
-        rows: list[dict[str, float]] = []
-    else:
-        loaded = [_load_agent(folder, int(i), start) for i in backend.agents]
-        thetas = np.stack([t for t, _ in loaded])
-        local.set_states([s for _, s in loaded])
-        rows = folder.read_metrics(fields, before=start) if backend.is_main else []
-    if backend.is_main:
-        folder.clean_temporaries()
-        folder.final_path.unlink(missing_ok=True)
-        folder.start_metrics(fields, rows)
-    with _one_blas_thread(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
-        res = _loop(cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after)
-    if plot and backend.is_main and res.thetas is not None:
-        _plot_run(res, env.tasks)
+        # ------------------------------------------------------------ start or resume
+        available = set.intersection(*[_saved_iterations(folder, int(i)) for i in backend.agents])
+        start = backend.common_iteration(available)
+        if start is None:
+            start = 0
+            thetas = np.repeat(pclass.initial(cfg.init, cfg.seed)[None], len(backend.agents), axis=0)
+            rows: list[dict[str, float]] = []
+        else:
+            if start > cfg.iters:
+                raise DamagedRunError(
+                    f"{_ckpt_dir(folder)}: holds a checkpoint at iteration {start}, past the run's iters "
+                    f"({cfg.iters}) in config.json; restore config.json's iters or extend the run to "
+                    f"iters >= {start}"
+                )
+            loaded = [_load_agent(folder, int(i), start, cfg, local.state_spec()) for i in backend.agents]
+            thetas = np.stack([t for t, _ in loaded])
+            local.set_states([s for _, s in loaded])
+            rows = _read_rows(folder, cfg, fields, start) if backend.is_main else []
+        if backend.is_main:
+            folder.clean_temporaries()
+            for p in _ckpt_dir(folder).glob(f"*{TMP_SUFFIX}") if _ckpt_dir(folder).is_dir() else ():
+                p.unlink(missing_ok=True)
+            folder.final_path.unlink(missing_ok=True)
+            folder.start_metrics(fields, rows)
+        with _one_blas_thread(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
+            res = _loop(
+                cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after
+            )
+        if plot and backend.is_main and res.thetas is not None:
+            _plot_run(res, env.tasks)
     return res
+
+
+def _read_rows(folder: RunFolder, cfg: DCPGConfig, fields: list[str], start: int) -> list[dict[str, float]]:
+    """metrics.csv's rows before ``start``, which must be the evaluations before it."""
+    from baselines.evaluation import evaluation_iterations
+
+    try:
+        rows = folder.read_metrics(fields, before=start)
+    except DamagedRunError as err:
+        raise DamagedRunError(str(err).replace(_TRAIN_RESTART, _RESTART_DCPG)) from None
+    want = [int(k) for k in evaluation_iterations(cfg.iters, cfg.eval_every, cfg.eval_log) if k < start]
+    got = [int(r["iteration"]) for r in rows]
+    if got != want:
+        raise DamagedRunError(
+            f"{folder.metrics_path}: has rows for iterations {V.show(got)}, but the checkpoint at "
+            f"iteration {start} follows the evaluations at {V.show(want)}; {_RESTART_DCPG}"
+        )
+    return rows
+
+
+def _diverged(it: int, what: str, cfg: DCPGConfig, folder: RunFolder) -> ValueError:
+    lam = f" or lam (now {cfg.lam!r})" if cfg.lam else ""
+    return ValueError(
+        f"iteration {it}: {what} (the updates diverged; lower alpha (now {cfg.alpha!r}){lam}); "
+        f"{folder.path} keeps the iterations before"
+    )
 
 
 def _loop(
@@ -857,43 +1180,49 @@ def _loop(
         bar = tqdm(total=cfg.iters, initial=start, desc=folder.path.name, unit="it")
     t0 = time.perf_counter()
     it = start
-    while True:
-        if it > start and it % cfg.checkpoint_every == 0:
-            _save_agents(folder, it, backend.agents, thetas, local.states())
-            backend.barrier()  # every agent saved `it`: older checkpoints can go
-            _prune(folder, it, backend.agents)
-        if it in eval_at or it == cfg.iters:
-            everyone = backend.gather(thetas)
-            if backend.is_main:
-                row = {
-                    "iteration": it,
-                    **evaluate(taskset, everyone, cfg.lam, cfg.success_horizon, local.pclass),
-                }
-                row.update(alpha=_alpha(cfg, it), wall_time=time.perf_counter() - t0)
-                rows.append(row)
-                folder.append_metrics(fields, row)
-                if bar is not None:
-                    bar.set_postfix(
-                        objective=f"{row['objective']:.3f}", consensus=f"{row['consensus_error']:.1e}"
-                    )
-        if it == cfg.iters:
-            break
-        if stop_after is not None and it - start >= stop_after:
+    try:
+        while True:
+            if it > start and it % cfg.checkpoint_every == 0:
+                _save_agents(folder, it, backend.agents, thetas, local.states())
+                backend.barrier()  # every agent saved `it`: older checkpoints can go
+                _prune(folder, it, backend.agents)
+            if it in eval_at or it >= cfg.iters:
+                everyone = backend.gather(thetas)
+                if backend.is_main:
+                    with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused below
+                        metrics = evaluate(taskset, everyone, cfg.lam, cfg.success_horizon, local.pclass)
+                    row = {"iteration": it, **metrics}
+                    # objective_reg is -inf wherever a probability underflows to 0: not a divergence
+                    bad = [k for k, v in row.items() if k != "objective_reg" and not np.isfinite(v)]
+                    if bad:
+                        raise _diverged(it, f"metrics not finite: {', '.join(bad)}", cfg, folder)
+                    row.update(alpha=_alpha(cfg, it), wall_time=time.perf_counter() - t0)
+                    rows.append(row)
+                    folder.append_metrics(fields, row)
+                    if bar is not None:
+                        bar.set_postfix(
+                            objective=f"{row['objective']:.3f}", consensus=f"{row['consensus_error']:.1e}"
+                        )
+            if it >= cfg.iters:
+                break
+            if stop_after is not None and it - start >= stop_after:
+                return DCPGResult(folder.path, None, rows, None)
+            with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused below
+                if cfg.gradient_at == "own":  # the exchange runs while the local step is computed
+                    pending = backend.start_mix(thetas)
+                    delta = local.step(thetas, _alpha(cfg, it))
+                    thetas = backend.finish_mix(pending) + delta
+                else:
+                    mixed = backend.mix(thetas)
+                    thetas = mixed + local.step(mixed, _alpha(cfg, it))
+            it += 1
+            if not np.isfinite(thetas).all():
+                raise _diverged(it, "the parameters are not finite", cfg, folder)
             if bar is not None:
-                bar.close()
-            return DCPGResult(folder.path, None, rows, None)
-        if cfg.gradient_at == "own":  # the exchange runs while the local step is computed
-            pending = backend.start_mix(thetas)
-            delta = local.step(thetas, _alpha(cfg, it))
-            thetas = backend.finish_mix(pending) + delta
-        else:
-            mixed = backend.mix(thetas)
-            thetas = mixed + local.step(mixed, _alpha(cfg, it))
-        it += 1
+                bar.update(1)
+    finally:
         if bar is not None:
-            bar.update(1)
-    if bar is not None:
-        bar.close()
+            bar.close()
     # the state at the start of the last iteration, so that an extension resumes exactly here
     _save_agents(folder, it, backend.agents, thetas, local.states())
     backend.barrier()

@@ -21,6 +21,8 @@ from typing import Any
 
 import numpy as np
 
+from mpg_envs import _validate as V
+
 __all__ = [
     "Graph",
     "GRAPHS",
@@ -81,11 +83,14 @@ class Graph:
         return f"Graph({self.name!r}, n={self.n}, edges={int(np.asarray(self.adjacency).sum()) // 2})"
 
     def __post_init__(self) -> None:
-        a = np.asarray(self.adjacency)
+        if not isinstance(self.name, str):
+            raise V.ArgumentTypeError(f"name must be a str, got {V.show(self.name)}")
+        a = _matrix("adjacency", self.adjacency)
         if a.ndim != 2 or a.shape[0] != a.shape[1]:
             raise ValueError(f"adjacency must be a square (N, N) array, got shape {a.shape}")
         if a.shape[0] < 1:
             raise ValueError("a graph needs at least one node (N >= 1), got an empty adjacency")
+        _check_graph_bytes(a.shape[0], "the adjacency checks")
         if a.dtype != bool:
             if not np.issubdtype(a.dtype, np.number):
                 raise ValueError(f"adjacency must be boolean or 0/1, got dtype {a.dtype}")
@@ -132,6 +137,7 @@ class Graph:
 
     def neighbours(self, i: int) -> np.ndarray:
         """The sorted neighbours (int64) of agent ``i`` (``i`` itself excluded)."""
+        i = V.integer("i", i, what="an agent index (int)")
         if not 0 <= i < self.n:
             raise ValueError(f"agent {i} out of range for a graph of {self.n} nodes")
         return np.flatnonzero(self.adjacency[i])
@@ -141,11 +147,36 @@ class Graph:
         return [(int(i), int(j)) for i, j in zip(*np.nonzero(np.triu(self.adjacency, 1)))]
 
 
-def _check_n(n: Any) -> int:
+def _matrix(name: str, value: Any) -> np.ndarray:
+    """``np.asarray(value)`` with a clear error for ragged, string or missing input."""
+    if value is None or isinstance(value, (str, bytes, dict)):
+        raise V.ArgumentTypeError(f"{name} must be an (N, N) array or nested list, got {V.show(value)}")
+    try:
+        return np.asarray(value)
+    except (TypeError, ValueError) as err:
+        raise V.ArgumentTypeError(f"{name} must be an (N, N) array or nested list ({err})") from None
+
+
+#: Bytes per node pair that a graph and its weights take at their peak (the dense bool adjacency
+#: and its checks; the float64 weights, their checks and the spectrum's decomposition).
+_GRAPH_PAIR_BYTES = 8
+_WEIGHT_PAIR_BYTES = 64
+
+
+def _check_graph_bytes(n: int, what: str = "the adjacency", per_pair: int = _GRAPH_PAIR_BYTES) -> None:
+    V.check_bytes(
+        f"{what} of a graph of {n:,} agents (dense (N, N) arrays)",
+        per_pair * n * n,
+        advice="use fewer agents",
+    )
+
+
+def _check_n(n: Any, per_pair: int = _GRAPH_PAIR_BYTES) -> int:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)):
-        raise ValueError(f"n (the number of agents) must be a positive int, got {n!r}")
+        raise V.ArgumentTypeError(f"n (the number of agents) must be a positive int, got {V.show(n)}")
     if n < 1:
         raise ValueError(f"n (the number of agents) must be >= 1, got {n}")
+    _check_graph_bytes(int(n), per_pair=per_pair)
     return int(n)
 
 
@@ -171,6 +202,7 @@ def path(n: int) -> Graph:
 def star(n: int, center: int = 0) -> Graph:
     """The star with every other agent connected to ``center`` only."""
     n = _check_n(n)
+    center = V.integer("center", center, what="an agent index (int)")
     if not 0 <= center < n:
         raise ValueError(f"star center {center} out of range for n = {n}")
     return _from_edges(n, [(center, j) for j in range(n) if j != center], "star")
@@ -188,15 +220,16 @@ def random_connected(n: int, p: float, seed: Any = 0, max_tries: int = 1000) -> 
     Args:
         n: The number of agents.
         p: The edge probability, in (0, 1].
-        seed: Seed of ``np.random.default_rng``.
+        seed: A non-negative int seed of ``np.random.default_rng``.
         max_tries: Draws before giving up.
 
     Raises:
         ValueError: If p is outside (0, 1] or no draw in ``max_tries`` is connected.
     """
-    n = _check_n(n)
-    if not 0 < p <= 1:
-        raise ValueError(f"edge probability p must be in (0, 1], got {p!r}")
+    n = _check_n(n, per_pair=16)  # the uniform draws (float64) and the bool adjacency
+    V.real("edge probability p", p, low=0.0, high=1.0, low_open=True, what="in (0, 1]")
+    V.integer("seed", seed, minimum=0, what="a non-negative int")
+    max_tries = V.positive_int("max_tries", max_tries)
     rng = np.random.default_rng(seed)
     for _ in range(max_tries):
         upper = np.triu(rng.random((n, n)) < p, 1)
@@ -208,7 +241,7 @@ def random_connected(n: int, p: float, seed: Any = 0, max_tries: int = 1000) -> 
 
 def from_adjacency(a: Any, name: str = "custom") -> Graph:
     """A :class:`Graph` from an (N, N) bool or 0/1 array or nested list (validated)."""
-    return Graph(np.asarray(a), name)
+    return Graph(_matrix("adjacency", a), name)
 
 
 #: The graph names :func:`make_graph` accepts.
@@ -232,6 +265,10 @@ def make_graph(spec: str | np.ndarray | Graph, n: int, seed: Any = 0, p: float =
         if spec not in builders:
             raise ValueError(f"unknown graph {spec!r}; choose one of {', '.join(GRAPHS)} or an adjacency")
         return builders[spec](n)
+    if spec is None or V.is_real(spec) or isinstance(spec, (bool, bytes, dict)):
+        raise V.ArgumentTypeError(
+            f"graph must be one of {', '.join(GRAPHS)}, an (N, N) adjacency or a Graph, got {V.show(spec)}"
+        )
     g = spec if isinstance(spec, Graph) else from_adjacency(spec)
     if g.n != n:
         raise ValueError(f"the graph has {g.n} nodes but n = {n}")
@@ -244,13 +281,23 @@ def _fill_diagonal(off: np.ndarray) -> np.ndarray:
     return w
 
 
+def _graph(g: Any) -> Graph:
+    if not isinstance(g, Graph):
+        raise V.ArgumentTypeError(
+            f"g must be a Graph (ring, path, star, complete, random_connected, from_adjacency), "
+            f"got {V.show(g)}"
+        )
+    _check_graph_bytes(g.n, "the weights", _WEIGHT_PAIR_BYTES)
+    return g
+
+
 def lazy_metropolis(g: Graph) -> np.ndarray:
     """Lazy Metropolis weights (Olshevsky 2014, the paper's): W_ij = 1 / (2 max(d_i, d_j)) on edges.
 
     Returns:
         W (N, N) float64, read-only; the diagonal is 1 - sum_{j != i} W_ij (>= 1/2).
     """
-    d = g.degrees
+    d = _graph(g).degrees
     return _fill_diagonal(g.adjacency / (2.0 * np.maximum(np.maximum.outer(d, d), 1)))
 
 
@@ -260,7 +307,7 @@ def metropolis_hastings(g: Graph) -> np.ndarray:
     Returns:
         W (N, N) float64, read-only.
     """
-    d = g.degrees
+    d = _graph(g).degrees
     return _fill_diagonal(g.adjacency / (1.0 + np.maximum.outer(d, d)))
 
 
@@ -270,7 +317,7 @@ def max_degree(g: Graph) -> np.ndarray:
     Returns:
         W (N, N) float64, read-only.
     """
-    return _fill_diagonal(g.adjacency / (1.0 + g.degrees.max()))
+    return _fill_diagonal(_graph(g).adjacency / (1.0 + g.degrees.max()))
 
 
 WEIGHTS: dict[str, Callable[[Graph], np.ndarray]] = {
@@ -296,6 +343,10 @@ def check_weights(w: Any, g: Graph, tol: float = 1e-10) -> np.ndarray:
     Raises:
         ValueError: Naming the offending entry, pair, row or column.
     """
+    g = _graph(g)
+    tol = V.real("tol", tol, low=0.0)
+    if w is None or isinstance(w, (str, bytes, dict)):
+        raise V.ArgumentTypeError(f"weights must be a numeric (N, N) array, got {V.show(w)}")
     try:
         w = np.array(w, dtype=np.float64)
     except (TypeError, ValueError) as err:
@@ -334,6 +385,7 @@ def check_weights(w: Any, g: Graph, tol: float = 1e-10) -> np.ndarray:
 
 def make_weights(g: Graph, method_or_matrix: str | np.ndarray = "lazy_metropolis") -> np.ndarray:
     """Weights on ``g`` from a name in :data:`WEIGHTS` or a user matrix (checked by :func:`check_weights`)."""
+    g = _graph(g)
     if isinstance(method_or_matrix, str):
         if method_or_matrix not in WEIGHTS:
             raise ValueError(f"unknown weights {method_or_matrix!r}; choose one of {', '.join(WEIGHTS)}")
@@ -359,10 +411,32 @@ class Spectrum:
         return 1.0 - self.sigma_2
 
 
-def spectral(w: np.ndarray) -> Spectrum:
-    """The :class:`Spectrum` of a doubly stochastic W (N, N)."""
-    w = np.asarray(w, dtype=np.float64)
-    n = w.shape[0]
+def spectral(w: np.ndarray, tol: float = 1e-10) -> Spectrum:
+    """The :class:`Spectrum` of a doubly stochastic W (N, N).
+
+    Raises:
+        ValueError: ``w`` is not a finite, square, doubly stochastic matrix (rows and columns sum
+            to 1 within ``tol``), naming what is wrong.
+    """
+    a = _matrix("w", w)
+    if a.dtype.kind not in "biuf":
+        raise V.ArgumentTypeError(f"w must be a real (N, N) matrix, got dtype {a.dtype}")
+    if a.ndim != 2 or a.shape[0] != a.shape[1] or a.shape[0] < 1:
+        raise ValueError(f"w must be a square (N, N) matrix with N >= 1, got shape {a.shape}")
+    n = a.shape[0]
+    _check_graph_bytes(n, "the spectrum", _WEIGHT_PAIR_BYTES)
+    w = a.astype(np.float64)
+    if not np.isfinite(w).all():
+        i, j = np.argwhere(~np.isfinite(w))[0]
+        raise ValueError(f"w must be finite, got W[{i}, {j}] = {w[i, j]}")
+    for axis, what in ((1, "row"), (0, "column")):
+        sums = w.sum(axis=axis)
+        bad = np.flatnonzero(np.abs(sums - 1.0) > tol)
+        if len(bad):
+            raise ValueError(
+                f"w must be doubly stochastic (sigma_2 = ||W - 11^T/N||_2 holds only then): {what} "
+                f"{bad[0]} sums to {sums[bad[0]]:.12g}"
+            )
     sigma_2 = float(np.linalg.norm(w - 1.0 / n, 2)) if n > 1 else 0.0
     return Spectrum(sigma_2, float(np.linalg.svd(w, compute_uv=False)[-1]))
 
@@ -383,6 +457,8 @@ class Topology:
     spectrum: Spectrum = field(init=False)
 
     def __post_init__(self) -> None:
+        if not isinstance(self.method, str):
+            raise V.ArgumentTypeError(f"method must be a str, got {V.show(self.method)}")
         object.__setattr__(self, "weights", check_weights(self.weights, self.graph))
         object.__setattr__(self, "spectrum", spectral(self.weights))
 

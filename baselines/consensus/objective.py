@@ -16,12 +16,14 @@ arrays, so that many (policy, task) pairs are evaluated in one batched linear so
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
 from baselines.policies.tabular import softmax_rows
+from mpg_envs import _validate as V
 from mpg_envs._repr import Raw, concise_repr
 from mpg_envs.exact import _one_blas_thread
 from mpg_envs.model import TabularModel
@@ -38,12 +40,17 @@ __all__ = [
 
 def softmax_logits(theta: np.ndarray) -> np.ndarray:
     """Row softmax over the last axis of logits (..., S, A) -> probabilities (..., S, A)."""
+    if not isinstance(theta, np.ndarray) or theta.dtype.kind not in "fiu":
+        theta = V.real_array("theta", theta, finite=False)
+    if theta.ndim < 1 or theta.shape[-1] < 1:
+        raise ValueError(f"theta must be logits of shape (..., S, A) with A >= 1, got shape {theta.shape}")
     shape = theta.shape
     return softmax_rows(theta.reshape(-1, shape[-1])).reshape(shape)
 
 
 def relative_entropy(pi: np.ndarray) -> np.ndarray:
     """Paper 004 eq. (6), ``E_{s ~ Unif} KL(U_A || pi(.|s))``, for policies (..., S, A) -> (...)."""
+    pi = _probabilities("pi", pi)
     S, A = pi.shape[-2:]
     with np.errstate(divide="ignore"):
         return -np.log(pi).sum(axis=(-2, -1)) / (S * A) - np.log(A)
@@ -51,8 +58,29 @@ def relative_entropy(pi: np.ndarray) -> np.ndarray:
 
 def regularizer_gradient(pi: np.ndarray, lam: float) -> np.ndarray:
     """Gradient of ``-lam * RE(pi_theta)`` w.r.t. softmax logits: ``lam/|S| (1/|A| - pi)``, (..., S, A)."""
+    lam = V.real("lam", lam, low=0.0)
+    if not isinstance(pi, np.ndarray) or pi.dtype.kind != "f" or pi.ndim < 2:
+        pi = _probabilities("pi", pi)
     S, A = pi.shape[-2:]
     return lam / S * (1.0 / A - pi)
+
+
+def _probabilities(
+    name: str, pi: Any, tol: float = 1e-6, what: str = "policies of shape (..., S, A)"
+) -> np.ndarray:
+    """Policies (..., S, A): finite, non-negative rows that sum to 1 (within ``tol``)."""
+    pi = V.real_array(name, pi, what=what)
+    if pi.ndim < (1 if what.startswith("distributions") else 2) or pi.shape[-1] < 1:
+        raise ValueError(f"{name} must be {what}, got shape {pi.shape}")
+    if pi.size and (pi.min() < 0 or np.abs(pi.sum(axis=-1) - 1.0).max() > tol):
+        rows = pi.reshape(-1, pi.shape[-1])
+        k = int(np.flatnonzero((rows.min(axis=1) < 0) | (np.abs(rows.sum(axis=1) - 1.0) > tol))[0])
+        at = np.unravel_index(k, pi.shape[:-1])
+        raise ValueError(
+            f"{name} must hold probabilities (rows >= 0 that sum to 1): {name}[{', '.join(map(str, at))}] "
+            f"= {V.show(rows[k].tolist())}"
+        )
+    return pi
 
 
 class TaskSet:
@@ -78,9 +106,15 @@ class TaskSet:
         goals: np.ndarray | None = None,
         obstacles: np.ndarray | None = None,
     ) -> None:
+        if isinstance(models, (TabularModel, str, bytes)) or not isinstance(models, Iterable):
+            raise V.ArgumentTypeError(
+                f"models must be a non-empty sequence of single-agent TabularModel, got {V.show(models)}"
+            )
         models = list(models)
-        if not models or any(not isinstance(m, TabularModel) or m.n_agents != 1 for m in models):
-            raise ValueError("models must be a non-empty sequence of single-agent TabularModel")
+        bad = next((m for m in models if not isinstance(m, TabularModel) or m.n_agents != 1), None)
+        if not models or bad is not None:
+            detail = f" (an item is {V.show(bad)})" if bad is not None else " (empty)"
+            raise ValueError(f"models must be a non-empty sequence of single-agent TabularModel{detail}")
         shapes = {(m.n_states, m.action_sizes[0]) for m in models}
         gammas = {m.gamma for m in models}
         if len(shapes) != 1 or len(gammas) != 1:
@@ -104,6 +138,13 @@ class TaskSet:
                 entry[n, t_idx[moved]] = self.R[n, s_idx[moved], a_idx[moved]]
             goals = self.terminal & (entry > 0) if goals is None else goals
             obstacles = self.terminal & (entry < 0) if obstacles is None else obstacles
+        for name, cells in (("goals", goals), ("obstacles", obstacles)):
+            arr = V._array(name, cells, f"a bool array of shape (N, S) = ({self.n_tasks}, {S})")
+            if arr.dtype != bool or arr.shape != (self.n_tasks, S):
+                raise ValueError(
+                    f"{name} must be a bool array of shape (N, S) = ({self.n_tasks}, {S}), got dtype "
+                    f"{arr.dtype} and shape {arr.shape}"
+                )
         self.goals = np.asarray(goals, dtype=bool)
         self.obstacles = np.asarray(obstacles, dtype=bool)
         self._eye = np.eye(S)
@@ -111,7 +152,12 @@ class TaskSet:
     @classmethod
     def from_env(cls, env) -> TaskSet:
         """From a ``MultiTaskGridWorld-v0`` env (its task models and its tasks' goals/obstacles)."""
-        env = env.unwrapped
+        raw = getattr(env, "unwrapped", env)
+        if not (hasattr(raw, "tasks") and hasattr(raw, "task_models")):
+            raise V.ArgumentTypeError(
+                f"env must be a MultiTaskGridWorld-v0 env (with tasks and task_models()), got {V.show(env)}"
+            )
+        env = raw
         S = env.tasks[0].n_cells
         goals = np.zeros((len(env.tasks), S), bool)
         obst = np.zeros_like(goals)
@@ -122,15 +168,22 @@ class TaskSet:
 
     # ------------------------------------------------------------------ helpers
     def _tasks(self, tasks: np.ndarray | Sequence[int], k: int) -> np.ndarray:
-        t = np.asarray(tasks, dtype=np.int64).reshape(-1)
+        if V.is_integer(tasks):
+            tasks = [tasks]
+        t = V.int_array("tasks", tasks, what=f"{k} task indices in [0, {self.n_tasks})").reshape(-1)
         if t.shape != (k,) or t.min(initial=0) < 0 or t.max(initial=0) >= self.n_tasks:
             raise ValueError(
                 f"tasks must be {k} indices in [0, {self.n_tasks}), got {np.asarray(tasks).tolist()}"
             )
         return t
 
-    def _policies(self, pi: np.ndarray) -> np.ndarray:
-        pi = np.asarray(pi, dtype=np.float64)
+    def _policies(self, pi: np.ndarray, logits: bool = False) -> np.ndarray:
+        """(K, S, A) float64 policies (or, with ``logits``, real logits: non-finite ones pass, to
+        surface as non-finite results)."""
+        if logits:
+            pi = V.real_array("theta", pi, finite=False, what="logits of shape (K, S, A)")
+        else:
+            pi = _probabilities("pi", pi)
         if pi.ndim == 2:
             pi = pi[None]
         if pi.ndim != 3 or pi.shape[1:] != (self.n_states, self.n_actions):
@@ -141,23 +194,31 @@ class TaskSet:
 
     def transition(self, pi: np.ndarray, tasks: np.ndarray) -> np.ndarray:
         """P_pi for every (policy, task) pair: (K, S, A), (K,) -> (K, S, S)."""
+        pi = self._policies(pi)
+        return self._transition(pi, self._tasks(tasks, len(pi)))
+
+    def _transition(self, pi: np.ndarray, tasks: np.ndarray) -> np.ndarray:
         return np.einsum("ksat,ksa->kst", self.P[tasks], pi)
 
     # ------------------------------------------------------------------ values
     def values(self, pi: np.ndarray, tasks: Sequence[int]) -> tuple[np.ndarray, np.ndarray]:
         """V and Q of policies (K, S, A) in tasks (K,): shapes (K, S) and (K, S, A)."""
         pi = self._policies(pi)
-        t = self._tasks(tasks, len(pi))
+        return self._values(pi, self._tasks(tasks, len(pi)))
+
+    def _values(self, pi: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r_pi = (self.R[t] * pi).sum(axis=2)
         with _one_blas_thread(self.n_states):  # small batched solves: one BLAS thread
-            v = np.linalg.solve(self._eye - self.gamma * self.transition(pi, t), r_pi[..., None])[..., 0]
+            v = np.linalg.solve(self._eye - self.gamma * self._transition(pi, t), r_pi[..., None])[..., 0]
         q = self.R[t] + self.gamma * np.einsum("ksat,kt->ksa", self.P[t], v)
         return v, q
 
     def values_at_start(self, pi: np.ndarray, tasks: Sequence[int]) -> np.ndarray:
         """V_i^pi(rho_i) for policies (K, S, A) in tasks (K,): shape (K,)."""
-        v, _ = self.values(pi, tasks)
-        return (v * self.rho[np.asarray(tasks)]).sum(axis=1)
+        pi = self._policies(pi)
+        t = self._tasks(tasks, len(pi))
+        v, _ = self._values(pi, t)
+        return (v * self.rho[t]).sum(axis=1)
 
     def objective(self, pi: np.ndarray) -> np.ndarray:
         """Paper 004's eq. (5), ``sum_i V_i^pi(rho_i)``, for policies (K, S, A) -> (K,)."""
@@ -184,12 +245,23 @@ class TaskSet:
         Returns:
             The gradients (K, S, A) and the values V_i(mu_i) (K,).
         """
-        theta = self._policies(theta)
+        theta = self._policies(theta, logits=True)
         t = self._tasks(tasks, len(theta))
+        lam = V.real("lam", lam, low=0.0)
         pi = softmax_logits(theta)
-        v, q = self.values(pi, t)
-        mu = self.rho[t] if mu is None else np.asarray(mu, dtype=np.float64).reshape(len(t), -1)
-        m = self._eye - self.gamma * self.transition(pi, t)
+        v, q = self._values(pi, t)
+        if mu is None:
+            mu = self.rho[t]
+        else:
+            mu = _probabilities("mu", mu, what="distributions over the S cells, shape (K, S) or (S,)")
+            mu = mu if mu.ndim == 2 else mu.reshape(1, -1)
+            mu = np.broadcast_to(mu, (len(t), mu.shape[1])) if len(mu) == 1 else mu
+            if mu.shape != (len(t), self.n_states):
+                raise ValueError(
+                    f"mu must be initial distributions of shape (K, S) = ({len(t)}, {self.n_states}), "
+                    f"got shape {mu.shape}"
+                )
+        m = self._eye - self.gamma * self._transition(pi, t)
         with _one_blas_thread(self.n_states):
             occ = np.linalg.solve(np.swapaxes(m, 1, 2), mu[..., None])[..., 0]
         g = occ[..., None] * pi * (q - v[..., None])
@@ -211,16 +283,47 @@ class TaskSet:
             ``survived`` (K,): expected number of steps t < H taken before entering an obstacle
             (H when none is entered), the analog of paper 004's mean safe flight.
         """
+        H = V.positive_int("horizon", horizon)
         pi = self._policies(pi)
         t = self._tasks(tasks, len(pi))
-        p_pi = self.transition(pi, t)
+        p_pi = self._transition(pi, t)
         d = self.rho[t].copy()
         obst = self.obstacles[t].astype(np.float64)
-        survived = np.zeros(len(t))
-        for _ in range(int(horizon)):  # H vectorised steps (a distribution over cells)
-            d = np.einsum("ks,kst->kt", d, p_pi)
-            survived += 1.0 - (d * obst).sum(axis=1)
-        return (d * self.goals[t]).sum(axis=1), survived
+        if not _by_squaring(self.n_states, H):
+            survived = np.zeros(len(t))
+            for _ in range(H):  # H vectorised steps (a distribution over cells)
+                d = np.einsum("ks,kst->kt", d, p_pi)
+                survived += 1.0 - (d * obst).sum(axis=1)
+            return (d * self.goals[t]).sum(axis=1), survived
+        # log2(H) squarings: with M = P^(2^j) and b = sum_{t=1..2^j} P^t obst, a set bit j of H
+        # adds d b to the obstacle mass entered so far and moves d on by 2^j steps
+        M, b = p_pi, np.einsum("kst,kt->ks", p_pi, obst)
+        entered = np.zeros(len(t))
+        rest = H
+        with _one_blas_thread(self.n_states):
+            while True:
+                if rest & 1:
+                    entered += (d * b).sum(axis=1)
+                    d = np.einsum("ks,kst->kt", d, M)
+                rest >>= 1
+                if not rest:
+                    break
+                b = b + np.einsum("kst,kt->ks", M, b)
+                M = M @ M
+                M /= M.sum(axis=2, keepdims=True)  # else row sums drift by 2^j rounding errors
+        return (d * self.goals[t]).sum(axis=1), H - entered
+
+
+def _by_squaring(n_states: int, horizon: int) -> bool:
+    """Whether :meth:`TaskSet.outcomes` squares (S, S) matrices (log2 H products of S^3) rather
+    than stepping H times (H products of S^2)."""
+    return horizon > 3 * n_states * max(horizon.bit_length(), 1)
+
+
+def outcome_flops(n_states: int, horizon: int) -> int:
+    """Floating-point operations of :meth:`TaskSet.outcomes` per (policy, task) pair (an estimate)."""
+    S, H = int(n_states), int(horizon)
+    return 2 * S**3 * H.bit_length() if _by_squaring(S, H) else 2 * S * S * H
 
 
 # ------------------------------------------------------------------------------ the optimum
