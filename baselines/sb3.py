@@ -69,6 +69,22 @@ def _vec_env_base():
     return VecEnv
 
 
+def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Unknown keyword arguments of a registered env raise ValueError naming the allowed ones."""
+    import importlib
+    import inspect
+    import typing
+
+    import mpg_envs
+
+    module = importlib.import_module(mpg_envs.ENV_IDS[env_id])
+    env_class = typing.get_type_hints(module.parallel_env)["return"]
+    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    unknown = sorted(set(env_kwargs) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"unknown env keyword argument(s) {unknown} for {env_id}; allowed: {allowed}")
+
+
 class _SharedPolicyVecEnv(_vec_env_base()):  # type: ignore[misc]
     """What :class:`MPGVecEnv` and :class:`BatchedMPGVecEnv` share: slot ``k N + i`` is agent i of
     copy k; one observation and action space for every agent (parameter sharing); the slot
@@ -192,6 +208,24 @@ class _SharedPolicyVecEnv(_vec_env_base()):  # type: ignore[misc]
         return [False for _ in self._get_indices(indices)]
 
 
+def _built_and_measured(make_env: Callable[[], Any]) -> tuple[Any, int]:
+    """One env from ``make_env`` (reset once) and the bytes it took (tracemalloc; a floor of 4 KiB,
+    and only the floor if the caller already traces allocations)."""
+    import tracemalloc
+
+    if tracemalloc.is_tracing():
+        env = make_env()
+        return env, 4096
+    tracemalloc.start()
+    try:
+        env = make_env()
+        env.reset(seed=0)
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return env, max(4096, int(used))
+
+
 class MPGVecEnv(_SharedPolicyVecEnv):
     """``n_envs`` copies of a parallel env stepped one after the other in Python, one SB3 slot per
     (copy, agent): slot ``k N + i`` is agent i of copy k. Copy k is seeded ``s + k N`` by
@@ -206,7 +240,14 @@ class MPGVecEnv(_SharedPolicyVecEnv):
     """
 
     def __init__(self, make_env: Callable[[], Any], n_envs: int = 8) -> None:
-        self.envs = [make_env() for _ in range(V.positive_int("n_envs", n_envs))]
+        n = V.positive_int("n_envs", n_envs)
+        first, per = _built_and_measured(make_env)
+        V.check_bytes(
+            f"{n:,} env objects (~{per:,} bytes each, measured on the first)",
+            n * per,
+            advice="use fewer n_envs, or batched=True with a registered id (one array state for every copy)",
+        )
+        self.envs = [first] + [make_env() for _ in range(n - 1)]
         super().__init__(self.envs[0], len(self.envs))
 
     def _env_of(self, slot: int) -> Any:
@@ -331,16 +372,17 @@ def make_vec_env(
         env: A registered id (``"mpg/Coordination-v0"``; ``pettingzoo.make``) or a function that
             builds a parallel env.
         n_envs: Copies (SB3 sees ``n_envs * N`` slots).
-        seed: Seeds the copies at the first reset (None: OS entropy). Batched: the batch's one
-            generator with ``seed``; otherwise copy k with ``seed + k N``.
+        seed: Seeds the copies at the first reset (None: OS entropy; else an integer >= 0).
+            Batched: the batch's one generator with ``seed``; otherwise copy k with ``seed + k N``.
         batched: True: :class:`BatchedMPGVecEnv` (every copy in one call of the dynamics; needs a
             registered id); False: :class:`MPGVecEnv` (a Python loop over env objects); None
             (default): batched for a registered id, the loop for a builder function.
         **env_kwargs: Passed to the env (e.g. ``n_agents=2, observation="vector"``).
 
     Raises:
-        ValueError: A bad ``env`` or ``n_envs``, ``env_kwargs`` with a builder function, or
-            ``batched=True`` with a builder function.
+        ValueError: A bad ``env``, ``n_envs`` or ``seed``, unknown ``env_kwargs`` (the message lists
+            the env's), ``env_kwargs`` or ``batched=True`` with a builder function, or copies too
+            many for memory (:class:`~mpg_envs.TooLargeError`).
 
     Example:
         >>> from stable_baselines3 import PPO
@@ -352,8 +394,11 @@ def make_vec_env(
     if isinstance(env, str):
         import pettingzoo
 
-        import mpg_envs  # noqa: F401 - registers the envs
+        import mpg_envs
 
+        if env not in mpg_envs.ENV_IDS:
+            raise ValueError(f"unknown env {env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
+        _check_env_kwargs(env, env_kwargs)
         env_id = env
 
         def make() -> Any:
@@ -365,6 +410,7 @@ def make_vec_env(
     else:
         raise ValueError(f"env must be a registered id or a function building a parallel env, got {env!r}")
     n_envs = V.positive_int("n_envs", n_envs)
+    seed = V.seed(seed)
     torch_threads()  # SB3's networks are small: one thread unless the user chose (baselines.threads)
     batched = isinstance(env, str) if batched is None else V.flag("batched", batched)
     if batched and not isinstance(env, str):
@@ -379,7 +425,7 @@ def make_vec_env(
     else:
         venv = MPGVecEnv(make, n_envs)
     if seed is not None:
-        venv.seed(int(seed))
+        venv.seed(seed)
     return venv
 
 
@@ -394,20 +440,39 @@ class SB3Policy(Policy):
     """
 
     def __init__(self, model: Any, action_sizes, obs_mode: str) -> None:
-        from baselines.policies.base import _sizes
+        import gymnasium
 
+        from baselines.policies.base import OBS_MODES, _sizes
+
+        if not hasattr(model, "policy") or not hasattr(model, "action_space"):
+            raise V.ArgumentTypeError(
+                f"model must be a Stable-Baselines3 model (PPO, A2C), got {V.show(model)}"
+            )
         if not hasattr(model.policy, "get_distribution"):
             raise ValueError(f"{type(model).__name__}'s policy has no action distribution to tabulate")
+        self.action_sizes = _sizes(action_sizes)
+        space = model.action_space
+        if not isinstance(space, gymnasium.spaces.Discrete) or set(self.action_sizes) != {int(space.n)}:
+            raise ValueError(
+                f"action_sizes {self.action_sizes} do not match the model's action space {space} (one shared "
+                "policy: every agent has its n actions)"
+            )
+        self.obs_mode = V.one_of("obs_mode", obs_mode, OBS_MODES)
         torch_threads()
         self.model = model
-        self.action_sizes = _sizes(action_sizes)
-        self.obs_mode = obs_mode
 
     def probs(self, agent: int, obs: np.ndarray) -> np.ndarray:
         import torch
 
         self._check_agent(agent)
         policy = self.model.policy
+        obs = np.asarray(obs)
+        space = policy.observation_space
+        if obs.ndim != 1 + len(space.shape) or obs.shape[1:] != space.shape:
+            raise ValueError(
+                f"obs must be a batch of the model's observations {space} (shape (B, *{space.shape})), got "
+                f"shape {obs.shape}; obs_mode ({self.obs_mode!r}) must be the mode the model was trained on"
+            )
         with torch.no_grad():
             t, _ = policy.obs_to_tensor(np.asarray(obs))
             p = policy.get_distribution(t).distribution.probs.cpu().numpy().astype(np.float64)
@@ -447,12 +512,22 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
         super().__init__(verbose)
+        from mpg_envs.core import MPGParallelEnv
+
+        if not isinstance(getattr(env, "unwrapped", None), MPGParallelEnv):
+            raise V.ArgumentTypeError(
+                f"env must be one of our parallel envs (pettingzoo.make), got {V.show(env)}"
+            )
+        self.every = V.positive_int("every", every)
+        self.csv_path = None if csv_path is None else Path(csv_path)
+        if self.csv_path is not None and self.csv_path.is_dir():
+            raise ValueError(
+                f"csv_path must be a file to append rows to, got the folder {str(self.csv_path)!r}"
+            )
         torch_threads()  # before SB3 trains: one thread unless the user chose (baselines.threads)
         self.penv = env.unwrapped
         self.mdl = self.penv.model()
         self.evaluator = JointEvaluator(self.mdl)
-        self.every = int(every)
-        self.csv_path = None if csv_path is None else Path(csv_path)
         self.rows: list[dict[str, float]] = []
         self._next = 0
 
@@ -565,20 +640,9 @@ def _check_config(cfg: dict[str, Any], where: str) -> dict[str, Any]:
 
 def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
     """One parallel env; unknown keyword arguments raise ValueError naming the allowed ones."""
-    import importlib
-    import inspect
-    import typing
-
     import pettingzoo
 
-    import mpg_envs
-
-    module = importlib.import_module(mpg_envs.ENV_IDS[env_id])
-    env_class = typing.get_type_hints(module.parallel_env)["return"]
-    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
-    unknown = sorted(set(env_kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown env keyword argument(s) {unknown} for {env_id}; allowed: {allowed}")
+    _check_env_kwargs(env_id, env_kwargs)
     try:
         return pettingzoo.make("parallel", env_id, **env_kwargs)
     except TypeError as err:

@@ -482,3 +482,39 @@ def test_sb3_memory_guard_fires_before_sb3_allocates(tmp_path, monkeypatch, caps
     err = capsys.readouterr().err
     assert "the SB3 run (2,000 slots = 1,000 copies x 2 agents" in err and "MPG_MAX_BYTES" in err, err
     assert not out.exists() or not any(out.iterdir())
+
+
+def test_sb3_public_functions_refuse_bad_arguments_naming_them(tmp_path):
+    from baselines.sb3 import MPGVecEnv
+
+    C, kw = "mpg/Coordination-v0", dict(n_agents=2, observation="vector")
+    for seed in (-1, 1.5, float("nan"), "3", True):
+        with pytest.raises(ValueError, match="seed must be None or a non-negative integer"):
+            make_vec_env(C, n_envs=1, seed=seed, **kw)
+    with pytest.raises(ValueError, match=r"unknown env keyword argument\(s\) \['foo'\] for .*; allowed: \["):
+        make_vec_env(C, batched=False, foo=1)
+    with pytest.raises(ValueError, match="unknown env 'mpg/Nope'; registered"):
+        make_vec_env("mpg/Nope", batched=False)
+    # the loop env measures one copy and refuses a count that cannot fit before building the others
+    with pytest.raises(ValueError, match=r"1,000,000,000 env objects \(~[\d,]+ bytes each"):
+        MPGVecEnv(lambda: pettingzoo.make("parallel", C, **kw), n_envs=10**9)
+    env = pettingzoo.make("parallel", C, **kw)
+    for every in (0, -5, float("nan"), None, True):
+        with pytest.raises(ValueError, match="every must be a positive integer"):
+            ExactMetricsCallback(env, every=every)
+    with pytest.raises(TypeError, match="env must be one of our parallel envs"):
+        ExactMetricsCallback("mpg/Coordination-v0")
+    with pytest.raises(ValueError, match="csv_path must be a file to append rows to"):
+        ExactMetricsCallback(env, csv_path=tmp_path)
+    model = PPO("MlpPolicy", make_vec_env(C, n_envs=1, seed=0, **kw), n_steps=8, batch_size=8)
+    with pytest.raises(TypeError, match="model must be a Stable-Baselines3 model"):
+        SB3Policy(None, (2, 2), "vector")
+    with pytest.raises(ValueError, match=r"action_sizes \(3, 3\) do not match the model's action space"):
+        SB3Policy(model, (3, 3), "vector")
+    with pytest.raises(ValueError, match="obs_mode must be one of"):
+        SB3Policy(model, (2, 2), "bogus")
+    # another mode than the model's (state indices of a 4-state game fed to a 4-feature network)
+    with pytest.raises(
+        ValueError, match=r"obs must be a batch of the model's observations .* got shape \(4,\)"
+    ):
+        SB3Policy(model, (2, 2), "state").table(env.unwrapped.dynamics)
