@@ -31,6 +31,13 @@ policy bridge of :mod:`baselines.policies`) and records the exact metrics of our
 (:class:`baselines.evaluation.JointEvaluator`: Nash gap, potential where the env has one, price of
 anarchy, each agent's value) while SB3 trains -- into SB3's logger and a CSV in the run folder.
 
+:func:`run_sb3` (the CLI's ``sb3``) trains PPO or A2C into a run folder: ``config.json``,
+``exact.csv`` (one row per evaluation) and ``model.zip`` (saved right after each row). It checks
+every option, builds the env, its exact model and the SB3 model, and estimates the memory before
+the folder exists, so a refused run leaves nothing behind; one process writes a folder at a time.
+Resuming checks config.json against model.zip (algorithm, env, sizes, seed) and drops the rows the
+saved model has not reached (see :func:`run_sb3` for what a resumed run reproduces).
+
 Needs ``stable-baselines3`` (the ``baselines`` extra installs it).
 """
 
@@ -885,10 +892,16 @@ class _Setup:
         from stable_baselines3 import A2C, PPO
 
         from baselines.runs import DamagedRunError, atomic_write_bytes
+        from mpg_envs import ModelTooLargeError
 
         self.cfg = cfg
         self.one = _make_env(cfg["env"], cfg["env_kwargs"])
-        self.one.unwrapped.model()  # too large for the exact evaluation: refused now (cached)
+        try:  # too large for the exact evaluation: refused now (the model is cached for it)
+            self.one.unwrapped.model()
+        except ModelTooLargeError as err:
+            raise ModelTooLargeError(
+                f"an sb3 run evaluates its policy exactly on {cfg['env']}'s joint model, and {err}"
+            ) from None
         _check_run_bytes(cfg, self.one)
         self.venv = make_vec_env(cfg["env"], n_envs=cfg["n_envs"], seed=cfg["seed"], **cfg["env_kwargs"])
         cls = PPO if cfg["algo"] == "ppo" else A2C
