@@ -131,21 +131,7 @@ def build_parser() -> argparse.ArgumentParser:
     tr.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     _add_dcpg_parser(sub)
-    sp = sub.add_parser(
-        "sb3", help="Stable-Baselines3 (PPO, A2C) with parameter sharing and exact Nash gaps while it trains"
-    )
-    sp.add_argument("--env", default="mpg/Coordination-v0", help="registered env id")
-    sp.add_argument("--env-kwargs", nargs="*", type=_kv, default=[], metavar="KEY=VALUE",
-                    help="env arguments, e.g. n_agents=2 (observation defaults to vector)")  # fmt: skip
-    sp.add_argument("--algo", choices=("ppo", "a2c"), default="ppo")
-    sp.add_argument("--steps", type=int, default=None,
-                    help="agent-steps in total (default 32,768; with --resume, extends the run)")  # fmt: skip
-    sp.add_argument("--n-envs", type=int, default=8, help="env copies (n_envs x N SB3 slots)")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--eval-every", type=int, default=4096, help="agent-steps between exact evaluations")
-    sp.add_argument("--out", default="runs")
-    sp.add_argument("--resume", default=None, metavar="RUN_DIR", help="continue a killed run")
-    sp.add_argument("--no-progress", action="store_true")
+    _add_sb3_parser(sub)
     rp = sub.add_parser("reproduce", help="reproduce a paper's experiment with embedded defaults")
     rp.add_argument("name", choices=[*REPRODUCTIONS, "all"], help="which reproduction")
     rp.add_argument(
@@ -173,6 +159,59 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument("--no-progress", action="store_true", help="print nothing while running")
     sub.add_parser("list", help="list environments, algorithms and reproductions")
     return parser
+
+
+def _add_sb3_parser(sub) -> None:
+    """The ``sb3`` options; each defaults to SUPPRESS so that ``--resume`` knows which were given."""
+    sp = sub.add_parser(
+        "sb3", help="Stable-Baselines3 (PPO, A2C) with parameter sharing and exact Nash gaps while it trains",
+        description="Stable-Baselines3 with parameter sharing and exact metrics, in a resumable run folder. "
+        "Every option is checked (env arguments, sizes, the exact model) before the folder is created.",
+    )  # fmt: skip
+    S = argparse.SUPPRESS
+    sp.add_argument("--env", default=S, help="registered env id (default: mpg/Coordination-v0)")
+    sp.add_argument("--env-kwargs", nargs="*", type=_kv, default=S, metavar="KEY=VALUE",
+                    help="env arguments, e.g. n_agents=2 (observation defaults to vector)")  # fmt: skip
+    sp.add_argument("--algo", choices=("ppo", "a2c"), default=S, help="default: ppo")
+    sp.add_argument("--steps", type=int, default=S,
+                    help="agent-steps in total (default 32,768; with --resume, the run's own or more, to "
+                    "extend it)")  # fmt: skip
+    sp.add_argument("--n-envs", type=int, default=S, help="env copies, n_envs x N SB3 slots (default: 8)")
+    sp.add_argument("--seed", type=int, default=S, help="default: 0")
+    sp.add_argument("--eval-every", type=int, default=S,
+                    help="agent-steps between exact evaluations and saves (default: 4096)")  # fmt: skip
+    sp.add_argument("--out", default=S, help="directory receiving the run folder (default: runs)")
+    sp.add_argument(
+        "--resume", default=None, metavar="RUN_DIR",
+        help="continue a killed run from its model.zip with its own config.json; only --steps may be "
+        "given, to extend the run",
+    )  # fmt: skip
+    sp.add_argument("--no-progress", action="store_true", help="no line per evaluation")
+
+
+def _sb3_main(args: argparse.Namespace) -> int:
+    from baselines.sb3 import run_sb3
+
+    given = {k: v for k, v in vars(args).items() if k not in ("command", "resume", "no_progress")}
+    try:
+        if args.resume and set(given) - {"steps"}:
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(set(given) - {"steps"}))
+            raise ValueError(
+                f"--resume continues a run with its own config.json; options cannot be changed "
+                f"(got {flags}); only --steps extends it"
+            )
+        if "env_kwargs" in given:
+            keys = [k for k, _ in given["env_kwargs"]]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            if twice:
+                raise ValueError(f"--env-kwargs: {', '.join(twice)} given more than once")
+            given["env_kwargs"] = dict(given["env_kwargs"])
+        run_dir = run_sb3(**given, resume=args.resume, progress=not args.no_progress)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    _print_sb3_run(run_dir)
+    return 0
 
 
 def _add_dcpg_parser(sub) -> None:
@@ -336,16 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "dcpg":
         return _dcpg_main(args)
     if args.command == "sb3":
-        from baselines.sb3 import run_sb3
-
-        try:
-            run_dir = run_sb3(args.env, dict(args.env_kwargs), args.algo, args.steps, args.n_envs, args.seed,
-                              args.eval_every, args.out, args.resume, not args.no_progress)  # fmt: skip
-        except ValueError as err:
-            print(f"error: {err}", file=sys.stderr)
-            return 2
-        _print_sb3_run(run_dir)
-        return 0
+        return _sb3_main(args)
     if args.command == "reproduce":
         from baselines.experiments import reproduce
 

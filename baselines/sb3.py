@@ -31,6 +31,13 @@ policy bridge of :mod:`baselines.policies`) and records the exact metrics of our
 (:class:`baselines.evaluation.JointEvaluator`: Nash gap, potential where the env has one, price of
 anarchy, each agent's value) while SB3 trains -- into SB3's logger and a CSV in the run folder.
 
+:func:`run_sb3` (the CLI's ``sb3``) trains PPO or A2C into a run folder: ``config.json``,
+``exact.csv`` (one row per evaluation) and ``model.zip`` (saved right after each row). It checks
+every option, builds the env, its exact model and the SB3 model, and estimates the memory before
+the folder exists, so a refused run leaves nothing behind; one process writes a folder at a time.
+Resuming checks config.json against model.zip (algorithm, env, sizes, seed) and drops the rows the
+saved model has not reached (see :func:`run_sb3` for what a resumed run reproduces).
+
 Needs ``stable-baselines3`` (the ``baselines`` extra installs it).
 """
 
@@ -67,6 +74,22 @@ def _vec_env_base():
     from stable_baselines3.common.vec_env import VecEnv
 
     return VecEnv
+
+
+def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
+    """Unknown keyword arguments of a registered env raise ValueError naming the allowed ones."""
+    import importlib
+    import inspect
+    import typing
+
+    import mpg_envs
+
+    module = importlib.import_module(mpg_envs.ENV_IDS[env_id])
+    env_class = typing.get_type_hints(module.parallel_env)["return"]
+    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    unknown = sorted(set(env_kwargs) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"unknown env keyword argument(s) {unknown} for {env_id}; allowed: {allowed}")
 
 
 class _SharedPolicyVecEnv(_vec_env_base()):  # type: ignore[misc]
@@ -192,6 +215,24 @@ class _SharedPolicyVecEnv(_vec_env_base()):  # type: ignore[misc]
         return [False for _ in self._get_indices(indices)]
 
 
+def _built_and_measured(make_env: Callable[[], Any]) -> tuple[Any, int]:
+    """One env from ``make_env`` (reset once) and the bytes it took (tracemalloc; a floor of 4 KiB,
+    and only the floor if the caller already traces allocations)."""
+    import tracemalloc
+
+    if tracemalloc.is_tracing():
+        env = make_env()
+        return env, 4096
+    tracemalloc.start()
+    try:
+        env = make_env()
+        env.reset(seed=0)
+        used = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    return env, max(4096, int(used))
+
+
 class MPGVecEnv(_SharedPolicyVecEnv):
     """``n_envs`` copies of a parallel env stepped one after the other in Python, one SB3 slot per
     (copy, agent): slot ``k N + i`` is agent i of copy k. Copy k is seeded ``s + k N`` by
@@ -206,7 +247,14 @@ class MPGVecEnv(_SharedPolicyVecEnv):
     """
 
     def __init__(self, make_env: Callable[[], Any], n_envs: int = 8) -> None:
-        self.envs = [make_env() for _ in range(V.positive_int("n_envs", n_envs))]
+        n = V.positive_int("n_envs", n_envs)
+        first, per = _built_and_measured(make_env)
+        V.check_bytes(
+            f"{n:,} env objects (~{per:,} bytes each, measured on the first)",
+            n * per,
+            advice="use fewer n_envs, or batched=True with a registered id (one array state for every copy)",
+        )
+        self.envs = [first] + [make_env() for _ in range(n - 1)]
         super().__init__(self.envs[0], len(self.envs))
 
     def _env_of(self, slot: int) -> Any:
@@ -331,16 +379,17 @@ def make_vec_env(
         env: A registered id (``"mpg/Coordination-v0"``; ``pettingzoo.make``) or a function that
             builds a parallel env.
         n_envs: Copies (SB3 sees ``n_envs * N`` slots).
-        seed: Seeds the copies at the first reset (None: OS entropy). Batched: the batch's one
-            generator with ``seed``; otherwise copy k with ``seed + k N``.
+        seed: Seeds the copies at the first reset (None: OS entropy; else an integer >= 0).
+            Batched: the batch's one generator with ``seed``; otherwise copy k with ``seed + k N``.
         batched: True: :class:`BatchedMPGVecEnv` (every copy in one call of the dynamics; needs a
             registered id); False: :class:`MPGVecEnv` (a Python loop over env objects); None
             (default): batched for a registered id, the loop for a builder function.
         **env_kwargs: Passed to the env (e.g. ``n_agents=2, observation="vector"``).
 
     Raises:
-        ValueError: A bad ``env`` or ``n_envs``, ``env_kwargs`` with a builder function, or
-            ``batched=True`` with a builder function.
+        ValueError: A bad ``env``, ``n_envs`` or ``seed``, unknown ``env_kwargs`` (the message lists
+            the env's), ``env_kwargs`` or ``batched=True`` with a builder function, or copies too
+            many for memory (:class:`~mpg_envs.TooLargeError`).
 
     Example:
         >>> from stable_baselines3 import PPO
@@ -352,8 +401,11 @@ def make_vec_env(
     if isinstance(env, str):
         import pettingzoo
 
-        import mpg_envs  # noqa: F401 - registers the envs
+        import mpg_envs
 
+        if env not in mpg_envs.ENV_IDS:
+            raise ValueError(f"unknown env {env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
+        _check_env_kwargs(env, env_kwargs)
         env_id = env
 
         def make() -> Any:
@@ -365,6 +417,7 @@ def make_vec_env(
     else:
         raise ValueError(f"env must be a registered id or a function building a parallel env, got {env!r}")
     n_envs = V.positive_int("n_envs", n_envs)
+    seed = V.seed(seed)
     torch_threads()  # SB3's networks are small: one thread unless the user chose (baselines.threads)
     batched = isinstance(env, str) if batched is None else V.flag("batched", batched)
     if batched and not isinstance(env, str):
@@ -379,7 +432,7 @@ def make_vec_env(
     else:
         venv = MPGVecEnv(make, n_envs)
     if seed is not None:
-        venv.seed(int(seed))
+        venv.seed(seed)
     return venv
 
 
@@ -394,20 +447,39 @@ class SB3Policy(Policy):
     """
 
     def __init__(self, model: Any, action_sizes, obs_mode: str) -> None:
-        from baselines.policies.base import _sizes
+        import gymnasium
 
+        from baselines.policies.base import OBS_MODES, _sizes
+
+        if not hasattr(model, "policy") or not hasattr(model, "action_space"):
+            raise V.ArgumentTypeError(
+                f"model must be a Stable-Baselines3 model (PPO, A2C), got {V.show(model)}"
+            )
         if not hasattr(model.policy, "get_distribution"):
             raise ValueError(f"{type(model).__name__}'s policy has no action distribution to tabulate")
+        self.action_sizes = _sizes(action_sizes)
+        space = model.action_space
+        if not isinstance(space, gymnasium.spaces.Discrete) or set(self.action_sizes) != {int(space.n)}:
+            raise ValueError(
+                f"action_sizes {self.action_sizes} do not match the model's action space {space} (one shared "
+                "policy: every agent has its n actions)"
+            )
+        self.obs_mode = V.one_of("obs_mode", obs_mode, OBS_MODES)
         torch_threads()
         self.model = model
-        self.action_sizes = _sizes(action_sizes)
-        self.obs_mode = obs_mode
 
     def probs(self, agent: int, obs: np.ndarray) -> np.ndarray:
         import torch
 
         self._check_agent(agent)
         policy = self.model.policy
+        obs = np.asarray(obs)
+        space = policy.observation_space
+        if obs.ndim != 1 + len(space.shape) or obs.shape[1:] != space.shape:
+            raise ValueError(
+                f"obs must be a batch of the model's observations {space} (shape (B, *{space.shape})), got "
+                f"shape {obs.shape}; obs_mode ({self.obs_mode!r}) must be the mode the model was trained on"
+            )
         with torch.no_grad():
             t, _ = policy.obs_to_tensor(np.asarray(obs))
             p = policy.get_distribution(t).distribution.probs.cpu().numpy().astype(np.float64)
@@ -447,12 +519,22 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
     def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
         super().__init__(verbose)
+        from mpg_envs.core import MPGParallelEnv
+
+        if not isinstance(getattr(env, "unwrapped", None), MPGParallelEnv):
+            raise V.ArgumentTypeError(
+                f"env must be one of our parallel envs (pettingzoo.make), got {V.show(env)}"
+            )
+        self.every = V.positive_int("every", every)
+        self.csv_path = None if csv_path is None else Path(csv_path)
+        if self.csv_path is not None and self.csv_path.is_dir():
+            raise ValueError(
+                f"csv_path must be a file to append rows to, got the folder {str(self.csv_path)!r}"
+            )
         torch_threads()  # before SB3 trains: one thread unless the user chose (baselines.threads)
         self.penv = env.unwrapped
         self.mdl = self.penv.model()
         self.evaluator = JointEvaluator(self.mdl)
-        self.every = int(every)
-        self.csv_path = None if csv_path is None else Path(csv_path)
         self.rows: list[dict[str, float]] = []
         self._next = 0
 
@@ -494,108 +576,420 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
 
 # ------------------------------------------------------------------------------ runs (the CLI's ``sb3``)
 ALGOS = ("ppo", "a2c")
+#: What a fresh run uses for an option left at None.
+DEFAULTS: dict[str, Any] = dict(
+    env="mpg/Coordination-v0", env_kwargs={}, algo="ppo", steps=32_768, n_envs=8, seed=0, eval_every=4096,
+    out="runs",
+)  # fmt: skip
+#: The options that define a run (config.json); ``resume`` accepts only ``steps`` (to extend it).
+RUN_OPTIONS = ("env", "env_kwargs", "algo", "n_envs", "seed", "eval_every", "out")
+#: Timesteps are recorded as floats in exact.csv: beyond 2**53 they would not be exact.
+MAX_STEPS = 2**53
+#: SB3 seeds NumPy's global generator, which takes 32-bit seeds.
+MAX_SEED = 2**32 - 1
+_CONFIG_KEYS = ("kind", "env", "env_kwargs", "algo", "steps", "n_envs", "seed", "eval_every")
+_RESTART = "delete model.zip and exact.csv to restart the run from step 0 with the same config"
+
+
+_RUN_KEY = "mpg_run_config"
+
+
+def _run_identity(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The config without ``steps`` (which resuming may extend), as JSON gives it back."""
+    import json
+
+    return json.loads(json.dumps({k: v for k, v in cfg.items() if k != "steps"}))
+
+
+def exact_fields(n_agents: int) -> list[str]:
+    """The columns of an sb3 run's ``exact.csv`` (those of :class:`ExactMetricsCallback`'s rows)."""
+    values = [f"value_{i}" for i in range(n_agents)]
+    return ["timesteps", "nash_gap", "nash_gap_worst", "potential", "poa", *values, "welfare"]
+
+
+def _check_config(cfg: dict[str, Any], where: str) -> dict[str, Any]:
+    """``cfg`` with every value checked; ``where`` prefixes the message (a config.json when resuming).
+
+    Raises:
+        ValueError: A bad value, named with what is allowed (a DamagedRunError for a saved config).
+    """
+    import mpg_envs
+    from baselines.runs import DamagedRunError
+
+    def bad(msg: str) -> ValueError:
+        if where:
+            return DamagedRunError(f"{where}: {msg}; restore it or start a new run")
+        return ValueError(msg)
+
+    if cfg.get("kind") != "sb3":
+        raise bad(f"not an sb3 run (kind {V.show(cfg.get('kind'))})")
+    missing = [k for k in _CONFIG_KEYS if k not in cfg]
+    unknown = sorted(set(cfg) - set(_CONFIG_KEYS))
+    if missing or unknown:
+        parts = ([f"no {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else [])
+        raise bad(f"not an sb3 run config ({', '.join(parts)})")
+    try:
+        if not isinstance(cfg["env"], str) or cfg["env"] not in mpg_envs.ENV_IDS:
+            raise ValueError(f"unknown env {V.show(cfg['env'])}; registered: {sorted(mpg_envs.ENV_IDS)}")
+        kw = cfg["env_kwargs"]
+        if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
+            raise ValueError(f"env_kwargs must be a dict of keyword arguments, got {V.show(kw)}")
+        out = dict(cfg)
+        out["algo"] = V.one_of("algo", cfg["algo"], ALGOS)
+        out["steps"] = V.positive_int("steps", cfg["steps"], maximum=MAX_STEPS)
+        out["n_envs"] = V.positive_int("n_envs", cfg["n_envs"])
+        out["seed"] = V.integer("seed", cfg["seed"], minimum=0, maximum=MAX_SEED)
+        out["eval_every"] = V.positive_int("eval_every", cfg["eval_every"])
+    except ValueError as err:
+        raise bad(str(err)) from None
+    return out
+
+
+def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
+    """One parallel env; unknown keyword arguments raise ValueError naming the allowed ones."""
+    import pettingzoo
+
+    _check_env_kwargs(env_id, env_kwargs)
+    try:
+        return pettingzoo.make("parallel", env_id, **env_kwargs)
+    except TypeError as err:
+        raise ValueError(f"env_kwargs {env_kwargs!r} for {env_id}: {err}") from None
+
+
+def _rollout_steps(cfg: dict[str, Any], n_slots: int) -> tuple[int, int]:
+    """(n_steps, batch_size) of the SB3 algorithm: PPO's rollout is min(2048, eval_every) agent-steps
+    whatever the slot count (SB3 learns whole rollouts and evaluates between them); A2C's SB3 default."""
+    if cfg["algo"] == "ppo":
+        n_steps = max(8, min(2048, cfg["eval_every"]) // n_slots)
+        return n_steps, min(256, n_steps * n_slots)
+    return 5, 5 * n_slots
+
+
+def _check_run_bytes(cfg: dict[str, Any], env: Any) -> None:
+    """Refuse, before SB3 allocates anything, a run whose rollout buffer, network or exact
+    tabulation would not fit (exact Python ints: no overflow whatever the sizes)."""
+    from stable_baselines3.common.preprocessing import get_flattened_obs_dim, get_obs_shape
+
+    raw = env.unwrapped
+    N = len(raw.possible_agents)
+    space = env.observation_space(raw.possible_agents[0])
+    F = int(get_flattened_obs_dim(space))  # what the network reads (SB3 one-hots Discrete spaces)
+    Fs = int(np.prod(get_obs_shape(space), dtype=object))  # what a buffer stores per observation
+    A = int(max(raw.dynamics.action_sizes))
+    slots = int(cfg["n_envs"]) * N
+    n_steps, batch = _rollout_steps(cfg, slots)
+    S = int(raw.dynamics.n_states) if hasattr(raw.dynamics, "n_states") else 0
+    rollout = 2 * n_steps * slots * (Fs + 8) * 4  # SB3's buffer and the flattened copies get() makes
+    step = slots * (8 * Fs * 4 + F * 4 + 400)  # the vector env's arrays, copies, one-hot, info dicts
+    net = 16 * (2 * (F * 64 + 64 * 64 + 64) + 64 * (A + 1)) + batch * (F + 4 * 64) * 4 * 3
+    table = S * (N * Fs * 4 + (F + 4 * 64) * 4)  # every state's observation through the network
+    V.check_bytes(
+        f"the SB3 run ({slots:,} slots = {cfg['n_envs']:,} copies x {N} agents, rollouts of {n_steps:,} "
+        f"steps, {F:,} observation features, tabulation over {S:,} states)",
+        rollout + step + net + table,
+        advice="use fewer --n-envs, or the vector observation (observation=vector) instead of a one-hot one",
+    )
+
+
+def _saved_model(path: Path) -> tuple[str, dict[str, Any]]:
+    """The algorithm of a saved SB3 model and its saved attributes (JSON), read without unpickling.
+
+    Raises:
+        DamagedRunError: Not a readable SB3 save, or of another algorithm than PPO or A2C.
+    """
+    import json
+    import zipfile
+
+    from baselines.runs import DamagedRunError
+
+    try:
+        with zipfile.ZipFile(path) as z:
+            data = json.loads(z.read("data"))
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as err:
+        raise DamagedRunError(f"{path}: cannot read the saved model ({err}); {_RESTART}") from None
+    if not isinstance(data, dict) or not {"policy_class", "n_steps", "n_envs", "num_timesteps"} <= set(data):
+        raise DamagedRunError(f"{path}: not a PPO or A2C model saved by SB3; {_RESTART}")
+    t = data["num_timesteps"]
+    if not V.is_integer(t) or t < 0:
+        raise DamagedRunError(f"{path}: its num_timesteps is {V.show(t)}, not a count; {_RESTART}")
+    ppo = {"clip_range", "n_epochs", "batch_size"}
+    if ppo <= set(data):
+        return "ppo", data
+    if not ppo & set(data) and not {"buffer_size", "exploration_rate"} & set(data):
+        return "a2c", data
+    raise DamagedRunError(f"{path}: not a PPO or A2C model saved by SB3; {_RESTART}")
+
+
+def _read_exact_csv(path: Path, fields: list[str]) -> tuple[str, list[tuple[float, str]]]:
+    """The header line and the complete rows of an sb3 run's exact.csv as (timesteps, line); a last
+    line cut short by a kill (no line end, or not a full row of numbers) is dropped.
+
+    Raises:
+        DamagedRunError: Unreadable, another header, an earlier row malformed, or timesteps not
+            increasing.
+    """
+    from baselines.runs import DamagedRunError
+
+    try:
+        lines = path.read_bytes().decode().splitlines(keepends=True)
+    except (OSError, UnicodeDecodeError) as err:
+        raise DamagedRunError(f"{path}: cannot read it ({err}); {_RESTART}") from None
+    if not lines or not lines[0].endswith("\n"):
+        return "", []  # killed while writing the header: no row yet
+    if lines[0].rstrip("\r\n").split(",") != fields:
+        raise DamagedRunError(
+            f"{path}: unexpected header {lines[0].rstrip()!r} (expected {','.join(fields)!r}); {_RESTART}"
+        )
+    rows: list[tuple[float, str]] = []
+    for n, line in enumerate(lines[1:], 2):
+        try:
+            values = [float(c) for c in line.rstrip("\r\n").split(",")]
+            ok = line.endswith("\n") and len(values) == len(fields)
+        except ValueError:
+            ok = False
+        if not ok:
+            if n == len(lines):
+                break  # the row a kill cut short
+            raise DamagedRunError(f"{path}: line {n} is damaged ({line.rstrip()!r}); {_RESTART}")
+        if rows and not values[0] > rows[-1][0]:
+            raise DamagedRunError(
+                f"{path}: line {n} is at timesteps {values[0]:g}, not after the row before it; {_RESTART}"
+            )
+        rows.append((values[0], line))
+    return lines[0], rows
+
+
+def _resume_plan(
+    folder: Any, fields: list[str], steps: int
+) -> tuple[str | None, dict[str, Any], bytes | None]:
+    """What resuming finds and what it will write, read without writing anything: the saved
+    model's algorithm and attributes (None, {}: no model.zip) and exact.csv's new content.
+
+    Without a model.zip (killed before the first save), exact.csv goes (b""): the run restarts from
+    step 0 and writes exactly what an uninterrupted run writes. With one at T agent-steps: rows
+    after T (evaluations whose save the kill prevented) go, and so does the row at T when training is
+    left (the resumed run evaluates the saved model again and writes that row anew, identical).
+
+    Raises:
+        DamagedRunError: An unreadable model.zip or exact.csv, or one inconsistent with the other.
+    """
+    from baselines.runs import DamagedRunError
+
+    path, csv_path = folder.path / "model.zip", folder.path / "exact.csv"
+    if not path.exists():
+        return None, {}, b""
+    algo, data = _saved_model(path)
+    t = int(data["num_timesteps"])
+    if not csv_path.is_file():
+        raise DamagedRunError(f"{csv_path}: missing, but model.zip is at {t:,} agent-steps; {_RESTART}")
+    header, rows = _read_exact_csv(csv_path, fields)
+    if not any(r == t for r, _ in rows):
+        raise DamagedRunError(f"{csv_path}: no row at the saved model's {t:,} agent-steps; {_RESTART}")
+    keep = [line for r, line in rows if r < t or (r == t and t >= steps)]
+    return algo, data, "".join([header, *keep]).encode()
 
 
 def run_sb3(
-    env: str = "mpg/Coordination-v0",
+    env: str | None = None,
     env_kwargs: dict[str, Any] | None = None,
-    algo: str = "ppo",
+    algo: str | None = None,
     steps: int | None = None,
-    n_envs: int = 8,
-    seed: int = 0,
-    eval_every: int = 4096,
-    out: str | Path = "runs",
+    n_envs: int | None = None,
+    seed: int | None = None,
+    eval_every: int | None = None,
+    out: str | Path | None = None,
     resume: str | Path | None = None,
     progress: bool = True,
 ) -> Path:
     """Train an SB3 algorithm with parameter sharing and exact metrics; a resumable run folder.
 
     The folder holds ``config.json``, ``exact.csv`` (timesteps, Nash gap, welfare, POA, values) and
-    ``model.zip`` (saved at every evaluation: a killed run resumes from the last one with
-    ``resume=``, continuing the step count).
+    ``model.zip`` (saved at every evaluation, right after its row). One process writes a folder at a
+    time (:meth:`~baselines.runs.RunFolder.lock`). A killed run resumes with ``resume=``: killed
+    before its first model.zip, it restarts and writes exactly the rows an uninterrupted run
+    writes; later, it continues the step count from the last model.zip, dropping the rows after it
+    (SB3 saves no environment or random-generator state, so the rows from there on are those of a
+    run that restarted its episodes from the seed, not those of an uninterrupted run).
+
+    Every option is checked, and the env, its exact model and the SB3 model are built, before the
+    run folder is created: a refused run leaves nothing behind.
 
     Args:
-        env: A registered id.
+        env: A registered id (default ``"mpg/Coordination-v0"``).
         env_kwargs: Its arguments (``observation`` defaults to ``"vector"``: parameter sharing).
-        algo: ``"ppo"`` or ``"a2c"`` (SB3 defaults otherwise).
-        steps: Agent-steps in total (default 32,768; with ``resume``, the run's own unless larger).
-        n_envs: Env copies (``n_envs * N`` SB3 slots).
-        seed: Seeds the copies and SB3.
-        eval_every: Agent-steps between exact evaluations (and saves).
-        out: Directory receiving the run folder.
-        resume: A run folder to continue (its own config; ``steps`` may extend it).
+        algo: ``"ppo"`` (default) or ``"a2c"`` (SB3 defaults otherwise).
+        steps: Agent-steps in total (default 32,768, at most 2**53); with ``resume``, the run's own,
+            or more to extend it.
+        n_envs: Env copies (default 8; ``n_envs * N`` SB3 slots).
+        seed: Seeds the copies and SB3 (default 0; at most 2**32 - 1, SB3 seeds NumPy with it).
+        eval_every: Agent-steps between exact evaluations and saves (default 4096).
+        out: Directory receiving the run folder (default ``"runs"``).
+        resume: A run folder to continue with its own config.json; only ``steps`` may be given.
         progress: Print a line per evaluation.
 
     Returns:
         The run folder.
+
+    Raises:
+        ValueError: A bad option (named, with what is allowed), a run too large for memory
+            (:class:`~mpg_envs.TooLargeError`), a damaged run folder
+            (:class:`~baselines.runs.DamagedRunError`, naming the file and what to do), or a run
+            folder another process is writing (:class:`~baselines.runs.RunInUseError`).
     """
-    from stable_baselines3 import A2C, PPO
+    from baselines.runs import RunFolder, run_name
 
-    from baselines.runs import DamagedRunError, RunFolder, atomic_write_bytes, run_name
-
+    progress = V.flag("progress", progress)
+    given = dict(env=env, env_kwargs=env_kwargs, algo=algo, n_envs=n_envs, seed=seed, eval_every=eval_every,
+                 out=out)  # fmt: skip
     torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
-    if resume is not None:
-        folder = RunFolder(resume)
-        cfg = folder.read_config()
-        if cfg.get("kind") != "sb3":
-            raise DamagedRunError(f"{folder.config_path}: not an sb3 run (kind {cfg.get('kind')!r})")
-        if steps is not None:  # extend, never shorten
-            cfg["steps"] = max(V.positive_int("steps", steps), cfg["steps"])
-            folder.write_config(cfg)
-    else:
-        V.one_of("algo", algo, ALGOS)
-        cfg = dict(kind="sb3", env=env, env_kwargs={"observation": "vector", **(env_kwargs or {})}, algo=algo,
-                   steps=V.positive_int("steps", 32_768 if steps is None else steps),
-                   n_envs=V.positive_int("n_envs", n_envs), seed=V.integer("seed", seed, minimum=0),
-                   eval_every=V.positive_int("eval_every", eval_every))  # fmt: skip
-        layout = cfg["env_kwargs"].get("layout") if env == "mpg/MultiTaskGridWorld-v0" else None
-        folder = RunFolder.create(out, run_name(env, f"sb3-{algo}", seed, layout))
-        folder.write_config(cfg)
-    import pettingzoo
-
-    venv = make_vec_env(cfg["env"], n_envs=cfg["n_envs"], seed=cfg["seed"], **cfg["env_kwargs"])
-    one = pettingzoo.make("parallel", cfg["env"], **cfg["env_kwargs"])
-    cls = PPO if cfg["algo"] == "ppo" else A2C
-    path = folder.path / "model.zip"
-    csv_path = folder.path / "exact.csv"
-    if path.exists():
-        model = cls.load(path, env=venv)
-        # with training left: rows from evaluations after the saved model (a kill between a row and
-        # its save) or of it (evaluated again on resuming) go; the resumed run writes them anew
-        if csv_path.exists() and model.num_timesteps < cfg["steps"]:
-            lines = csv_path.read_text().splitlines(keepends=True)
-            keep = [ln for ln in lines[1:] if float(ln.split(",", 1)[0]) < model.num_timesteps]
-            atomic_write_bytes(csv_path, "".join(lines[:1] + keep).encode())
-    else:
-        # PPO: one rollout = min(2048, eval_every) agent-steps whatever the slot count (SB3 learns
-        # whole rollouts, and evaluates between them)
-        n_steps = max(8, min(2048, cfg["eval_every"]) // venv.num_envs)
-        extra = {"n_steps": n_steps, "batch_size": min(256, n_steps * venv.num_envs)}
-        extra = extra if cfg["algo"] == "ppo" else {}
-        model = cls("MlpPolicy", venv, seed=cfg["seed"], verbose=0, **extra)
-
-    class _Save(ExactMetricsCallback):
-        def evaluate(self) -> dict[str, float]:
-            row = super().evaluate()
-            tmp = folder.path / "model.tmp.zip"
-            self.model.save(tmp)
-            tmp.replace(path)
-            if progress:
-                print(
-                    f"{int(row['timesteps']):>9} agent-steps: Nash gap {row['nash_gap']:.4g}, "
-                    f"welfare {row['welfare']:.4g}, POA {row['poa']:.3f}",
-                    flush=True,
-                )
-            return row
-
-    cb = _Save(one, every=cfg["eval_every"], csv_path=csv_path)
-    remaining = cfg["steps"] - model.num_timesteps
-    if remaining > 0:
-        model.learn(remaining, callback=cb, reset_num_timesteps=False)
-    elif progress:
-        print(
-            f"nothing to train: the run is at {model.num_timesteps:,} of its {cfg['steps']:,} agent-steps "
-            "(give more steps to extend it)",
-            flush=True,
+    if resume is None:
+        opts = {k: DEFAULTS[k] if v is None else v for k, v in given.items()}
+        kw = opts["env_kwargs"]
+        if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
+            raise V.ArgumentTypeError(f"env_kwargs must be a dict of keyword arguments, got {V.show(kw)}")
+        cfg = dict(kind="sb3", env=opts["env"], env_kwargs={"observation": "vector", **kw}, algo=opts["algo"],
+                   steps=DEFAULTS["steps"] if steps is None else steps, n_envs=opts["n_envs"],
+                   seed=opts["seed"], eval_every=opts["eval_every"])  # fmt: skip
+        cfg = _check_config(cfg, "")
+        setup = _Setup(cfg, None)
+        layout = cfg["env_kwargs"].get("layout") if cfg["env"] == "mpg/MultiTaskGridWorld-v0" else None
+        folder = RunFolder.create(
+            opts["out"], run_name(cfg["env"], f"sb3-{cfg['algo']}", cfg["seed"], layout)
         )
-    return folder.path
+        with folder.lock():
+            folder.write_config(cfg)
+            return setup.learn(folder, progress)
+    changed = [k for k, v in given.items() if v is not None]
+    if changed:
+        raise ValueError(
+            f"resume continues a run with its own config.json; options cannot be changed (got "
+            f"{', '.join(changed)}); only steps extends it"
+        )
+    folder = RunFolder(resume)
+    _check_config(folder.read_config(), str(folder.config_path))  # an sb3 run (before its lock file)
+    with folder.lock():
+        saved = _check_config(folder.read_config(), str(folder.config_path))
+        cfg = dict(saved)
+        if steps is not None:  # extend, never shorten
+            if not V.is_integer(steps) or not cfg["steps"] <= steps <= MAX_STEPS:
+                raise ValueError(
+                    f"steps must be an integer in [{cfg['steps']:,}, {MAX_STEPS:,}] (the run's steps or "
+                    f"more, to extend it), got {V.show(steps)}"
+                )
+            cfg["steps"] = int(steps)
+        setup = _Setup(cfg, folder)
+        if cfg != saved:
+            folder.write_config(cfg)  # the extension is recorded before anything else
+        return setup.learn(folder, progress)
+
+
+class _Setup:
+    """Everything a run needs, built and checked before it writes anything: the env (unknown
+    keyword arguments refused), its exact model, the memory estimate, the vector env and the SB3
+    model (new, or loaded from the run folder's model.zip after checking it)."""
+
+    def __init__(self, cfg: dict[str, Any], folder: Any) -> None:
+        from stable_baselines3 import A2C, PPO
+
+        from baselines.runs import DamagedRunError, atomic_write_bytes
+        from mpg_envs import ModelTooLargeError
+
+        self.cfg = cfg
+        self.one = _make_env(cfg["env"], cfg["env_kwargs"])
+        try:  # too large for the exact evaluation: refused now (the model is cached for it)
+            self.one.unwrapped.model()
+        except ModelTooLargeError as err:
+            raise ModelTooLargeError(
+                f"an sb3 run evaluates its policy exactly on {cfg['env']}'s joint model, and {err}"
+            ) from None
+        _check_run_bytes(cfg, self.one)
+        self.venv = make_vec_env(cfg["env"], n_envs=cfg["n_envs"], seed=cfg["seed"], **cfg["env_kwargs"])
+        cls = PPO if cfg["algo"] == "ppo" else A2C
+        self.fields = exact_fields(len(self.one.unwrapped.possible_agents))
+        n_steps, batch = _rollout_steps(cfg, self.venv.num_envs)
+        algo, data, csv_bytes = (
+            (None, {}, None) if folder is None else _resume_plan(folder, self.fields, cfg["steps"])
+        )
+        if algo is None:  # a new run, or one killed before its first save: start (again) from step 0
+            extra = {"n_steps": n_steps, "batch_size": batch} if cfg["algo"] == "ppo" else {}
+            self.model = cls("MlpPolicy", self.venv, seed=cfg["seed"], verbose=0, **extra)
+        else:
+            path = folder.path / "model.zip"
+            if algo != cfg["algo"]:
+                raise DamagedRunError(
+                    f"{path}: a {algo.upper()} model, but config.json says algo {cfg['algo']!r}; restore "
+                    f"config.json (algo {algo!r}) or {_RESTART}"
+                )
+            run = data.get(_RUN_KEY)  # absent in saves of older versions
+            if run is not None and run != _run_identity(cfg):
+                differ = sorted(k for k in {*run, *_run_identity(cfg)} if run.get(k) != cfg.get(k))
+                what = ", ".join(f"{k} {V.show(cfg.get(k))} (the run's {V.show(run.get(k))})" for k in differ)
+                raise DamagedRunError(
+                    f"{folder.config_path}: differs from the config the saved model was trained with "
+                    f"({what}); restore config.json or {_RESTART}"
+                )
+            expect = {"n_envs": self.venv.num_envs, "n_steps": n_steps, "seed": cfg["seed"]}
+            if algo == "ppo":
+                expect["batch_size"] = batch
+            differ = {k: (data.get(k), v) for k, v in expect.items() if data.get(k) != v}
+            if differ:
+                what = ", ".join(
+                    f"{k} {a!r} in model.zip, {b!r} from config.json" for k, (a, b) in differ.items()
+                )
+                raise DamagedRunError(
+                    f"{folder.config_path}: does not match the saved model ({what}); restore config.json or "
+                    f"{_RESTART}"
+                )
+            try:
+                self.model = cls.load(path, env=self.venv, device="cpu")
+            except Exception as err:  # noqa: BLE001 - SB3 raises many kinds for a damaged or foreign save
+                raise DamagedRunError(
+                    f"{path}: cannot load it for this run's env ({type(err).__name__}: {err}); {_RESTART}"
+                ) from None
+        if folder is None:
+            return
+        # nothing was written so far; now make the folder consistent with the model
+        folder.clean_temporaries()
+        (folder.path / "model.tmp.zip").unlink(missing_ok=True)  # older versions' temporary save
+        csv_path = folder.path / "exact.csv"
+        if not csv_bytes:
+            csv_path.unlink(missing_ok=True)
+        elif csv_bytes != csv_path.read_bytes():
+            atomic_write_bytes(csv_path, csv_bytes)
+
+    def learn(self, folder: Any, progress: bool) -> Path:
+        """Train to the config's steps, appending to exact.csv and saving model.zip at each evaluation."""
+        import io
+
+        from baselines.runs import atomic_write_bytes
+
+        cfg, model = self.cfg, self.model
+        path = folder.path / "model.zip"
+        identity = _run_identity(cfg)
+
+        class _Save(ExactMetricsCallback):
+            def evaluate(self) -> dict[str, float]:
+                row = super().evaluate()  # the row first, then its model: a kill between them
+                buf = io.BytesIO()  # leaves a row that resuming drops
+                setattr(self.model, _RUN_KEY, identity)  # what defines the run, checked on resuming
+                self.model.save(buf, include=[_RUN_KEY])
+                atomic_write_bytes(path, buf.getvalue())
+                if progress:
+                    print(
+                        f"{int(row['timesteps']):>9} agent-steps: Nash gap {row['nash_gap']:.4g}, "
+                        f"welfare {row['welfare']:.4g}, POA {row['poa']:.3f}",
+                        flush=True,
+                    )
+                return row
+
+        cb = _Save(self.one, every=cfg["eval_every"], csv_path=folder.path / "exact.csv")
+        remaining = cfg["steps"] - model.num_timesteps
+        if remaining > 0:
+            model.learn(remaining, callback=cb, reset_num_timesteps=False)
+        elif progress:
+            print(
+                f"nothing to train: the run is at {model.num_timesteps:,} of its {cfg['steps']:,} "
+                "agent-steps (give more steps to extend it)",
+                flush=True,
+            )
+        return folder.path

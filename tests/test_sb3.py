@@ -214,3 +214,307 @@ def test_parameter_sharing_needs_equal_spaces():
 
     with pytest.raises(ValueError, match="parameter sharing needs one observation and action space"):
         make_vec_env(make, n_envs=1)
+
+
+# ------------------------------------------------------------------ sb3 run folders: refusals, damage, kills
+@pytest.fixture(scope="module")
+def sb3_run(tmp_path_factory):
+    """A finished tiny run (rows at 0, 64 and 128 agent-steps); tests copy it before damaging it."""
+    from baselines.sb3 import run_sb3
+
+    out = tmp_path_factory.mktemp("sb3runs")
+    return run_sb3(env_kwargs={"n_agents": 2}, steps=128, n_envs=2, eval_every=64, out=out, progress=False)
+
+
+def _copy(run, tmp_path, name="run"):
+    import shutil
+
+    dst = tmp_path / name
+    shutil.copytree(run, dst)
+    return dst
+
+
+def _files(folder):
+    return {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file() and p.name != ".lock"}
+
+
+def _timesteps(folder):
+    import csv
+
+    rows = list(csv.reader(open(folder / "exact.csv")))
+    assert all(len(r) == len(rows[0]) for r in rows), rows
+    return [float(r[0]) for r in rows[1:]]
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [["--algo", "a2c"], ["--n-envs", "3"], ["--seed", "1"], ["--eval-every", "32"], ["--out", "x"],
+     ["--env", "mpg/Congestion-v0"], ["--env-kwargs", "n_agents=3"], ["--algo", "ppo", "--steps", "256"]],
+)  # fmt: skip
+def test_sb3_resume_refuses_options_that_define_the_run(sb3_run, tmp_path, capsys, extra):
+    from baselines.cli import main
+
+    run = _copy(sb3_run, tmp_path)
+    before = _files(run)
+    assert main(["sb3", "--resume", str(run), "--no-progress", *extra]) == 2
+    flag = extra[0]
+    err = capsys.readouterr().err
+    assert f"options cannot be changed (got {flag}); only --steps extends it" in err, err
+    assert _files(run) == before
+
+
+def test_sb3_resume_api_refuses_options_and_shorter_steps(sb3_run, tmp_path):
+    from baselines.sb3 import run_sb3
+
+    run = _copy(sb3_run, tmp_path)
+    before = _files(run)
+    with pytest.raises(
+        ValueError, match=r"options cannot be changed \(got algo, n_envs\); only steps extends"
+    ):
+        run_sb3(resume=run, algo="a2c", n_envs=3, progress=False)
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[128, .*\] .* got 64"):
+        run_sb3(resume=run, steps=64, progress=False)
+    with pytest.raises(ValueError, match=r"steps must be an integer in \[128, .*\] .* got 200.0"):
+        run_sb3(resume=run, steps=200.0, progress=False)
+    assert _files(run) == before
+
+
+def _edit_config(**kw):
+    def edit(run):
+        import json
+
+        cfg = json.loads((run / "config.json").read_text())
+        for k, v in kw.items():
+            if v is None:
+                cfg.pop(k)
+            else:
+                cfg[k] = v
+        (run / "config.json").write_text(json.dumps(cfg))
+
+    return edit
+
+
+def _truncate(name, keep):
+    def edit(run):
+        data = (run / name).read_bytes()
+        (run / name).write_bytes(data[:keep])
+
+    return edit
+
+
+@pytest.mark.parametrize(
+    "damage, match",
+    [
+        (
+            _edit_config(algo="dqn"),
+            r"config.json: algo must be one of \['ppo', 'a2c'\], got 'dqn'; restore it",
+        ),
+        (
+            _edit_config(algo="a2c"),
+            "model.zip: a PPO model, but config.json says algo 'a2c'; restore config.json",
+        ),
+        (_edit_config(steps=None), r"config.json: not an sb3 run config \(no \['steps'\]\); restore it"),
+        (_edit_config(steps="9"), "config.json: steps must be a positive integer, got '9'"),
+        (
+            _edit_config(seed=5),
+            r"config.json: differs from the config the saved model was trained with \(seed 5",
+        ),
+        (
+            _edit_config(env_kwargs={"n_agents": 2, "observation": "vector", "gamma": 0.5}),
+            "differs from the config",
+        ),
+        (_edit_config(n_envs=3), "differs from the config the saved model was trained with"),
+        (_edit_config(kind="dcpg"), "config.json: not an sb3 run"),
+        (_truncate("model.zip", 500), "model.zip: cannot read the saved model"),
+        (_truncate("model.zip", 0), "model.zip: cannot read the saved model"),
+        (lambda run: (run / "exact.csv").unlink(), "exact.csv: missing, but model.zip is at 128 agent-steps"),
+        (_truncate("exact.csv", 20), "exact.csv: no row at the saved model's 128 agent-steps"),
+        (
+            lambda run: (run / "exact.csv").write_text(
+                (run / "exact.csv").read_text().replace("nash_gap,", "gap,", 1)
+            ),
+            "exact.csv: unexpected header",
+        ),
+        (
+            lambda run: (run / "exact.csv").write_text(
+                (run / "exact.csv").read_text().replace("\n64.0,", "\n6x,")
+            ),
+            "exact.csv: line 3 is damaged",
+        ),
+        (
+            lambda run: (run / "exact.csv").write_text(
+                (run / "exact.csv").read_text().replace("\n64.0,", "\n0.0,")
+            ),
+            "exact.csv: line 3 is at timesteps 0, not after the row before it",
+        ),
+    ],
+)
+def test_sb3_damaged_run_folder_is_one_clear_error(sb3_run, tmp_path, capsys, damage, match):
+    import re
+
+    from baselines.cli import main
+
+    run = _copy(sb3_run, tmp_path)
+    damage(run)
+    before = _files(run)
+    assert main(["sb3", "--resume", str(run), "--steps", "256", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"error: {run}/") and re.search(match, err), err
+    assert "; " in err  # "<file>: <what>; <what to do>"
+    assert _files(run) == before
+
+
+def test_sb3_partial_last_row_is_dropped_on_resume(sb3_run, tmp_path):
+    from baselines.sb3 import run_sb3
+
+    run = _copy(sb3_run, tmp_path)
+    with open(run / "exact.csv", "a") as f:
+        f.write("3")  # a kill cut the next row short after its first character
+    run_sb3(resume=run, steps=256, progress=False)
+    assert _timesteps(run) == [0, 64, 128, 192, 256]
+
+
+def test_sb3_kill_before_the_first_save_resumes_to_the_uninterrupted_rows(sb3_run, tmp_path):
+    from baselines.sb3 import run_sb3
+
+    # what a kill between the first exact.csv row and the first model.zip leaves behind
+    run = tmp_path / "killed"
+    run.mkdir()
+    (run / "config.json").write_bytes((sb3_run / "config.json").read_bytes())
+    lines = (sb3_run / "exact.csv").read_bytes().splitlines(keepends=True)
+    (run / "exact.csv").write_bytes(b"".join(lines[:2]))  # header and the timesteps-0 row
+    run_sb3(resume=run, progress=False)
+    assert (run / "exact.csv").read_bytes() == (sb3_run / "exact.csv").read_bytes()
+
+
+def test_sb3_kill_before_a_save_drops_the_rows_after_the_model(sb3_run, tmp_path):
+    from baselines.sb3 import run_sb3
+
+    run = _copy(sb3_run, tmp_path)
+    lines = (run / "exact.csv").read_bytes().splitlines(keepends=True)
+    run_sb3(resume=run, steps=192, progress=False)  # the model at 192, its row written
+    extended = (run / "exact.csv").read_bytes()
+    with open(run / "exact.csv", "ab") as f:  # the row at 256 written, its model.zip not
+        f.write(lines[-1].replace(b"128.0,", b"256.0,", 1))
+    run_sb3(resume=run, steps=256, progress=False)
+    assert _timesteps(run) == [0, 64, 128, 192, 256]
+    assert (run / "exact.csv").read_bytes().startswith(extended)
+
+
+def test_sb3_second_writer_is_refused_before_it_writes(sb3_run, tmp_path, capsys):
+    from baselines.cli import main
+    from baselines.runs import RunFolder
+
+    run = _copy(sb3_run, tmp_path)
+    before = _files(run)
+    with RunFolder(run).lock():  # another writer holds the folder
+        assert main(["sb3", "--resume", str(run), "--steps", "256", "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert "is writing this run folder" in err and "pid" in err, err
+    assert _files(run) == before
+
+
+def test_sb3_run_holds_the_lock_while_it_writes(tmp_path):
+    from baselines.runs import RunFolder, RunInUseError
+    from baselines.sb3 import ExactMetricsCallback, run_sb3
+
+    seen = []
+    original = ExactMetricsCallback.evaluate
+
+    def evaluate(self):
+        folder = RunFolder(next(tmp_path.iterdir()))
+        with pytest.raises(RunInUseError):
+            with folder.lock():
+                pass
+        seen.append(True)
+        return original(self)
+
+    ExactMetricsCallback.evaluate = evaluate
+    try:
+        run_sb3(env_kwargs={"n_agents": 2}, steps=64, n_envs=2, eval_every=64, out=tmp_path, progress=False)
+    finally:
+        ExactMetricsCallback.evaluate = original
+    assert len(seen) == 2
+
+
+@pytest.mark.parametrize(
+    "argv, match",
+    [
+        (
+            ["--env-kwargs", "foo=1"],
+            "unknown env keyword argument(s) ['foo'] for mpg/Coordination-v0; allowed: [",
+        ),
+        (["--env-kwargs", "n_agents=0"], "n_agents must be an integer in [2, 8]"),
+        (["--env-kwargs", "n_agents=2", "n_agents=3"], "--env-kwargs: n_agents given more than once"),
+        (["--env-kwargs", "render_mode=ansi"], "ParallelVectorEnv does not render"),
+        (["--env", "mpg/Nope-v0"], "unknown env 'mpg/Nope-v0'; registered: ["),
+        (["--env", "mpg/MultiTaskGridWorld-v0"], "the exact model has S=100,000,000 states"),
+        (
+            ["--env", "mpg/Congestion-v0", "--env-kwargs", "n_agents=20"],
+            "the exact model has S=2,097,154 states",
+        ),
+        (["--steps", "0"], "steps must be a positive integer, got 0"),
+        (["--steps", str(2**53 + 1)], "steps must be a positive integer of at most 9,007,199,254,740,992"),
+        (["--n-envs", "-1"], "n_envs must be a positive integer, got -1"),
+        (["--n-envs", "1000000000"], "the SB3 run (3,000,000,000 slots = 1,000,000,000 copies x 3 agents"),
+        (["--seed", "-1"], "seed must be an integer in [0, 4,294,967,295], got -1"),
+        (["--seed", str(2**32)], "seed must be an integer in [0, 4,294,967,295], got 4294967296"),
+        (["--eval-every", "0"], "eval_every must be a positive integer, got 0"),
+    ],
+)
+def test_sb3_refusals_name_the_value_and_leave_no_run_folder(tmp_path, capsys, argv, match):
+    from baselines.cli import main
+
+    out = tmp_path / "out"
+    assert main(["sb3", "--n-envs", "2", "--steps", "64", *argv, "--out", str(out), "--no-progress"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and match in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_sb3_memory_guard_fires_before_sb3_allocates(tmp_path, monkeypatch, capsys):
+    from baselines.cli import main
+
+    monkeypatch.setenv("MPG_MAX_BYTES", str(10**6))
+    out = tmp_path / "out"
+    argv = ["sb3", "--env-kwargs", "n_agents=2", "--n-envs", "1000", "--out", str(out), "--no-progress"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "the SB3 run (2,000 slots = 1,000 copies x 2 agents" in err and "MPG_MAX_BYTES" in err, err
+    assert not out.exists() or not any(out.iterdir())
+
+
+def test_sb3_public_functions_refuse_bad_arguments_naming_them(tmp_path):
+    from baselines.sb3 import MPGVecEnv
+
+    C, kw = "mpg/Coordination-v0", dict(n_agents=2, observation="vector")
+    for seed in (-1, 1.5, float("nan"), "3", True):
+        with pytest.raises(ValueError, match="seed must be None or a non-negative integer"):
+            make_vec_env(C, n_envs=1, seed=seed, **kw)
+    with pytest.raises(ValueError, match=r"unknown env keyword argument\(s\) \['foo'\] for .*; allowed: \["):
+        make_vec_env(C, batched=False, foo=1)
+    with pytest.raises(ValueError, match="unknown env 'mpg/Nope'; registered"):
+        make_vec_env("mpg/Nope", batched=False)
+    # the loop env measures one copy and refuses a count that cannot fit before building the others
+    with pytest.raises(ValueError, match=r"1,000,000,000 env objects \(~[\d,]+ bytes each"):
+        MPGVecEnv(lambda: pettingzoo.make("parallel", C, **kw), n_envs=10**9)
+    env = pettingzoo.make("parallel", C, **kw)
+    for every in (0, -5, float("nan"), None, True):
+        with pytest.raises(ValueError, match="every must be a positive integer"):
+            ExactMetricsCallback(env, every=every)
+    with pytest.raises(TypeError, match="env must be one of our parallel envs"):
+        ExactMetricsCallback("mpg/Coordination-v0")
+    with pytest.raises(ValueError, match="csv_path must be a file to append rows to"):
+        ExactMetricsCallback(env, csv_path=tmp_path)
+    model = PPO("MlpPolicy", make_vec_env(C, n_envs=1, seed=0, **kw), n_steps=8, batch_size=8)
+    with pytest.raises(TypeError, match="model must be a Stable-Baselines3 model"):
+        SB3Policy(None, (2, 2), "vector")
+    with pytest.raises(ValueError, match=r"action_sizes \(3, 3\) do not match the model's action space"):
+        SB3Policy(model, (3, 3), "vector")
+    with pytest.raises(ValueError, match="obs_mode must be one of"):
+        SB3Policy(model, (2, 2), "bogus")
+    # another mode than the model's (state indices of a 4-state game fed to a 4-feature network)
+    with pytest.raises(
+        ValueError, match=r"obs must be a batch of the model's observations .* got shape \(4,\)"
+    ):
+        SB3Policy(model, (2, 2), "state").table(env.unwrapped.dynamics)
