@@ -302,3 +302,9 @@ def test_pettingzoo_make_refuses_max_cycles_minus_one(kind, env_id):
     assert pettingzoo.make(kind, env_id, max_cycles=3).unwrapped.max_cycles == 3
     with pytest.raises(ValueError, match="max_cycles must be a positive integer, got True"):
         pettingzoo.make(kind, env_id, max_cycles=True)
+
+
+def test_num_envs_beyond_int64_is_refused_by_size():
+    """10**30 copies raised a raw OverflowError when the arrays were allocated."""
+    with pytest.raises(mpg_envs.TooLargeError, match="e\\+23 GiB"):
+        make_parallel_vec("mpg/Coordination-v0", 10**30)
