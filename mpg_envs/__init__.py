@@ -51,14 +51,57 @@ GYM_VECTOR_IDS = {
 }
 
 
+class _RegisteredCreator:
+    """The creator ``pettingzoo.make`` calls for one of our ids (``"module:attr"`` in its repr).
+
+    The ids are registered with their env's default ``max_cycles``, so ``make`` always passes one
+    -- except for ``make(..., max_cycles=-1)``, PettingZoo's "no time limit", for which it passes
+    none and the env would silently keep its default. Our envs always truncate after
+    ``max_cycles >= 1`` steps, so a call without ``max_cycles`` is refused here.
+    """
+
+    def __init__(self, env_id: str, module: str, attr: str, default: int) -> None:
+        self.env_id, self.module, self.attr, self.default = env_id, module, attr, default
+
+    def __repr__(self) -> str:
+        return f"{self.module}:{self.attr}"
+
+    def __call__(self, **kwargs: object) -> object:
+        import importlib
+
+        if "max_cycles" not in kwargs:
+            raise ValueError(
+                f"pettingzoo.make({self.env_id!r}) reached the env without max_cycles: PettingZoo's make "
+                f"drops max_cycles=-1 (its 'no time limit'), and {self.env_id} always truncates after "
+                f"max_cycles >= 1 steps; pass a positive max_cycles (registered default: {self.default})"
+            )
+        return getattr(importlib.import_module(self.module), self.attr)(**kwargs)
+
+
+def _default_max_cycles(module: str) -> int:
+    """The ``max_cycles`` default of a versioned module's env class."""
+    import importlib
+    import inspect
+
+    from mpg_envs.core import MPGParallelEnv
+
+    mod = importlib.import_module(module)
+    cls = next(v for v in vars(mod).values() if inspect.isclass(v) and issubclass(v, MPGParallelEnv))
+    return int(inspect.signature(cls).parameters["max_cycles"].default)
+
+
 def _register() -> None:
     from mpg_envs.gridworld.env import GYM_MAX_EPISODE_STEPS
 
     for env_id, module in ENV_IDS.items():
-        if env_id not in pettingzoo.parallel_registry:
-            pettingzoo.register("parallel", env_id, entry_point=f"{module}:parallel_env")
-        if env_id not in pettingzoo.aec_registry:
-            pettingzoo.register("aec", env_id, entry_point=f"{module}:env")
+        default = _default_max_cycles(module)
+        for kind, registry, attr in (
+            ("parallel", pettingzoo.parallel_registry, "parallel_env"),
+            ("aec", pettingzoo.aec_registry, "env"),
+        ):
+            if env_id not in registry:
+                creator = _RegisteredCreator(env_id, module, attr, default)
+                pettingzoo.register(kind, env_id, entry_point=creator, max_cycles=default)
     for env_id, entry in GYM_IDS.items():
         if env_id not in gymnasium.registry:
             gymnasium.register(

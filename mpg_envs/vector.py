@@ -63,9 +63,90 @@ from gymnasium.vector import AutoresetMode
 from gymnasium.vector.utils import batch_space
 
 from mpg_envs import _validate as V
-from mpg_envs.core import MAX_OBSERVATION_BATCH_FLOATS, LazyRandom, MPGParallelEnv, _sample_step
+from mpg_envs.core import Dynamics, LazyRandom, MPGParallelEnv, _sample_step
 
-__all__ = ["ParallelVectorEnv", "make_parallel_vec"]
+__all__ = ["ParallelVectorEnv", "make_parallel_vec", "batch_bytes", "check_batch_size"]
+
+
+#: Int64 arrays of shape (n, N) one step of a batch holds at its peak (actions, the live mask and
+#: its products, rewards, the dynamics' per-agent loads and counts, flags), counted as 8 bytes each.
+_PER_AGENT_ARRAYS = 16
+#: Int64 arrays of shape (n, d): states, next states, their copy at an autoreset, initial draws.
+_PER_STATE_ARRAYS = 4
+#: Int64 arrays of shape (n,): time counters, model indices (before and after a reset), masks.
+_PER_COPY_ARRAYS = 8
+#: Observation arrays alive at once: the step's, its copy at an autoreset and ``final_obs``.
+_OBSERVATION_COPIES = 3
+
+
+def batch_bytes(dynamics: Dynamics, mode: str, num_envs: int) -> int:
+    """Estimated peak bytes of ``num_envs`` copies of an env stepped as arrays.
+
+    Counts every per-copy array a vector env holds or makes in one step: states (n, d), live
+    masks, time counters and model indices, actions, rewards and flags (n, N), the noise draws
+    (n, M) and the observations (n, N, ...) three times (the step's, its copy at an autoreset and
+    ``final_obs``). An exact Python int (no NumPy overflow for huge ``num_envs``).
+
+    Args:
+        dynamics: The env's dynamics.
+        mode: The observation mode (one of ``dynamics.observation_modes``).
+        num_envs: Copies, n.
+
+    Returns:
+        The estimate in bytes.
+    """
+    N, d, M = int(dynamics.n_agents), int(dynamics.state_dim), len(dynamics.noise_probs)
+    floats = int(dynamics._floats_per_state(mode, "observation"))
+    obs = 4 * floats if floats else 8 * N  # float32 features, or one int64 index per agent
+    per_copy = (
+        8 * N * _PER_AGENT_ARRAYS
+        + 8 * d * _PER_STATE_ARRAYS
+        + 8 * _PER_COPY_ARRAYS
+        + 16 * M  # the noise: uniforms and outcomes
+        + obs * _OBSERVATION_COPIES
+    )
+    return int(num_envs) * per_copy
+
+
+def check_batch_size(dynamics: Dynamics, mode: str, num_envs: int, what: str) -> int:
+    """Refuse, before allocating them, ``num_envs`` copies whose arrays (:func:`batch_bytes`) would
+    exceed the memory limit (``mpg_envs._validate.check_bytes``: 2 GiB or ``$MPG_MAX_BYTES``).
+
+    Args:
+        dynamics: The env's dynamics.
+        mode: The observation mode.
+        num_envs: Copies (a validated positive int).
+        what: The vector env's name for the message.
+
+    Returns:
+        The estimate in bytes.
+
+    Raises:
+        TooLargeError: Over the limit; the message gives the size, the limit and how many copies fit.
+    """
+    n = int(num_envs)
+    nbytes = batch_bytes(dynamics, mode, n)
+    per = max(1, nbytes // n)
+    most = max(1, V.max_bytes() // per)
+    return V.check_bytes(
+        f"{what} of num_envs={n:,} copies (observation={mode!r}: {per:,} bytes of states, actions, "
+        f"rewards, flags and observations per copy)",
+        nbytes,
+        advice=f"use at most num_envs={most:,} copies",
+    )
+
+
+def _int_array(name: str, value: Any, shape: tuple[int, ...], what: str) -> np.ndarray:
+    """``V.int_array`` that also refuses, naming them, integers beyond int64 (a Python int such as
+    2**70, or a uint64 above 2**63 - 1) instead of overflowing or wrapping them to negatives."""
+    if isinstance(value, np.ndarray) and value.dtype.kind == "u" and value.size:
+        top = value.max()
+        if int(top) > np.iinfo(np.int64).max:
+            raise ValueError(f"{name} must be {what}, got the entry {int(top)} (beyond int64)")
+    try:
+        return V.int_array(name, value, shape=shape, what=what)
+    except OverflowError:
+        raise ValueError(f"{name} must be {what}, got {V.show(value)} (an integer beyond int64)") from None
 
 
 class ParallelVectorEnv(LazyRandom):
@@ -85,8 +166,9 @@ class ParallelVectorEnv(LazyRandom):
 
     Raises:
         TypeError: ``env`` is not one of our parallel envs (pass ``env.unwrapped`` if wrapped).
-        ValueError: A bad ``num_envs``, an env with a ``render_mode``, or observations of the whole
-            batch over :data:`~mpg_envs.core.MAX_OBSERVATION_BATCH_FLOATS` floats.
+        ValueError: A bad ``num_envs`` or an env with a ``render_mode``.
+        TooLargeError: The copies' arrays (:func:`batch_bytes`) over the memory limit, refused
+            before anything is allocated.
     """
 
     metadata: ClassVar[dict[str, Any]] = {"autoreset_mode": AutoresetMode.SAME_STEP, "render_modes": []}
@@ -113,14 +195,7 @@ class ParallelVectorEnv(LazyRandom):
         self.agents_finish_separately: bool = env.agents_finish_separately
         self.possible_agents = list(env.possible_agents)
         self.n_agents = N = int(dyn.n_agents)
-        per = dyn._floats_per_state(self.observation_mode, "observation")
-        if self.num_envs * per > MAX_OBSERVATION_BATCH_FLOATS:
-            most = max(1, MAX_OBSERVATION_BATCH_FLOATS // per)
-            raise ValueError(
-                f"observation={self.observation_mode!r} of {self.num_envs:,} copies would take "
-                f"{self.num_envs:,} x {per:,} floats per step, over the limit of "
-                f"MAX_OBSERVATION_BATCH_FLOATS={MAX_OBSERVATION_BATCH_FLOATS:,}; use at most {most:,} copies"
-            )
+        check_batch_size(dyn, self.observation_mode, self.num_envs, "ParallelVectorEnv")
         self.observation_spaces = {a: env.observation_space(a) for a in self.possible_agents}
         self.action_spaces = {a: env.action_space(a) for a in self.possible_agents}
         self.single_observation_space = batch_space(dyn.observation_space(self.observation_mode), N)
@@ -137,19 +212,19 @@ class ParallelVectorEnv(LazyRandom):
     @property
     def states(self) -> np.ndarray:
         """Each copy's state descriptor, shape (n, d) int64 (a copy)."""
-        self._require_reset()
+        self._require_reset("reading states")
         return self._states.copy()
 
     @property
     def alive(self) -> np.ndarray:
         """Which agents are live in each copy's current episode, shape (n, N) bool (a copy)."""
-        self._require_reset()
+        self._require_reset("reading alive")
         return self._alive.copy()
 
     @property
     def episode_steps(self) -> np.ndarray:
         """Steps each copy has taken in its current episode, shape (n,) int64 (a copy)."""
-        self._require_reset()
+        self._require_reset("reading episode_steps")
         return self._t.copy()
 
     def model(self, **kwargs: Any) -> Any:
@@ -201,9 +276,12 @@ class ParallelVectorEnv(LazyRandom):
         n, S = self.num_envs, int(self.dynamics.n_states)
         what = f"a model state index in [0, {S:,}) or integers of shape (num_envs,) = ({n},)"
         if V.is_integer(start):
-            idx = np.full(n, int(np.asarray(start)), np.int64)
+            i = int(np.asarray(start).item())  # a Python int: no overflow for 2**70
+            if not 0 <= i < S:
+                raise ValueError(f"options['state'] must be {what}, got the index {i}")
+            idx = np.full(n, i, np.int64)
         else:
-            idx = V.int_array("options['state']", start, shape=(n,), what=what)
+            idx = _int_array("options['state']", start, (n,), what)
         if idx.size and (idx.min() < 0 or idx.max() >= S):
             bad = int(idx[(idx < 0) | (idx >= S)][0])
             raise ValueError(f"options['state'] must be {what}, got the index {bad}")
@@ -235,7 +313,7 @@ class ParallelVectorEnv(LazyRandom):
         self._require_reset()
         n, N = self.num_envs, self.n_agents
         what = f"an integer array of shape (num_envs, N) = ({n}, {N})"
-        a = V.int_array("actions", actions, shape=(n, N), what=what)
+        a = _int_array("actions", actions, (n, N), what)
         live = self._alive
         bad = ((a < 0) | (a >= self._sizes)) & live
         if bad.any():
@@ -281,6 +359,10 @@ class ParallelVectorEnv(LazyRandom):
         infos["alive"] = alive.copy()
         return obs, rewards, terminated, truncated, infos
 
+    def render(self) -> None:
+        """Nothing: the batch does not render (``render_mode`` is None); render a single env."""
+        gymnasium.logger.warn("ParallelVectorEnv does not render (render_mode is None); render a single env")
+
     def close(self) -> None:
         """Nothing to release (for symmetry with Gymnasium's vector envs)."""
 
@@ -290,9 +372,9 @@ class ParallelVectorEnv(LazyRandom):
             f"num_envs={self.num_envs}, n_agents={self.n_agents}, observation={self.observation_mode!r})"
         )
 
-    def _require_reset(self) -> None:
+    def _require_reset(self, what: str = "step()") -> None:
         if self._states is None:
-            raise RuntimeError("call reset() before step()")
+            raise RuntimeError(f"call reset() before {what}")
 
 
 def make_parallel_vec(env_id: str, num_envs: int = 1, **env_kwargs: Any) -> ParallelVectorEnv:

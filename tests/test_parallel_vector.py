@@ -155,7 +155,7 @@ def test_time_limit_truncates_every_live_agent_and_restarts():
     env = mpg_envs.coordination_v0.parallel_env(n_agents=2, observation="vector", max_cycles=4)
     venv = ParallelVectorEnv(env, 3)
     assert repr(venv) == "ParallelVectorEnv(coordination_v0, num_envs=3, n_agents=2, observation='vector')"
-    with pytest.raises(RuntimeError, match=r"call reset\(\) before step\(\)"):
+    with pytest.raises(RuntimeError, match=r"call reset\(\) before reading states"):
         venv.states  # noqa: B018
     venv.reset(seed=0)
     for t in range(4):
@@ -222,5 +222,89 @@ def test_bad_input():
         ParallelVectorEnv(object(), 2)
     with pytest.raises(ValueError, match="does not render"):
         make_parallel_vec("mpg/Coordination-v0", 2, render_mode="ansi")
-    with pytest.raises(ValueError, match="over the limit of MAX_OBSERVATION_BATCH_FLOATS"):
+    with pytest.raises(mpg_envs.TooLargeError, match="num_envs=67,108,864 copies"):
         make_parallel_vec("mpg/Coordination-v0", 2**26, n_agents=2, observation="vector")
+
+
+# ------------------------------------------------------------------ hostile input
+
+
+@pytest.mark.parametrize("observation", ["state", "own", "vector"])
+def test_huge_num_envs_is_refused_before_allocating(observation):
+    """Every per-copy array counts (states, masks, counters, actions, rewards, observations), also
+    with index observations whose float count is 0: a TooLargeError giving the size, the limit
+    and how many copies fit, instead of a raw MemoryError."""
+    match = r"num_envs=1,000,000,000 copies.*GiB.*at most num_envs="
+    with pytest.raises(mpg_envs.TooLargeError, match=match):
+        make_parallel_vec("mpg/Congestion-v0", 10**9, n_agents=2, observation=observation)
+
+
+def test_size_guard_honours_the_memory_limit(monkeypatch):
+    from mpg_envs.vector import batch_bytes
+
+    env = pettingzoo.make("parallel", "mpg/Coordination-v0", n_agents=2).unwrapped
+    need = batch_bytes(env.dynamics, "state", 1000)
+    monkeypatch.setenv("MPG_MAX_BYTES", str(need))
+    assert ParallelVectorEnv(env, 1000).num_envs == 1000
+    with pytest.raises(mpg_envs.TooLargeError, match="at most num_envs=1,000 copies"):
+        ParallelVectorEnv(env, 1001)
+
+
+@pytest.mark.parametrize("num_envs", [0, -1, True, 1.5, "2", None, 2.0])
+def test_bad_num_envs_is_named(num_envs):
+    with pytest.raises(ValueError, match=f"num_envs must be a positive integer, got {num_envs!r}"):
+        make_parallel_vec("mpg/Coordination-v0", num_envs)
+
+
+@pytest.mark.parametrize(
+    "actions, match",
+    [
+        ([[2**70, 0]] * 3, "beyond int64"),
+        (np.full((3, 2), 2**63, np.uint64), "9223372036854775808 .beyond int64"),
+        (np.full((3, 2), np.nan), "dtype float64"),
+        (np.zeros((3, 2), bool), "dtype bool"),
+        (np.zeros(3, np.int64), r"got shape \(3,\)"),
+    ],
+)
+def test_step_refuses_actions_beyond_int64_and_non_integers(actions, match):
+    """2**70 raised a raw OverflowError; a uint64 2**63 was reported as -9223372036854775808."""
+    venv = make_parallel_vec("mpg/Coordination-v0", 3, n_agents=2)
+    venv.reset(seed=0)
+    with pytest.raises(ValueError, match=match):
+        venv.step(actions)
+
+
+def test_reset_refuses_start_states_beyond_int64():
+    venv = make_parallel_vec("mpg/Coordination-v0", 3, n_agents=2)
+    with pytest.raises(ValueError, match="got the index 1180591620717411303424"):
+        venv.reset(options={"state": 2**70})
+    with pytest.raises(ValueError, match="beyond int64"):
+        venv.reset(options={"state": [0, 1, 2**70]})
+
+
+def test_state_properties_before_reset_say_what_was_read():
+    venv = make_parallel_vec("mpg/Coordination-v0", 2)
+    with pytest.raises(RuntimeError, match="call reset\\(\\) before reading alive"):
+        venv.alive
+    assert venv.render() is None  # render_mode is None: nothing to draw (it raised AttributeError)
+
+
+@pytest.mark.parametrize("kind", ["parallel", "aec"])
+@pytest.mark.parametrize("env_id", sorted(mpg_envs.ENV_IDS))
+def test_pettingzoo_make_refuses_max_cycles_minus_one(kind, env_id):
+    """PettingZoo's make drops max_cycles=-1 ("no limit"); the env then silently kept its default
+    (e.g. 20 steps). The registered creator sees no max_cycles and refuses."""
+    with pytest.raises(ValueError, match="max_cycles=-1"):
+        pettingzoo.make(kind, env_id, max_cycles=-1)
+    default = pettingzoo.spec(kind, env_id).max_cycles
+    env = pettingzoo.make(kind, env_id)
+    assert env.unwrapped.max_cycles == default
+    assert pettingzoo.make(kind, env_id, max_cycles=3).unwrapped.max_cycles == 3
+    with pytest.raises(ValueError, match="max_cycles must be a positive integer, got True"):
+        pettingzoo.make(kind, env_id, max_cycles=True)
+
+
+def test_num_envs_beyond_int64_is_refused_by_size():
+    """10**30 copies raised a raw OverflowError when the arrays were allocated."""
+    with pytest.raises(mpg_envs.TooLargeError, match="e\\+23 GiB"):
+        make_parallel_vec("mpg/Coordination-v0", 10**30)

@@ -25,9 +25,34 @@ Every case runs in a fresh interpreter with ``RLIMIT_AS`` (default 3 GiB) and a 
 
 Usage::
 
-    PYTHONPATH=. python tools/fuzz_audit.py                 # all cases, table + JSON
+    PYTHONPATH=. python tools/fuzz_audit.py                 # the envs set, table + JSON
     PYTHONPATH=. python tools/fuzz_audit.py -k gamma -v     # cases whose id contains "gamma"
     PYTHONPATH=. python tools/fuzz_audit.py --out /tmp/audit.json --jobs 2
+
+Case sets (``--set``):
+
+* ``envs`` (default, the original cases; results in ``tools/results/fuzz_audit.json``): the
+  environments, their models and ``exact``.
+* ``baselines`` (``tools/fuzz_cases_baselines.py``; results in
+  ``tools/results/fuzz_audit_baselines.json``): the surfaces added after them -- the ``dcpg``,
+  ``train``, ``sb3`` and ``reproduce`` sub-commands of ``python -m baselines`` (each case runs the
+  CLI as a subprocess and prepares run folders to resume, damage, edit or resume twice at once),
+  DCPG and its graphs and weights, policies, sampler and estimators, the vector envs, the
+  PettingZoo/Gymnasium registrations and the SB3 helpers. A CLI refusal is ``clear`` only with
+  exit status 2, ``error: ...`` naming the value on stderr, no run folder left in ``--out`` and a
+  refused ``--resume``'s folder unchanged; a CLI that runs past its 60 s is a hang (``crash``).
+  Its cases run with a 100 s timeout (``--timeout`` still overrides it).
+* ``all``: both.
+
+Before/after counts of one set (e.g. on a base commit and on a branch)::
+
+    git worktree add --detach /tmp/base <commit>
+    PYTHONPATH=/tmp/base python tools/fuzz_audit.py --set baselines --jobs 2 \
+        --out tools/results/fuzz_audit_baselines_before.json
+    PYTHONPATH=. python tools/fuzz_audit.py --set baselines --jobs 2 -v
+
+The table gives the counts per outcome, the JSON every case with its outcome, message and time;
+``-v`` prints every case that is not clear or accepted, grouped by surface (the id's prefix).
 
 The package under test is whatever ``import mpg_envs`` finds through ``PYTHONPATH`` (the children
 run with ``python -P`` from the temporary directory, so the current directory does not shadow it);
@@ -41,6 +66,7 @@ import argparse
 import json
 import os
 import resource
+import signal
 import subprocess
 import sys
 import tempfile
@@ -51,9 +77,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 OUTCOMES = ("clear", "accepted", "unclear", "silent", "rejected", "crash")
+#: Exceptions the baselines set's CLI helpers raise for a hang or a death by a signal (crash), and
+#: for a command that ran instead of refusing (silent).
+CRASH_RAISED = ("MemoryError", "CLITimeout", "CLIKilled")
+SILENT_RAISED = ("CLIStarted",)
+SETS = ("envs", "baselines", "all")
 CLEAR_TYPES = ("ValueError", "TypeError", "ModelTooLargeError", "RuntimeError")
 SIZE = "<size>"  # marker: the message must give an explicit size and a limit
-DEFAULT_OUT = Path(__file__).resolve().parent / "results" / "fuzz_audit.json"
+RESULTS = Path(__file__).resolve().parent / "results"
+DEFAULT_OUT = RESULTS / "fuzz_audit.json"
+DEFAULT_OUTS = {"envs": DEFAULT_OUT, "baselines": RESULTS / "fuzz_audit_baselines.json",
+                "all": RESULTS / "fuzz_audit_all.json"}  # fmt: skip
+#: Per-case timeouts of the sets (seconds) unless --timeout is given.
+SET_TIMEOUTS = {"envs": 30.0, "baselines": 100.0}
 
 # Run in the child before every case.
 PRELUDE = r'''
@@ -148,6 +184,7 @@ class Case:
         bad: Strings of which one must appear in the error message (the bad value's repr), or
             ``SIZE`` for an explicit size and limit. Unused for ``accept``.
         check: Snippet run after ``code`` succeeded; an exception in it means a wrong result.
+        set: The case set (``"envs"`` or ``"baselines"``): which prelude runs before the case.
     """
 
     id: str
@@ -155,6 +192,7 @@ class Case:
     expect: str = "error"
     bad: tuple[str, ...] = ()
     check: str = ""
+    set: str = "envs"
 
 
 def E(id: str, code: str, *bad: str, check: str = "") -> Case:
@@ -1223,9 +1261,23 @@ def _more_cases() -> list[Case]:
     ]
 
 
-def cases() -> list[Case]:
-    """Every audit case (ids are unique)."""
-    out = _ctor_cases() + _reset_step_cases() + _model_cases() + _exact_cases() + _more_cases()
+def baselines_cases() -> list[Case]:
+    """The ``baselines`` set (``tools/fuzz_cases_baselines.py``), ids prefixed by nothing new."""
+    import fuzz_cases_baselines as fb
+
+    out = fb.cases(E, A, EITHER, SIZE)
+    for c in out:
+        c.set = "baselines"
+    return out
+
+
+def cases(which: str = "envs") -> list[Case]:
+    """The audit cases of a set (ids are unique)."""
+    out: list[Case] = []
+    if which in ("envs", "all"):
+        out += _ctor_cases() + _reset_step_cases() + _model_cases() + _exact_cases() + _more_cases()
+    if which in ("baselines", "all"):
+        out += baselines_cases()
     ids = Counter(c.id for c in out)
     dup = [i for i, n in ids.items() if n > 1]
     if dup:
@@ -1251,8 +1303,10 @@ def _names_value(case: Case, message: str) -> bool:
 def classify(case: Case, res: dict) -> str:
     """Outcome of a case from the child's report (see the module docstring)."""
     raised = res.get("raised")
-    if res.get("crash") or raised == "MemoryError":
+    if res.get("crash") or raised in CRASH_RAISED:
         return "crash"
+    if raised in SILENT_RAISED:
+        return "silent"
     if raised is None:
         if res.get("check_failed"):
             return "silent"
@@ -1273,25 +1327,41 @@ def _limit(mem_bytes: int):
     return set_limits
 
 
+def _prelude(case: Case) -> str:
+    if case.set == "baselines":
+        import fuzz_cases_baselines as fb
+
+        return PRELUDE + fb.PRELUDE
+    return PRELUDE
+
+
 def run_case(case: Case, *, timeout: float, mem_bytes: int) -> dict:
     """Run one case in a fresh interpreter; returns the child's report plus timing."""
     env = dict(os.environ)
     for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
         env[var] = "1"
-    script = f"PRELUDE = {PRELUDE!r}\n{CHILD}"
+    script = f"PRELUDE = {_prelude(case)!r}\n{CHILD}"
     t0 = time.perf_counter()
+    child = subprocess.Popen(  # -P and a neutral cwd: import mpg_envs from PYTHONPATH, not from '.'
+        [sys.executable, "-P", "-c", script, json.dumps(asdict(case))],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        preexec_fn=_limit(mem_bytes),
+        env=env,
+        cwd=tempfile.gettempdir(),
+        start_new_session=True,  # its own process group: a timeout also ends the CLI runs it started
+    )
     try:
-        proc = subprocess.run(  # -P and a neutral cwd: import mpg_envs from PYTHONPATH, not from '.'
-            [sys.executable, "-P", "-c", script, json.dumps(asdict(case))],
-            capture_output=True,
-            text=True,
-            timeout=timeout,
-            preexec_fn=_limit(mem_bytes),
-            env=env,
-            cwd=tempfile.gettempdir(),
-        )
+        stdout, stderr = child.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
+        try:
+            os.killpg(child.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        child.communicate()
         return {"crash": f"timeout after {timeout:g} s", "seconds": time.perf_counter() - t0}
+    proc = subprocess.CompletedProcess(child.args, child.returncode, stdout, stderr)
     seconds = time.perf_counter() - t0
     marker = "@@RESULT@@"
     line = next((ln for ln in reversed(proc.stdout.splitlines()) if ln.startswith(marker)), None)
@@ -1303,18 +1373,31 @@ def run_case(case: Case, *, timeout: float, mem_bytes: int) -> dict:
     return res
 
 
+def surface(case_id: str) -> str:
+    """The surface a case id belongs to: ``cli/<command>`` for CLI cases, else the id's prefix."""
+    if case_id.startswith("cli/"):
+        return case_id.split()[0]
+    return case_id.split("/")[0]
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="JSON results (default: %(default)s)")
+    parser.add_argument("--set", choices=SETS, default="envs", dest="which",
+                        help="case set: envs (default), baselines or all (see the docstring)")  # fmt: skip
+    parser.add_argument("--out", type=Path, default=None,
+                        help="JSON results (default: tools/results/fuzz_audit[_<set>].json)")  # fmt: skip
     parser.add_argument("-k", default="", help="run only cases whose id contains this string")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per case (default 30)")
+    parser.add_argument("--timeout", type=float, default=None,
+                        help="seconds per case (default: 30 for envs, 100 for baselines)")  # fmt: skip
     parser.add_argument("--mem-gib", type=float, default=3.0, help="RLIMIT_AS per case in GiB (default 3)")
     parser.add_argument("--jobs", type=int, default=1, help="cases run at once (default 1)")
     parser.add_argument("--list", action="store_true", help="list the cases and exit")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every case that is not clear")
     args = parser.parse_args(argv)
 
-    selected = [c for c in cases() if args.k in c.id]
+    if args.out is None:
+        args.out = DEFAULT_OUTS[args.which]
+    selected = [c for c in cases(args.which) if args.k in c.id]
     if args.list:
         for c in selected:
             print(f"{c.expect:7s} {c.id}")
@@ -1322,16 +1405,20 @@ def main(argv: list[str] | None = None) -> int:
     mem = int(args.mem_gib * 2**30)
     t0 = time.perf_counter()
     with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        reports = list(pool.map(lambda c: run_case(c, timeout=args.timeout, mem_bytes=mem), selected))
+        reports = list(
+            pool.map(
+                lambda c: run_case(c, timeout=args.timeout or SET_TIMEOUTS[c.set], mem_bytes=mem), selected
+            )
+        )
     rows = []
     for case, res in zip(selected, reports):
         outcome = classify(case, res)
         rows.append({**asdict(case), "outcome": outcome, **res})
-        if args.verbose and outcome not in ("clear", "accepted"):
-            detail = (
-                res.get("crash") or res.get("check_failed") or f"{res.get('raised')}: {res.get('message')}"
-            )
-            print(f"[{outcome:8s}] {case.id}: {str(detail)[:300]}")
+    shown = sorted(rows, key=lambda r: surface(r["id"])) if args.which != "envs" else rows
+    for r in shown:
+        if args.verbose and r["outcome"] not in ("clear", "accepted"):
+            detail = r.get("crash") or r.get("check_failed") or f"{r.get('raised')}: {r.get('message')}"
+            print(f"[{r['outcome']:8s}] {r['id']}: {str(detail)[:300]}")
     counts = Counter(r["outcome"] for r in rows)
     by_expect = {
         e: Counter(r["outcome"] for r in rows if r["expect"] == e) for e in ("error", "accept", "either")
@@ -1342,9 +1429,16 @@ def main(argv: list[str] | None = None) -> int:
     for e, cnt in by_expect.items():
         print(f"{e:8s}" + "".join(f"{cnt[o]:>10d}" for o in OUTCOMES) + f"{sum(cnt.values()):>10d}")
     print(f"{'all':8s}" + "".join(f"{counts[o]:>10d}" for o in OUTCOMES) + f"{len(rows):>10d}")
+    if args.which != "envs":  # the baselines set: counts per surface too
+        print(f"\n{'surface':16s}" + "".join(f"{o:>10s}" for o in OUTCOMES) + f"{'total':>10s}")
+        for name in sorted({surface(r["id"]) for r in rows}):
+            cnt = Counter(r["outcome"] for r in rows if surface(r["id"]) == name)
+            print(f"{name:16s}" + "".join(f"{cnt[o]:>10d}" for o in OUTCOMES) + f"{sum(cnt.values()):>10d}")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     summary = {o: counts[o] for o in OUTCOMES} | {"total": len(rows)}
     payload = {"package": packages, "summary": summary, "cases": rows}
+    if args.which != "envs":
+        payload["set"] = args.which
     args.out.write_text(json.dumps(payload, indent=1) + "\n")
     print(f"\nwrote {args.out}")
     return 0

@@ -25,6 +25,7 @@ from gymnasium.vector.utils import batch_space
 from mpg_envs import _validate as V
 from mpg_envs.core import _sample_step
 from mpg_envs.gridworld.env import GYM_MAX_EPISODE_STEPS, GridWorldTaskEnv
+from mpg_envs.vector import check_batch_size
 
 __all__ = ["GridWorldTaskVectorEnv"]
 
@@ -42,7 +43,10 @@ class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
 
     Raises:
         ValueError: Both ``max_steps`` and ``max_episode_steps`` given (through ``make_vec``: a
-            ``max_steps`` argument, which the registration's ``max_episode_steps`` would overrule).
+            ``max_steps`` argument, which the registration's ``max_episode_steps`` would overrule),
+            or either not a positive integer.
+        TooLargeError: The copies' arrays over the memory limit
+            (:func:`mpg_envs.vector.check_batch_size`), before anything is allocated.
     """
 
     metadata = {"autoreset_mode": AutoresetMode.NEXT_STEP, "render_modes": []}
@@ -69,8 +73,12 @@ class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
                 f"name, which make_vec always passes) and max_steps={V.show(max_steps)} are both given; "
                 "through gymnasium.make_vec use max_episode_steps"
             )
+        if max_episode_steps is not None:  # Gymnasium's name, checked under it (TimeLimit takes True as 1)
+            max_episode_steps = V.positive_int("max_episode_steps", max_episode_steps)
         steps = next((x for x in (max_episode_steps, max_steps) if x is not None), GYM_MAX_EPISODE_STEPS)
         self.single = GridWorldTaskEnv(layout, task, slip, chain_p, gamma, steps, None, observation)
+        single = self.single
+        check_batch_size(single.dynamics, single.observation_mode, self.num_envs, "GridWorldTaskVectorEnv")
         self.dynamics = self.single.dynamics
         self.task = self.single.task
         self.max_steps = self.single.max_steps
@@ -89,15 +97,43 @@ class GridWorldTaskVectorEnv(gymnasium.vector.VectorEnv):
         return obs if obs.ndim > 1 else obs.astype(np.int64)
 
     def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-        """Start every copy (``seed`` seeds the batch's generator)."""
+        """Start every copy (``seed`` seeds the batch's generator).
+
+        ``options={"state": c}`` starts every copy in cell ``c`` (an int) or copy k in ``c[k]``
+        (integers of shape (num_envs,)), as the single env's ``options``; no draw is made then.
+        """
         seed = V.seed(seed)
+        options = V.options_dict("options", options)
         if seed is not None or self._np_random is None:
             self._np_random, self._np_random_seed = seeding.np_random(seed)
-        self._cells = self.dynamics.sample_initial(self.num_envs, self.np_random)
+        start = options.get("state")
+        if start is None:
+            self._cells = self.dynamics.sample_initial(self.num_envs, self.np_random)
+        else:
+            self._cells = self._parse_start(start)
         self._t[:] = 0
         self._restart[:] = False
         self._started = True
         return self._observe(), {"cell": self._cells[:, 0].copy()}
+
+    def _parse_start(self, start: Any) -> np.ndarray:
+        """``options["state"]``: one cell for every copy or one per copy -> (num_envs, 1) int64."""
+        from mpg_envs.vector import _int_array
+
+        n, S = self.num_envs, self.task.n_cells
+        what = f"a cell in [0, {S}) or integers of shape (num_envs,) = ({n},)"
+        if V.is_integer(start):
+            cells = np.full(n, V.integer("options['state']", start, minimum=0, maximum=S - 1, what=what))
+        else:
+            cells = _int_array("options['state']", start, (n,), what)
+            out = (cells < 0) | (cells >= S)
+            if out.any():
+                raise ValueError(f"options['state'] must be {what}, got the cell {int(cells[out][0])}")
+        for c in np.unique(cells).tolist():
+            why = self.dynamics.start_error(np.array([c]))
+            if why:
+                raise ValueError(f"options['state']: cell {c} cannot start an episode: {why}")
+        return cells.astype(np.int64)[:, None]
 
     def step(self, actions: Any):
         """One move of every copy; copies that ended at the previous step restart instead."""
