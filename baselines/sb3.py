@@ -54,6 +54,7 @@ from baselines.evaluation import JointEvaluator, welfare
 from baselines.policies.base import Policy
 from baselines.threads import torch_threads
 from mpg_envs import _validate as V
+from mpg_envs import check_env_kwargs
 
 __all__ = ["MPGVecEnv", "BatchedMPGVecEnv", "make_vec_env", "SB3Policy", "ExactMetricsCallback"]
 
@@ -74,22 +75,6 @@ def _vec_env_base():
     from stable_baselines3.common.vec_env import VecEnv
 
     return VecEnv
-
-
-def _check_env_kwargs(env_id: str, env_kwargs: dict[str, Any]) -> None:
-    """Unknown keyword arguments of a registered env raise ValueError naming the allowed ones."""
-    import importlib
-    import inspect
-    import typing
-
-    import mpg_envs
-
-    module = importlib.import_module(mpg_envs.ENV_IDS[env_id])
-    env_class = typing.get_type_hints(module.parallel_env)["return"]
-    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
-    unknown = sorted(set(env_kwargs) - set(allowed), key=str)
-    if unknown:
-        raise ValueError(f"unknown env keyword argument(s) {unknown} for {env_id}; allowed: {allowed}")
 
 
 class _SharedPolicyVecEnv(_vec_env_base()):  # type: ignore[misc]
@@ -405,7 +390,7 @@ def make_vec_env(
 
         if env not in mpg_envs.ENV_IDS:
             raise ValueError(f"unknown env {env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
-        _check_env_kwargs(env, env_kwargs)
+        check_env_kwargs(env, env_kwargs)
         env_id = env
 
         def make() -> Any:
@@ -649,7 +634,7 @@ def _make_env(env_id: str, env_kwargs: dict[str, Any]) -> Any:
     """One parallel env; unknown keyword arguments raise ValueError naming the allowed ones."""
     import pettingzoo
 
-    _check_env_kwargs(env_id, env_kwargs)
+    check_env_kwargs(env_id, env_kwargs)
     try:
         return pettingzoo.make("parallel", env_id, **env_kwargs)
     except TypeError as err:

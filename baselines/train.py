@@ -17,12 +17,9 @@ run resumed from its folder ends bit-identical to an uninterrupted one, from any
 from __future__ import annotations
 
 import dataclasses
-import importlib
-import inspect
 import json
 import os
 import time
-import typing
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -316,12 +313,7 @@ def config_dict(cfg: TrainConfig) -> dict[str, Any]:
 
 def make_env(cfg: TrainConfig):
     """The config's env; unknown keyword arguments raise ValueError naming the allowed ones."""
-    module = importlib.import_module(mpg_envs.ENV_IDS[cfg.env])
-    env_class = typing.get_type_hints(module.parallel_env)["return"]
-    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
-    unknown = sorted(set(cfg.env_kwargs) - set(allowed))
-    if unknown:
-        raise ValueError(f"unknown env keyword argument(s) {unknown} for {cfg.env}; allowed: {allowed}")
+    mpg_envs.check_env_kwargs(cfg.env, cfg.env_kwargs)
     try:
         return pettingzoo.make("parallel", cfg.env, **cfg.env_kwargs)
     except TypeError as err:

@@ -26,6 +26,7 @@ __all__ = [
     "ModelTooLargeError",
     "TabularModel",
     "TooLargeError",
+    "check_env_kwargs",
     "exact",
     "__version__",
     "congestion_v0",
@@ -76,6 +77,31 @@ class _RegisteredCreator:
                 f"max_cycles >= 1 steps; pass a positive max_cycles (registered default: {self.default})"
             )
         return getattr(importlib.import_module(self.module), self.attr)(**kwargs)
+
+
+def check_env_kwargs(env_id: str, env_kwargs: dict) -> None:
+    """Refuse keyword arguments a registered PettingZoo env does not take, listing those it does.
+
+    Args:
+        env_id: A registered id, e.g. ``"mpg/Congestion-v0"`` (a key of :data:`ENV_IDS`).
+        env_kwargs: The keyword arguments meant for its constructor.
+
+    Raises:
+        ValueError: ``env_id`` is not registered, or some keys are unknown (the message lists the
+            allowed ones).
+    """
+    import importlib
+    import inspect
+    import typing
+
+    if env_id not in ENV_IDS:
+        raise ValueError(f"unknown env id {env_id!r}; registered: {sorted(ENV_IDS)}")
+    module = importlib.import_module(ENV_IDS[env_id])
+    env_class = typing.get_type_hints(module.parallel_env)["return"]
+    allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]
+    unknown = sorted(set(env_kwargs) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"unknown env keyword argument(s) {unknown} for {env_id}; allowed: {allowed}")
 
 
 def _default_max_cycles(module: str) -> int:

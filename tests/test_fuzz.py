@@ -565,3 +565,15 @@ def test_memory_guard_names_both_sizes_and_the_override(monkeypatch):
     with pytest.raises(ValueError, match="MPG_MAX_BYTES must be a positive number of bytes"):
         max_bytes()
     assert issubclass(ModelTooLargeError, TooLargeError)
+
+
+def test_check_env_kwargs_lists_the_allowed_keys():
+    import mpg_envs
+
+    mpg_envs.check_env_kwargs("mpg/Congestion-v0", {"n_agents": 3, "max_cycles": 5})
+    with pytest.raises(
+        ValueError, match=r"unknown env keyword argument\(s\) \['foo'\].*allowed: \[.*'n_agents'"
+    ):
+        mpg_envs.check_env_kwargs("mpg/Congestion-v0", {"foo": 1})
+    with pytest.raises(ValueError, match=r"unknown env id 'mpg/Nope-v0'"):
+        mpg_envs.check_env_kwargs("mpg/Nope-v0", {})
