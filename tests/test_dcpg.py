@@ -426,6 +426,8 @@ def test_cli_divergence_exits_2_with_the_iteration(tmp_path, capsys):
     ("key", "value"),
     [
         ("layout", ["S.G#/.W../....", "S..#/.W.G/....", "G..#/.W../...S"]),  # same shape, other goals
+        ("layout", ["S.G#/.W../....", "S..#/.W.G/...."]),  # fewer tasks: no common checkpoint
+        ("layout", "no_conflict"),  # another size: it restarted from iteration 0 over its own files
         ("gradient", "exact"),
         ("policy", "mlp"),
         ("lam", 0.5),

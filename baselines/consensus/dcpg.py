@@ -835,6 +835,49 @@ def _config_record(cfg: DCPGConfig) -> dict[str, Any]:
     return json.loads(json.dumps(body, sort_keys=True))
 
 
+def _check_record(folder: RunFolder, p: Path, record: Any, cfg: DCPGConfig) -> None:
+    """Refuse a checkpoint ``p`` whose config record (a JSON string array, or None for checkpoints
+    written before the record existed) differs from ``cfg``."""
+    if record is None:
+        return
+    current = _config_record(cfg)
+    try:
+        saved = json.loads(str(record))
+    except ValueError:
+        saved = None
+    if not isinstance(saved, dict):
+        raise DamagedRunError(
+            f"{p}: the checkpoint's config record is not a JSON object; delete it to resume from an "
+            "earlier checkpoint (or restart the run)"
+        )
+    changed = sorted(k for k in set(saved) | set(current) if saved.get(k, "-") != current.get(k, "-"))
+    if changed:
+        diffs = "; ".join(
+            f"{k} is {current.get(k)!r} but {saved.get(k)!r} in the checkpoints" for k in changed
+        )
+        raise DamagedRunError(
+            f"{folder.config_path}: differs from the config the run's checkpoints were written with "
+            f"({diffs}); restore config.json (only --iters may change, to extend the run) or start a new run"
+        )
+
+
+def _check_any_checkpoint(folder: RunFolder, cfg: DCPGConfig) -> None:
+    """Before a resume picks its start: the newest readable checkpoint of *any* agent must have been
+    written under ``cfg`` (an edit that changes the number of tasks would otherwise leave no common
+    iteration, and the run would silently restart from iteration 0 over its own files)."""
+    d = _ckpt_dir(folder)
+    if not d.is_dir():
+        return
+    for p in sorted(d.glob("agent*.npz"), key=lambda q: q.name[-12:], reverse=True):
+        try:
+            with np.load(p, allow_pickle=False) as z:
+                record = np.array(z["config"]) if "config" in z.files else None
+        except Exception:  # unreadable files are reported by _load_agent, which names what is wrong
+            continue
+        _check_record(folder, p, record, cfg)
+        return
+
+
 def _load_agent(
     folder: RunFolder, agent: int, it: int, cfg: DCPGConfig, spec: dict[str, tuple[int, ...]]
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -856,22 +899,7 @@ def _load_agent(
     if missing:
         arrays_ = "array" if len(missing) == 1 else "arrays"
         raise DamagedRunError(f"{p}: the checkpoint has no {', '.join(missing)} {arrays_}; {earlier}")
-    current = _config_record(cfg)
-    try:  # checkpoints written before the record existed are checked by their arrays only
-        saved = json.loads(str(arrays.pop("config"))) if "config" in arrays else current
-    except ValueError:
-        saved = None
-    if not isinstance(saved, dict):
-        raise DamagedRunError(f"{p}: the checkpoint's config record is not a JSON object; {earlier}")
-    changed = sorted(k for k in set(saved) | set(current) if saved.get(k, "-") != current.get(k, "-"))
-    if changed:
-        diffs = "; ".join(
-            f"{k} is {current.get(k)!r} but {saved.get(k)!r} in the checkpoints" for k in changed
-        )
-        raise DamagedRunError(
-            f"{folder.config_path}: differs from the config the run's checkpoints were written with "
-            f"({diffs}); restore config.json (only --iters may change, to extend the run) or start a new run"
-        )
+    _check_record(folder, p, arrays.pop("config", None), cfg)
     for k, shape in {"theta": spec.pop("theta"), **spec}.items():
         a = arrays[k]
         kind = "U" if k == "rng" else ("i" if k.endswith("_t") else "f")
@@ -1105,6 +1133,8 @@ def run_dcpg(
             folder = RunFolder(backend.broadcast(str(folder.path) if folder else None))
         elif backend.is_main:
             held.enter_context(folder.lock())  # before anything is written
+        if resume is not None:  # every rank reads it, so all refuse together
+            _check_any_checkpoint(folder, cfg)
             if iters is not None:
                 folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
 
