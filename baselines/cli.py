@@ -254,8 +254,9 @@ def _dcpg_main(args: argparse.Namespace) -> int:
         given["layout"] = cli_layout(given["layout"])
     try:
         if args.resume:
-            if set(given) - {"iters"}:
-                flags = ", ".join("--" + k.replace("_", "-") for k in sorted(set(given) - {"iters"}))
+            extra = (set(given) - {"iters"}) | ({"seeds"} if args.seeds is not None else set())
+            if extra:
+                flags = ", ".join("--" + k.replace("_", "-") for k in sorted(extra))
                 raise ValueError(
                     f"--resume continues a run with its own config.json; got {flags}; only --iters extends it"
                 )

@@ -283,6 +283,12 @@ class BatchSampler:
             n_episodes: B >= 1.
             horizon: T >= 1.
         """
+        from baselines.policies.base import Policy
+
+        if not isinstance(policy, Policy):
+            raise V.ArgumentTypeError(
+                f"policy must be a baselines.policies.Policy (tables go to rollout()), got {V.show(policy)}"
+            )
         return _rollout_policy(self, policy, n_episodes, horizon)
 
     # ------------------------------------------------------------------ rollouts
@@ -335,9 +341,12 @@ class BatchSampler:
                 idx = V.int_array("start", start, what=what)
             except OverflowError:  # Python ints beyond int64
                 raise ValueError(f"start must be {what}, got {V.show(start)}") from None
-            if idx.shape != (B,) or idx.min() < 0 or idx.max() >= dyn.n_states:
+            if idx.shape != (B,):
+                raise ValueError(f"start must be {what}, got shape {idx.shape}: {V.show(start)}")
+            if idx.min() < 0 or idx.max() >= dyn.n_states:
+                bad = idx[(idx < 0) | (idx >= dyn.n_states)]
                 raise ValueError(
-                    f"start must be {B} state indices in [0, {dyn.n_states}), got shape {idx.shape}"
+                    f"start must be {what}, got {V.show(start)} (out of range: {bad[:5].tolist()})"
                 )
             st = dyn.decode(idx)
         states[:, 0] = idx

@@ -577,3 +577,44 @@ def test_check_env_kwargs_lists_the_allowed_keys():
         mpg_envs.check_env_kwargs("mpg/Congestion-v0", {"foo": 1})
     with pytest.raises(ValueError, match=r"unknown env id 'mpg/Nope-v0'"):
         mpg_envs.check_env_kwargs("mpg/Nope-v0", {})
+
+
+def test_dcpg_config_refuses_zero_iterations_and_an_impossible_graph_p():
+    from baselines.consensus import DCPGConfig
+
+    with pytest.raises(ValueError, match=r"iters must be .*got 0"):
+        DCPGConfig(iters=0).validate()
+    with pytest.raises(ValueError, match=r"graph_p must be a number in \(0, 1\], got 0"):
+        DCPGConfig(graph_p=0).validate()
+
+
+def test_dcpg_resume_names_seeds_and_run_dcpg_names_none(tmp_path, capsys):
+    from baselines.cli import main
+    from baselines.consensus import run_dcpg
+
+    assert main(["dcpg", "--resume", str(tmp_path), "--seeds", "3"]) == 2
+    assert "got --seeds; only --iters extends it" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="cfg must be a DCPGConfig .*got None"):
+        run_dcpg(None)
+
+
+def test_sampler_names_out_of_range_starts_and_non_policies():
+    from baselines.sampler import BatchSampler
+
+    env = dist(n_agents=2)
+    pol = exact.uniform_policy(env.model())
+    with pytest.raises(ValueError, match=r"start must be .*got \[0, 99\] \(out of range: \[99\]\)"):
+        BatchSampler(env.dynamics, 0).rollout(pol, 2, 5, start=[0, 99])
+    with pytest.raises(TypeError, match="policy must be a baselines.policies.Policy .*got None"):
+        BatchSampler(env.dynamics, 0).rollout_policy(None, 5, 5)
+
+
+def test_neural_probs_refuse_nan_observations():
+    from baselines.policies.neural import TorchSoftmaxPolicy
+
+    d = coord(n_agents=2, observation="vector").dynamics
+    F = d.observation_shape("vector")[0]
+    pol = TorchSoftmaxPolicy.mlp(d, "vector", hidden="4", rng=np.random.default_rng(0))
+    assert np.allclose(pol.probs(0, np.zeros((1, F), np.float32)).sum(), 1.0)
+    with pytest.raises(ValueError, match="obs must be finite observations"):
+        pol.probs(0, np.full((1, F), np.nan, np.float32))

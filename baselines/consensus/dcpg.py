@@ -185,8 +185,9 @@ class DCPGConfig:
         """A checked copy whose numbers are Python ints and floats and whose ``out`` is a str (what
         config.json holds); ``ValueError`` naming the first bad field."""
         v: dict[str, Any] = {}
-        for name in ("slip", "chain_p", "graph_p"):
+        for name in ("slip", "chain_p"):
             v[name] = V.probability(name, getattr(self, name))
+        v["graph_p"] = V.real("graph_p", self.graph_p, low=0.0, high=1.0, low_open=True)
         v["gamma"] = V.discount("gamma", self.gamma, allow_one=False)
         for name, options in (("gradient", GRADIENTS), ("policy", POLICIES), ("optimizer", OPTIMIZERS)):
             V.one_of(name, getattr(self, name), options)
@@ -209,7 +210,7 @@ class DCPGConfig:
         for name in ("episodes", "horizon", "eval_every", "checkpoint_every", "view"):
             v[name] = V.positive_int(name, getattr(self, name))
         v["ppo_epochs"] = V.positive_int("ppo_epochs", self.ppo_epochs, maximum=MAX_PPO_EPOCHS)
-        v["iters"] = V.integer("iters", self.iters, minimum=0, maximum=MAX_ITERS)
+        v["iters"] = V.integer("iters", self.iters, minimum=1, maximum=MAX_ITERS)
         v["seed"] = V.integer("seed", self.seed, minimum=0)
         v["success_horizon"] = V.positive_int(
             "success_horizon", self.success_horizon, maximum=MAX_SUCCESS_HORIZON
@@ -1102,7 +1103,7 @@ def run_dcpg(
     elif iters is not None:
         raise ValueError("iters extends a resumed run; set cfg.iters for a new run")
     if cfg is None:
-        raise ValueError("give a DCPGConfig or a run folder to resume")
+        raise ValueError("cfg must be a DCPGConfig (or pass resume=<run folder>), got None")
     n_local = 1 if backend == "dist" else None
     setup = prepare(cfg, n_local)
     cfg, env, taskset, topology = setup.cfg, setup.env, setup.taskset, setup.topology

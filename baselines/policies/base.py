@@ -136,7 +136,8 @@ class Policy(ABC):
 
         Args:
             obs: Shape (B, N) for index modes, (B, N, F) for feature modes.
-            rng: The generator (one uniform per episode and agent; an int seeds a new one).
+            rng: The generator (one uniform per episode and agent; an int seeds a new one, None a
+                fresh one from OS entropy, as ``np.random.default_rng``).
 
         Returns:
             Actions, shape (B, N) int64.

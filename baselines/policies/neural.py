@@ -245,6 +245,9 @@ class TorchSoftmaxPolicy(Policy):
     def probs(self, agent: int, obs: np.ndarray) -> np.ndarray:
         import torch
 
+        arr = np.asarray(obs)
+        if arr.dtype.kind in "fc" and not np.isfinite(arr).all():
+            raise ValueError(f"obs must be finite observations, got {V.show(obs)}")
         with torch.inference_mode():
             return self.torch_probs(agent, obs).numpy()
 
