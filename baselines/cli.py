@@ -229,7 +229,7 @@ def _add_dcpg_parser(sub) -> None:
         "--layout", nargs="+", default=argparse.SUPPRESS,
         help="a named layout (default: no_conflict) or one grid string per task",
     )  # fmt: skip
-    dp.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds; one run each (default: 0)")
+    dp.add_argument("--seeds", nargs="+", type=int, default=None, help="seeds; one run each (default: 0)")
     dp.add_argument(
         "--backend", choices=("single", "dist"), default="single",
         help="single: all agents in this process; dist: one torch.distributed rank per task (torchrun)",
@@ -262,9 +262,10 @@ def _dcpg_main(args: argparse.Namespace) -> int:
                 )
             configs = [load_dcpg_config(RunFolder(args.resume).read_config())]
         else:
-            if any(s < 0 for s in args.seeds) or len(set(args.seeds)) != len(args.seeds):
-                raise ValueError(f"seeds must be distinct integers >= 0, got {args.seeds}")
-            configs = [DCPGConfig(**given, seed=s) for s in args.seeds]
+            seeds = [0] if args.seeds is None else args.seeds
+            if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+                raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
+            configs = [DCPGConfig(**given, seed=s) for s in seeds]
             for cfg in configs:  # every option, size and graph checked before the first folder
                 prepare(cfg, 1 if args.backend == "dist" else None)
         done = []
