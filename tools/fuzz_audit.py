@@ -109,6 +109,10 @@ grid = multitask_gridworld_v0.parallel_env
 
 
 def task(**kw):
+    if "max_steps" in kw:  # the env's own argument: gymnasium.make takes max_episode_steps instead
+        from mpg_envs.gridworld import GridWorldTaskEnv
+
+        return GridWorldTaskEnv(**kw)
     return gymnasium.make("mpg/GridWorldTask-v0", **kw).unwrapped
 
 
