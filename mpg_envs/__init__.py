@@ -23,6 +23,8 @@ __version__ = "0.1.0"
 __all__ = [
     "ENV_IDS",
     "GYM_IDS",
+    "NAV_ENV_IDS",
+    "NAV_GYM_IDS",
     "ModelTooLargeError",
     "TabularModel",
     "TooLargeError",
@@ -50,6 +52,20 @@ GYM_IDS = {
 GYM_VECTOR_IDS = {
     "mpg/GridWorldTask-v0": "mpg_envs.gridworld.vector:GridWorldTaskVectorEnv",
 }
+
+#: Registered envs without a tabular model (rendered 3D navigation, the ``nav`` extra; MiniWorld is
+#: imported only when one is made). Kept apart from :data:`ENV_IDS`/:data:`GYM_IDS`, whose envs all
+#: have exact models and cheap construction.
+NAV_ENV_IDS = {
+    "mpg/IndoorNav-v0": "mpg_envs.nav.env",
+}
+NAV_GYM_IDS = {
+    "mpg/IndoorNav-Hallway-v0": "mpg_envs.nav.env:hallway_entry",
+    "mpg/IndoorNav-Rooms-v0": "mpg_envs.nav.env:rooms_entry",
+    "mpg/IndoorNav-Hall-v0": "mpg_envs.nav.env:hall_entry",
+    "mpg/IndoorNav-Pyramid-v0": "mpg_envs.nav.env:pyramid_entry",
+}
+NAV_MAX_CYCLES = 500
 
 
 class _RegisteredCreator:
@@ -128,6 +144,18 @@ def _register() -> None:
             if env_id not in registry:
                 creator = _RegisteredCreator(env_id, module, attr, default)
                 pettingzoo.register(kind, env_id, entry_point=creator, max_cycles=default)
+    for env_id, module in NAV_ENV_IDS.items():
+        for kind, registry, attr in (
+            ("parallel", pettingzoo.parallel_registry, "parallel_env"),
+            ("aec", pettingzoo.aec_registry, "env"),
+        ):
+            if env_id not in registry:
+                creator = _RegisteredCreator(env_id, module, attr, NAV_MAX_CYCLES)
+                pettingzoo.register(kind, env_id, entry_point=creator, max_cycles=NAV_MAX_CYCLES)
+    for env_id, entry in NAV_GYM_IDS.items():
+        if env_id not in gymnasium.registry:
+            # the env truncates itself (max_episode_steps=500, a keyword of the env)
+            gymnasium.register(env_id, entry_point=entry)
     for env_id, entry in GYM_IDS.items():
         if env_id not in gymnasium.registry:
             gymnasium.register(
