@@ -258,3 +258,22 @@ def test_parallel_agents_finish_separately():
             break
     assert set(done_at) == set(env.possible_agents)
     assert len(set(done_at.values())) > 1  # different worlds, different crash times
+
+
+@needs_render
+def test_parallel_step_input():
+    env = pettingzoo.make("parallel", "mpg/IndoorNav-v0", resolution=8, max_cycles=5)
+    env.reset(seed=0)
+    with pytest.raises(ValueError, match="missing"):
+        env.step({"agent_0": 12})
+    with pytest.raises(ValueError, match="unknown agents"):
+        env.step({**{a: 12 for a in env.agents}, "agent_9": 0})
+    with pytest.raises(ValueError, match="action must be an int"):
+        env.step({a: 99 for a in env.agents})
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=-1)
+    # the step limit truncates every live agent, also one that crashes on the last step
+    env.reset(seed=0)
+    for _ in range(5):
+        _, _, term, trunc, _ = env.step({a: 12 for a in env.possible_agents})  # finished ones ignored
+    assert not env.agents

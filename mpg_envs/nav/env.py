@@ -39,9 +39,11 @@ Reward. :func:`mpg_envs.nav.reward.depth_window_reward` of the depth map seen af
 
 Episode end. A collision terminates the episode: MiniWorld refuses a move that would make the
 agent (radius 0.4 m) intersect a wall or an obstacle, and the agent then stays where it was.
-``max_episode_steps`` (default 500) truncates. ``info["distance"]`` is the length of the path
-actually moved since the reset (the sum of the position changes), so the mean safe flight (MSF)
-is exact; ``info["collision"]`` says whether this step crashed.
+``max_episode_steps`` (default 500) truncates (also a step that crashes at the limit, as
+the package's other envs do, so that "all truncated" ends the episode for wrappers).
+``info["distance"]`` is the length of the path actually moved since the reset (the sum of
+the position changes), so the mean safe flight (MSF) is exact; ``info["collision"]`` says
+whether this step crashed.
 
 Observations: RGB ``uint8`` of shape ``(resolution, resolution, 3)``; ``resolution`` defaults to
 64 (what trains on 2 cores; the paper's 103 is available, see ``benchmarks/bench_nav.py``).
@@ -254,7 +256,7 @@ def _env_class() -> type:
                 reward = self.crash_reward
             else:
                 reward = depth_window_reward(self.render_depth(), max_depth=MAX_DEPTH)
-            truncated = (not collision) and self.step_count >= self.max_episode_steps
+            truncated = self.step_count >= self.max_episode_steps  # also on a crash at the limit
             info = {"distance": self._distance, "collision": collision, "environment": self.environment}
             return obs, float(reward), collision, truncated, info
 
@@ -371,12 +373,14 @@ class IndoorNavParallelEnv(ParallelEnv):
         return obs, infos
 
     def step(self, actions: dict):
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict agent -> action; got {type(actions).__name__}")
         missing = [a for a in self.agents if a not in actions]
-        extra = [a for a in actions if a not in self.agents]
-        if missing or extra:
+        unknown = [a for a in actions if a not in self.possible_agents]
+        if missing or unknown:  # actions of agents that already finished are ignored
             raise ValueError(
-                f"actions must have one entry per live agent {self.agents}; "
-                f"missing {missing}, not live {extra}"
+                f"actions must have one entry per live agent {self.agents}; missing {missing}, "
+                f"unknown agents {unknown}"
             )
         obs, rew, term, trunc, infos = {}, {}, {}, {}, {}
         for agent in self.agents:
