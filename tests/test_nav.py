@@ -122,6 +122,14 @@ def test_actions_out_of_range_are_refused(action):
 
 
 @needs_render
+@pytest.mark.parametrize("seed", [-1, "x", 1.5, True])
+def test_bad_seed_is_refused(seed):
+    env = gymnasium.make("mpg/IndoorNav-Pyramid-v0", resolution=8).unwrapped
+    with pytest.raises(ValueError, match="seed"):
+        env.reset(seed=seed)
+
+
+@needs_render
 @pytest.mark.parametrize("kwargs", [{"max_episode_steps": 0}, {"crash_reward": float("nan")}])
 def test_bad_episode_parameters(kwargs):
     from mpg_envs.nav import make_env

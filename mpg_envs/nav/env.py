@@ -238,7 +238,7 @@ def _env_class() -> type:
 
         # ---- dynamics ------------------------------------------------------------------
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
-            obs, info = super().reset(seed=seed, options=options)
+            obs, info = super().reset(seed=V.seed(seed, "seed"), options=options)
             self._distance = 0.0
             info = dict(info, distance=0.0, collision=False, environment=self.environment)
             return obs, info
