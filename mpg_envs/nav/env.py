@@ -234,7 +234,10 @@ def _env_class() -> type:
             self.place_entity(
                 Box(color="grey", size=np.array([2.0, 2.2, 2.0])), pos=np.array([0.0, 0.0, 0.0]), dir=0.0
             )
-            self.place_agent(min_x=2.0, max_x=4.0, min_z=-1.0, max_z=1.0)
+            # beside the central block, facing round it (the way with room to fly)
+            dir_ = float(self.np_random.uniform(math.pi / 2 - 0.3, math.pi / 2 + 0.3))
+            x, z = self.np_random.uniform(2.6, 3.6), self.np_random.uniform(-0.5, 0.5)
+            self.place_agent(dir=dir_, pos=np.array([x, 0.0, z]))  # clear of the block (radius 1.41)
 
         # ---- dynamics ------------------------------------------------------------------
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
