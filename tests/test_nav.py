@@ -285,3 +285,13 @@ def test_parallel_step_input():
     for _ in range(5):
         _, _, term, trunc, _ = env.step({a: 12 for a in env.possible_agents})  # finished ones ignored
     assert not env.agents
+
+
+@needs_render
+def test_gymnasium_sync_vector_env():
+    venv = gymnasium.make_vec("mpg/IndoorNav-Rooms-v0", num_envs=2, vectorization_mode="sync", resolution=8)
+    obs, infos = venv.reset(seed=0)
+    assert obs.shape == (2, 8, 8, 3) and infos["distance"].tolist() == [0.0, 0.0]
+    obs, rewards, term, trunc, infos = venv.step(np.array([12, 7]))
+    assert rewards.shape == (2,) and infos["distance"].dtype == np.float64
+    venv.close()

@@ -243,7 +243,7 @@ def _env_class() -> type:
         def reset(self, *, seed: int | None = None, options: dict[str, Any] | None = None):
             obs, info = super().reset(seed=V.seed(seed, "seed"), options=options)
             self._distance = 0.0
-            info = dict(info, distance=0.0, collision=False, environment=self.environment)
+            info = dict(info, distance=0.0, collision=False)
             return obs, info
 
         def step(self, action: Any):
@@ -260,7 +260,7 @@ def _env_class() -> type:
             else:
                 reward = depth_window_reward(self.render_depth(), max_depth=MAX_DEPTH)
             truncated = self.step_count >= self.max_episode_steps  # also on a crash at the limit
-            info = {"distance": self._distance, "collision": collision, "environment": self.environment}
+            info = {"distance": self._distance, "collision": collision}
             return obs, float(reward), collision, truncated, info
 
         def render(self):
