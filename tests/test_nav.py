@@ -33,15 +33,26 @@ ENVS = ("hallway", "rooms", "hall", "pyramid")
 
 # ---- the reward (pure NumPy) -------------------------------------------------------------
 def test_depth_reward_hand_computed():
-    d = np.full((6, 6), 9.0)
-    d[2:4, 2:4] = 3.0
-    # mean = (32 * 9 + 4 * 3) / 36 = 25/3; n = 25/9; window ceil(6 / n) = 3 -> rows/cols 1..3,
-    # holding the four 3 m cells and five 9 m cells: (12 + 45) / 9 = 19/3 m; / max_depth 10
-    assert depth_window_reward(d) == pytest.approx(19 / 30)
-    assert depth_window_reward(d[:, :, None]) == pytest.approx(19 / 30)
-    # close everywhere (mean < 3) -> n = 1: the whole image; depths beyond max_depth are clipped
-    assert depth_window_reward(np.array([[1.0, 2.0], [2.0, 3.0]])) == pytest.approx(0.2)
-    assert depth_window_reward(np.full((4, 4), 1e308)) == pytest.approx(1.0)
+    """PEDRA's avg_depth by hand on a 20 x 20 map (max_depth 10, thresh 50)."""
+    d = np.full((20, 20), 2.0)  # 0.2 after normalising
+    d[8:12, 0:20] = 1.0  # a band at 0.1
+    # g = (320 * 0.2 + 80 * 0.1) / 400 = 0.18; n = 0.18 * 50 / 3 = 3; window 20/3 x 20/3;
+    # top = int(0.9 * 20 * 2 / 6) = 6, left = int(20 * 2 / 6) = 6; rows round(6)..round(12.67) =
+    # 6..12, cols 6..12: 7 x 7 = 49 values, 28 of them (rows 8..11) in the band at 0.1;
+    # nearest 5%: round(2.45) = 2 values, both 0.1
+    assert depth_window_reward(d) == pytest.approx(0.1)
+    assert depth_window_reward(d[:, :, None]) == pytest.approx(0.1)
+    d[8:12, 9] = 0.5  # 4 values at 0.05: g = 0.1795, n = 2.9917, top = int(5.99) = 5, left = 6;
+    # rows 5..11, cols 6..12 hold them, so the nearest 2 values are 0.05
+    assert depth_window_reward(d) == pytest.approx(0.05)
+    # close everywhere (g * 50 / 3 < 1) -> n = 1: the whole image, nearest value (5% of 4 -> 1)
+    assert depth_window_reward(np.array([[0.1, 0.2], [0.2, 0.3]])) == pytest.approx(0.01)
+    # all beyond max_depth, 64 x 64: clipped to 1; n = 50/3, top = int(27.07) = 27, left = 30,
+    # a 4 x 4 window of ones
+    assert depth_window_reward(np.full((64, 64), 1e308)) == pytest.approx(1.0)
+    # the same on 4 x 4: the window (0.24 x 0.24 pixels) rounds to nothing -> 0, as PEDRA's does
+    assert depth_window_reward(np.full((4, 4), 1e308)) == 0.0
+    assert depth_window_reward(np.zeros((5, 5))) == 0.0  # PEDRA: an all-zero window is 0
 
 
 @pytest.mark.parametrize(
