@@ -135,8 +135,9 @@ def _default_max_cycles(module: str) -> int:
 def _register() -> None:
     from mpg_envs.gridworld.env import GYM_MAX_EPISODE_STEPS
 
-    for env_id, module in ENV_IDS.items():
-        default = _default_max_cycles(module)
+    defaults = [(env_id, module, _default_max_cycles(module)) for env_id, module in ENV_IDS.items()]
+    defaults += [(env_id, module, NAV_MAX_CYCLES) for env_id, module in NAV_ENV_IDS.items()]
+    for env_id, module, default in defaults:
         for kind, registry, attr in (
             ("parallel", pettingzoo.parallel_registry, "parallel_env"),
             ("aec", pettingzoo.aec_registry, "env"),
@@ -144,14 +145,6 @@ def _register() -> None:
             if env_id not in registry:
                 creator = _RegisteredCreator(env_id, module, attr, default)
                 pettingzoo.register(kind, env_id, entry_point=creator, max_cycles=default)
-    for env_id, module in NAV_ENV_IDS.items():
-        for kind, registry, attr in (
-            ("parallel", pettingzoo.parallel_registry, "parallel_env"),
-            ("aec", pettingzoo.aec_registry, "env"),
-        ):
-            if env_id not in registry:
-                creator = _RegisteredCreator(env_id, module, attr, NAV_MAX_CYCLES)
-                pettingzoo.register(kind, env_id, entry_point=creator, max_cycles=NAV_MAX_CYCLES)
     for env_id, entry in NAV_GYM_IDS.items():
         if env_id not in gymnasium.registry:
             # the env truncates itself (max_episode_steps=500, a keyword of the env)
