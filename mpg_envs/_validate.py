@@ -29,6 +29,7 @@ __all__ = [
     "MAX_BYTES_ENV",
     "max_bytes",
     "check_bytes",
+    "gib",
     "show",
     "is_integer",
     "is_real",
@@ -449,10 +450,13 @@ def max_bytes() -> int:
     return int(value)
 
 
-def _gib(nbytes: int) -> str:
-    if nbytes.bit_length() > 1000:
-        return format_count(nbytes // 2**30)
-    return f"{nbytes / 2**30:,.1f}" if nbytes < 10**6 * 2**30 else f"{nbytes / 2**30:.2e}"
+def gib(nbytes: int) -> str:
+    """A byte count in GiB for messages: ``"1.5"``, ``"3.20e+07"``, or ``~10^k`` for huge counts
+    (never a float overflow)."""
+    whole = nbytes // 2**30
+    if whole < 10**6:
+        return f"{nbytes / 2**30:,.1f}"
+    return f"{float(whole):.2e}" if whole.bit_length() < 1000 else format_count(whole)
 
 
 def check_bytes(what: str, nbytes: Any, *, advice: str, limit: int | None = None) -> int:
@@ -476,7 +480,7 @@ def check_bytes(what: str, nbytes: Any, *, advice: str, limit: int | None = None
     limit = max_bytes() if limit is None else int(limit)
     if nbytes > limit:
         raise TooLargeError(
-            f"{what} would take ~{_gib(nbytes)} GiB, over the memory limit of {_gib(limit)} GiB "
+            f"{what} would take ~{gib(nbytes)} GiB, over the memory limit of {gib(limit)} GiB "
             f"(set {MAX_BYTES_ENV} to raise it); {advice}"
         )
     return nbytes

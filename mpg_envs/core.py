@@ -443,7 +443,7 @@ def check_model_size(dyn: Dynamics, max_transitions: int = DEFAULT_MAX_TRANSITIO
     if total > max_transitions:
         raise ModelTooLargeError(
             f"the exact model has S={fmt(S)} states x A={fmt(A)} joint actions x {fmt(C)} noise outcomes "
-            f"= {fmt(total)} transitions (~{_gib(total * _BYTES_PER_TRANSITION)} GiB to build), over the "
+            f"= {fmt(total)} transitions (~{V.gib(total * _BYTES_PER_TRANSITION)} GiB to build), over the "
             f"limit max_transitions={max_transitions:,}; {advice}"
         )
     need = total * _PEAK_BYTES_PER_TRANSITION + 8 * (N + 1) * S * A + 16 * S * d
@@ -451,18 +451,11 @@ def check_model_size(dyn: Dynamics, max_transitions: int = DEFAULT_MAX_TRANSITIO
     if need > limit:
         raise ModelTooLargeError(
             f"the exact model of N={N:,} agents, S={fmt(S)} states and A={fmt(A)} joint actions needs "
-            f"~{_gib(need)} GiB (transitions, rewards R of shape (N, S, A), state table of shape "
-            f"(S, {d})), over the memory limit of {_gib(limit)} GiB (max_transitions={max_transitions:,}); "
+            f"~{V.gib(need)} GiB (transitions, rewards R of shape (N, S, A), state table of shape "
+            f"(S, {d})), over the memory limit of {V.gib(limit)} GiB (max_transitions={max_transitions:,}); "
             f"{advice}"
         )
     return total
-
-
-def _gib(nbytes: int) -> str:
-    gib = nbytes // 2**30
-    if gib < 10**6:
-        return f"{nbytes / 2**30:,.1f}"
-    return f"{float(gib):.2e}" if gib.bit_length() < 1000 else V.format_count(gib)
 
 
 def build_model(
