@@ -52,6 +52,8 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_savez",
     "find_run",
+    "config_record",
+    "changed_entries",
     "pack_tables",
     "unpack_tables",
 ]
@@ -99,6 +101,19 @@ def pack_tables(tables: Sequence[np.ndarray]) -> np.ndarray:
 def unpack_tables(packed: np.ndarray, action_sizes: Sequence[int]) -> list[np.ndarray]:
     """Inverse of :func:`pack_tables` (float64)."""
     return [np.asarray(packed[i, :, :k], dtype=np.float64) for i, k in enumerate(action_sizes)]
+
+
+def config_record(config: dict[str, Any], drop: Sequence[str]) -> dict[str, Any]:
+    """What a checkpoint records of its run's config to be checked on resume: ``config`` without
+    the entries in ``drop`` (those an extension or a moved folder may change), as JSON reads it
+    back (tuples become lists), so that a record read from a file compares equal to a fresh one."""
+    return json.loads(json.dumps({k: v for k, v in config.items() if k not in drop}, sort_keys=True))
+
+
+def changed_entries(saved: dict[str, Any], current: dict[str, Any]) -> list[str]:
+    """The sorted keys whose values differ between two config records (a key only one has counts)."""
+    missing = object()
+    return sorted(k for k in {*saved, *current} if saved.get(k, missing) != current.get(k, missing))
 
 
 def _load_npz(path: Path, what: str) -> dict[str, np.ndarray]:

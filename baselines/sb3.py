@@ -581,9 +581,9 @@ _RUN_KEY = "mpg_run_config"
 
 def _run_identity(cfg: dict[str, Any]) -> dict[str, Any]:
     """The config without ``steps`` (which resuming may extend), as JSON gives it back."""
-    import json
+    from baselines.runs import config_record
 
-    return json.loads(json.dumps({k: v for k, v in cfg.items() if k != "steps"}))
+    return config_record(cfg, ("steps",))
 
 
 def exact_fields(n_agents: int) -> list[str]:
@@ -876,7 +876,7 @@ class _Setup:
     def __init__(self, cfg: dict[str, Any], folder: Any) -> None:
         from stable_baselines3 import A2C, PPO
 
-        from baselines.runs import DamagedRunError, atomic_write_bytes
+        from baselines.runs import DamagedRunError, atomic_write_bytes, changed_entries
         from mpg_envs import ModelTooLargeError
 
         self.cfg = cfg
@@ -906,8 +906,8 @@ class _Setup:
                     f"config.json (algo {algo!r}) or {_RESTART}"
                 )
             run = data.get(_RUN_KEY)  # absent in saves of older versions
-            if run is not None and run != _run_identity(cfg):
-                differ = sorted(k for k in {*run, *_run_identity(cfg)} if run.get(k) != cfg.get(k))
+            differ = [] if run is None else changed_entries(run, _run_identity(cfg))
+            if differ:
                 what = ", ".join(f"{k} {V.show(cfg.get(k))} (the run's {V.show(run.get(k))})" for k in differ)
                 raise DamagedRunError(
                     f"{folder.config_path}: differs from the config the saved model was trained with "

@@ -45,6 +45,8 @@ from baselines.runs import (
     DamagedRunError,
     RunFolder,
     atomic_write_bytes,
+    changed_entries,
+    config_record,
     pack_tables,
     run_name,
 )
@@ -651,7 +653,7 @@ class _Schedule:
 def _fingerprint(cfg: TrainConfig) -> dict[str, Any]:
     """What a checkpoint must agree with: the config but ``iters`` (an extension changes it) and
     ``out`` (a run folder can be moved)."""
-    return {k: v for k, v in config_dict(cfg).items() if k not in ("iters", "out")}
+    return config_record(config_dict(cfg), ("iters", "out"))
 
 
 def _diverged(it: int, folder: RunFolder) -> ValueError:
@@ -717,8 +719,8 @@ def _restore(ck: dict[str, np.ndarray], cfg: TrainConfig, setup: _Setup, folder:
             raise damaged("its config entry is not valid JSON") from None
         if not isinstance(saved, dict):
             raise damaged("its config entry is not a JSON object")
-        now = json.loads(json.dumps(_fingerprint(cfg)))
-        changed = sorted(k for k in set(saved) | set(now) if saved.get(k) != now.get(k))
+        now = _fingerprint(cfg)
+        changed = changed_entries(saved, now)
         if changed:
             diff = ", ".join(f"{k}: {saved.get(k)!r} -> {now.get(k)!r}" for k in changed)
             raise damaged(

@@ -222,3 +222,13 @@ def test_one_writer_per_run_folder(tmp_path):
         holder.wait()
     with folder.lock():  # kill -9 released it
         pass
+
+
+def test_config_record_and_changed_entries():
+    from baselines.runs import changed_entries, config_record
+
+    rec = config_record({"iters": 5, "out": "runs", "hidden": (8, 8), "lam": 0.1}, ("iters", "out"))
+    assert rec == {"hidden": [8, 8], "lam": 0.1}  # as JSON reads it back from a checkpoint
+    assert changed_entries(rec, json.loads(json.dumps(rec))) == []
+    assert changed_entries(rec, {**rec, "lam": 0.2}) == ["lam"]
+    assert changed_entries({"a": None}, {}) == ["a"]  # a key only one record has counts

@@ -56,7 +56,15 @@ from baselines.consensus.objective import (
     softmax_logits,
 )
 from baselines.runs import _RESTART as _TRAIN_RESTART
-from baselines.runs import TMP_SUFFIX, DamagedRunError, RunFolder, atomic_savez, run_name
+from baselines.runs import (
+    TMP_SUFFIX,
+    DamagedRunError,
+    RunFolder,
+    atomic_savez,
+    changed_entries,
+    config_record,
+    run_name,
+)
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
 from mpg_envs._repr import Raw, concise_repr
@@ -832,8 +840,7 @@ def _prune(folder: RunFolder, keep: int, agents) -> None:
 def _config_record(cfg: DCPGConfig) -> dict[str, Any]:
     """The config fields that decide a run's iterates and metrics, as JSON reads them back (every
     field but ``iters``, which an extension changes, and ``out``, where the folder was made)."""
-    body = {k: v for k, v in dataclasses.asdict(cfg).items() if k not in ("iters", "out")}
-    return json.loads(json.dumps(body, sort_keys=True))
+    return config_record(dataclasses.asdict(cfg), ("iters", "out"))
 
 
 def _check_record(folder: RunFolder, p: Path, record: Any, cfg: DCPGConfig) -> None:
@@ -851,7 +858,7 @@ def _check_record(folder: RunFolder, p: Path, record: Any, cfg: DCPGConfig) -> N
             f"{p}: the checkpoint's config record is not a JSON object; delete it to resume from an "
             "earlier checkpoint (or restart the run)"
         )
-    changed = sorted(k for k in set(saved) | set(current) if saved.get(k, "-") != current.get(k, "-"))
+    changed = changed_entries(saved, current)
     if changed:
         diffs = "; ".join(
             f"{k} is {current.get(k)!r} but {saved.get(k)!r} in the checkpoints" for k in changed
