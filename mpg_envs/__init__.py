@@ -12,6 +12,9 @@ namespace::
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import gymnasium
 import pettingzoo
 
@@ -29,6 +32,8 @@ __all__ = [
     "TabularModel",
     "TooLargeError",
     "check_env_kwargs",
+    "task_env_makers",
+    "MULTITASK_IDS",
     "exact",
     "__version__",
     "congestion_v0",
@@ -66,6 +71,49 @@ NAV_GYM_IDS = {
     "mpg/IndoorNav-Pyramid-v0": "mpg_envs.nav.env:pyramid_entry",
 }
 NAV_MAX_CYCLES = 500
+#: Multi-task PettingZoo ids (one agent per task, the agents independent) -> the function that gives
+#: one Gymnasium env maker per task (:func:`task_env_makers`).
+MULTITASK_IDS = {
+    "mpg/MultiTaskGridWorld-v0": "mpg_envs.gridworld.env:task_env_makers",
+    "mpg/IndoorNav-v0": "mpg_envs.nav.env:task_env_makers",
+}
+
+
+def task_env_makers(env_id: str, **env_kwargs: Any) -> list[Callable[[], gymnasium.Env]]:
+    """The tasks of a multi-task env, one Gymnasium env maker per agent (agent i's task).
+
+    Checks the arguments without building the envs (a maker builds one when called; a rendered
+    env's maker needs its extra only then), so that each process of a distributed run builds only
+    its own tasks.
+
+    Args:
+        env_id: A key of :data:`MULTITASK_IDS`, e.g. ``"mpg/IndoorNav-v0"``.
+        **env_kwargs: The PettingZoo env's keyword arguments (``max_cycles`` is each task's step
+            limit).
+
+    Returns:
+        N callables, each returning a fresh ``gymnasium.Env``.
+
+    Raises:
+        ValueError: Unknown id or keyword arguments, or bad values (named).
+
+    Example:
+        >>> import mpg_envs
+        >>> makers = mpg_envs.task_env_makers("mpg/MultiTaskGridWorld-v0", layout="no_conflict")
+        >>> env = makers[1]()  # agent 1's task as a Gymnasium env
+    """
+    import importlib
+    import inspect
+
+    if not isinstance(env_id, str) or env_id not in MULTITASK_IDS:
+        raise ValueError(f"env must be a multi-task env id, one of {sorted(MULTITASK_IDS)}; got {env_id!r}")
+    module, attr = MULTITASK_IDS[env_id].split(":")
+    fn = getattr(importlib.import_module(module), attr)
+    allowed = list(inspect.signature(fn).parameters)
+    unknown = sorted(set(env_kwargs) - set(allowed), key=str)
+    if unknown:
+        raise ValueError(f"unknown env keyword argument(s) {unknown} for {env_id}; allowed: {allowed}")
+    return fn(**env_kwargs)
 
 
 class _RegisteredCreator:

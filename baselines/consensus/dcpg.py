@@ -532,6 +532,10 @@ class LocalAgents:
             self.critic_params = np.repeat(init[None], n, axis=0)
             self.critic_adam = Adam(self.critic_params.shape)
 
+    def initial(self) -> np.ndarray:
+        """The parameters every agent starts from (one agent's, shape ``pclass.shape``)."""
+        return self.pclass.initial(self.cfg.init, self.cfg.seed)
+
     # ---------------------------------------------------------------- updates
     def update(self, thetas: np.ndarray, mixed: np.ndarray, alpha: float) -> np.ndarray:
         """One iteration of eq. (9): ``mixed + step(g_i)`` with g_i at ``thetas`` (or ``mixed``)."""
@@ -1028,17 +1032,25 @@ def prepare(cfg: DCPGConfig, n_local: int | None = None) -> _Setup:
     return _Setup(cfg, env, taskset, topology)
 
 
-def _resume_config(folder: RunFolder, iters: Any) -> DCPGConfig:
-    """The config a resume runs: the folder's own, extended to ``iters`` if given (refusing a
-    finished run without ``iters``, a shorter ``iters`` and a damaged config.json)."""
-    cfg = load_dcpg_config(folder.read_config(), folder.config_path)
+def _check_grid_config(data: Any, source: Path) -> DCPGConfig:
+    cfg = load_dcpg_config(data, source).normalized()
+    _make_env(cfg)  # the layout
+    return cfg
+
+
+def resume_config(folder: RunFolder, iters: Any, load=_check_grid_config, max_iters: int = MAX_ITERS) -> Any:
+    """The config a resume runs: the folder's own (``load(data, path)`` reads and checks it),
+    extended to ``iters`` if given (refusing a finished run without ``iters``, a shorter ``iters``
+    and a damaged config.json)."""
+    data = folder.read_config()
     try:
-        cfg = cfg.normalized()
-        _make_env(cfg)  # the layout
+        cfg = load(data, folder.config_path)
+    except DamagedRunError:
+        raise
     except ValueError as err:
         raise DamagedRunError(f"{folder.config_path}: {err}; restore it or start a new run") from None
     if iters is not None:
-        if not V.is_integer(iters) or not cfg.iters <= int(iters) <= MAX_ITERS:
+        if not V.is_integer(iters) or not cfg.iters <= int(iters) <= max_iters:
             raise ValueError(
                 f"iters must be an integer >= the run's iters ({cfg.iters}) to extend it, got {V.show(iters)}"
             )
@@ -1106,7 +1118,7 @@ def run_dcpg(
     folder = None
     if resume is not None:
         folder = RunFolder(resume)
-        cfg = _resume_config(folder, iters)
+        cfg = resume_config(folder, iters)
     elif iters is not None:
         raise ValueError("iters extends a resumed run; set cfg.iters for a new run")
     if cfg is None:
@@ -1115,43 +1127,115 @@ def run_dcpg(
     setup = prepare(cfg, n_local)
     cfg, env, taskset, topology = setup.cfg, setup.env, setup.taskset, setup.topology
     N = len(env.tasks)
-    if backend is None or backend == "single":
-        backend = SingleProcess(topology, cfg.communicate)
-    elif backend == "dist":
-        from baselines.consensus.distributed import DistributedBackend
-
-        backend = DistributedBackend(topology, cfg.communicate)
-    elif isinstance(backend, str):
-        raise ValueError(f"backend must be 'single', 'dist' or a backend object, got {backend!r}")
-    elif getattr(backend, "n_agents", None) != N:
-        raise ValueError(
-            f"the backend has {getattr(backend, 'n_agents', None)} agents but the layout has {N} tasks"
-        )
+    backend = make_backend(backend, topology, cfg.communicate, N)
     from baselines.consensus.policies import make_policy_class
 
     pclass = make_policy_class(cfg, env.tasks)
     local = LocalAgents(cfg, env.tasks, taskset, backend.agents, pclass)
-    fields = metric_fields(N)
+    with _one_blas_thread(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
+        res = train_agents(
+            cfg, CONFIG_KIND, _run_name(cfg), backend, local, _GridEvaluation(cfg, taskset, pclass),
+            folder=folder, resume=resume, iters=iters, progress=progress, stop_after=stop_after,
+        )  # fmt: skip
+    if plot and backend.is_main and res.thetas is not None:
+        _plot_run(res, env.tasks)
+    return res
+
+
+def make_backend(backend: Any, topology: Topology, communicate: bool, n_tasks: int, what: str = "the layout"):
+    """The backend object of ``backend`` (``None``/``"single"``, ``"dist"`` or an object with
+    ``n_agents == n_tasks``)."""
+    if backend is None or backend == "single":
+        return SingleProcess(topology, communicate)
+    if backend == "dist":
+        from baselines.consensus.distributed import DistributedBackend
+
+        return DistributedBackend(topology, communicate)
+    if isinstance(backend, str):
+        raise ValueError(f"backend must be 'single', 'dist' or a backend object, got {backend!r}")
+    if getattr(backend, "n_agents", None) != n_tasks:
+        raise ValueError(
+            f"the backend has {getattr(backend, 'n_agents', None)} agents but {what} has {n_tasks} tasks"
+        )
+    return backend
+
+
+class _GridEvaluation:
+    """Exact metrics of a multi-task GridWorld run (every agent's parameters gathered on the main
+    process) and its final policies."""
+
+    def __init__(self, cfg: DCPGConfig, taskset: TaskSet, pclass) -> None:
+        self.cfg, self.taskset, self.pclass = cfg, taskset, pclass
+        self.fields = metric_fields(taskset.n_tasks)
+
+    def evaluate(self, thetas: np.ndarray, backend: Any, it: int) -> dict[str, float] | None:
+        everyone = backend.gather(thetas)
+        if not backend.is_main:
+            return None
+        with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused by the loop
+            return evaluate(self.taskset, everyone, self.cfg.lam, self.cfg.success_horizon, self.pclass)
+
+    def final(self, thetas: np.ndarray, backend: Any) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:
+        everyone = backend.gather(thetas)
+        if not backend.is_main:
+            return None, {}
+        pols = softmax_logits(self.pclass.logits(everyone.mean(axis=0)[None], np.arange(len(everyone)))[0])
+        return everyone, {"policies": pols}
+
+
+def train_agents(
+    cfg: Any,
+    kind: str,
+    name: str,
+    backend: Any,
+    local: Any,
+    evaluation: Any,
+    *,
+    folder: RunFolder | None = None,
+    resume: str | Path | None = None,
+    iters: int | None = None,
+    progress: bool = False,
+    stop_after: int | None = None,
+) -> DCPGResult:
+    """The DCPG loop of any problem: run folder, start or resume, iterations, checkpoints, metrics.
+
+    Args:
+        cfg: A validated config with ``iters``, ``eval_every``, ``eval_log``, ``checkpoint_every``,
+            ``out``, ``gradient_at``, ``alpha``, ``alpha_decay`` and ``lam`` (a dataclass: its fields
+            are config.json).
+        kind: config.json's ``kind``.
+        name: The run folder's name without its time.
+        backend: :class:`SingleProcess` or a distributed backend.
+        local: The process's agents (``step``, ``states``, ``set_states``, ``state_spec``,
+            ``initial``).
+        evaluation: ``fields`` (metrics.csv's columns), ``evaluate(thetas, backend, it)`` (a row on
+            the main process, None elsewhere; called on every process) and ``final(thetas,
+            backend)`` (every agent's parameters and the arrays final.npz keeps, on the main
+            process).
+        folder: With ``resume``, the run folder (its config already read).
+        resume, iters, progress, stop_after: As :func:`run_dcpg`.
+    """
+    fields = evaluation.fields
     with contextlib.ExitStack() as held:
         if resume is None:
             if backend.is_main:
-                folder = RunFolder.create(cfg.out, _run_name(cfg))
+                folder = RunFolder.create(cfg.out, name)
                 held.enter_context(folder.lock())
-                folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
+                folder.write_config({"kind": kind, **dataclasses.asdict(cfg)})
             folder = RunFolder(backend.broadcast(str(folder.path) if folder else None))
         elif backend.is_main:
             held.enter_context(folder.lock())  # before anything is written
         if resume is not None:  # every rank reads it, so all refuse together
             _check_any_checkpoint(folder, cfg)
             if iters is not None:
-                folder.write_config({"kind": CONFIG_KIND, **dataclasses.asdict(cfg)})
+                folder.write_config({"kind": kind, **dataclasses.asdict(cfg)})
 
         # ------------------------------------------------------------ start or resume
         available = set.intersection(*[_saved_iterations(folder, int(i)) for i in backend.agents])
         start = backend.common_iteration(available)
         if start is None:
             start = 0
-            thetas = np.repeat(pclass.initial(cfg.init, cfg.seed)[None], len(backend.agents), axis=0)
+            thetas = np.repeat(local.initial()[None], len(backend.agents), axis=0)
             rows: list[dict[str, float]] = []
         else:
             if start > cfg.iters:
@@ -1170,13 +1254,7 @@ def run_dcpg(
                 p.unlink(missing_ok=True)
             folder.final_path.unlink(missing_ok=True)
             folder.start_metrics(fields, rows)
-        with _one_blas_thread(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
-            res = _loop(
-                cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after
-            )
-        if plot and backend.is_main and res.thetas is not None:
-            _plot_run(res, env.tasks)
-    return res
+        return _loop(cfg, backend, folder, local, evaluation, start, thetas, rows, progress, stop_after)
 
 
 def _read_rows(folder: RunFolder, cfg: DCPGConfig, fields: list[str], start: int) -> list[dict[str, float]]:
@@ -1205,11 +1283,10 @@ def _diverged(it: int, what: str, cfg: DCPGConfig, folder: RunFolder) -> ValueEr
     )
 
 
-def _loop(
-    cfg, backend, folder, local, taskset, fields, start, thetas, rows, progress, stop_after
-) -> DCPGResult:
+def _loop(cfg, backend, folder, local, evaluation, start, thetas, rows, progress, stop_after) -> DCPGResult:
     from baselines.evaluation import evaluation_iterations
 
+    fields = evaluation.fields
     eval_at = set(evaluation_iterations(cfg.iters, cfg.eval_every, cfg.eval_log).tolist())
     bar = None
     if progress and backend.is_main:
@@ -1225,10 +1302,8 @@ def _loop(
                 backend.barrier()  # every agent saved `it`: older checkpoints can go
                 _prune(folder, it, backend.agents)
             if it in eval_at or it >= cfg.iters:
-                everyone = backend.gather(thetas)
+                metrics = evaluation.evaluate(thetas, backend, it)
                 if backend.is_main:
-                    with np.errstate(over="ignore", invalid="ignore"):  # overflow: refused below
-                        metrics = evaluate(taskset, everyone, cfg.lam, cfg.success_horizon, local.pclass)
                     row = {"iteration": it, **metrics}
                     # objective_reg is -inf wherever a probability underflows to 0: not a divergence
                     bad = [k for k, v in row.items() if k != "objective_reg" and not np.isfinite(v)]
@@ -1265,13 +1340,11 @@ def _loop(
     _save_agents(folder, it, backend.agents, thetas, local.states())
     backend.barrier()
     _prune(folder, it, backend.agents)
-    everyone = backend.gather(thetas)
-    pols = None
+    everyone, extra = evaluation.final(thetas, backend)
     if backend.is_main:
-        pols = softmax_logits(local.pclass.logits(everyone.mean(axis=0)[None], np.arange(len(everyone)))[0])
-        folder.save_final(thetas=everyone, policies=pols, iteration=np.array(it))
+        folder.save_final(thetas=everyone, iteration=np.array(it), **extra)
     backend.barrier()
-    return DCPGResult(folder.path, everyone if backend.is_main else None, rows, pols)
+    return DCPGResult(folder.path, everyone if backend.is_main else None, rows, extra.get("policies"))
 
 
 def _plot_run(res: DCPGResult, tasks) -> None:

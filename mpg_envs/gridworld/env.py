@@ -81,7 +81,8 @@ the default observations.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import functools
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import gymnasium
@@ -300,6 +301,23 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
         """Tasks side by side with agents; with ``policy`` (S, A), its most likely path per task."""
         cells = None if self._state is None else self._state[0]
         return draw_tasks(self.tasks, cells, policy)
+
+
+def task_env_makers(
+    layout: str | Sequence[str] = "no_conflict",
+    slip: float = 0.0,
+    chain_p: float = 0.75,
+    gamma: float = 0.95,
+    observation: str = "own",
+    max_cycles: int = 100,
+) -> list[Callable[[], GridWorldTaskEnv]]:
+    """One Gymnasium env maker per agent of ``mpg/MultiTaskGridWorld-v0`` (its tasks, each a
+    :class:`GridWorldTaskEnv` truncated at ``max_cycles``); arguments as
+    :class:`MultiTaskGridWorldEnv`, checked here (one task env is built to check them)."""
+    n = len(layout_tasks(layout, slip=slip, chain_p=chain_p))
+    kw = dict(layout=layout, slip=slip, chain_p=chain_p, gamma=gamma, observation=observation)
+    GridWorldTaskEnv(**kw, max_steps=V.positive_int("max_cycles", max_cycles))
+    return [functools.partial(GridWorldTaskEnv, **kw, task=i, max_steps=int(max_cycles)) for i in range(n)]
 
 
 def raw_env(**kwargs: Any):

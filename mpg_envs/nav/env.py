@@ -311,6 +311,37 @@ def _entry(environment: str):
 hallway_entry, rooms_entry, hall_entry, pyramid_entry = (_entry(e) for e in ENVIRONMENTS)
 
 
+def task_env_makers(
+    resolution: int = 64,
+    max_cycles: int = 500,
+    crash_reward: float = -1.0,
+    environments: tuple[str, ...] = ENVIRONMENTS,
+) -> list[functools.partial]:
+    """One Gymnasium env maker per agent of ``mpg/IndoorNav-v0`` (its tasks), checked without
+    building an env (no MiniWorld needed); arguments as :class:`IndoorNavParallelEnv`.
+
+    DCPG's ``torch.distributed`` backend calls only its own rank's maker: each rank renders its
+    own world.
+    """
+    resolution = check_resolution(resolution)
+    max_cycles = V.positive_int("max_cycles", max_cycles)
+    crash_reward = V.finite_real("crash_reward", crash_reward)
+    if isinstance(environments, str) or not isinstance(environments, (list, tuple)) or not environments:
+        raise ValueError(
+            f"environments must be a non-empty list of names from {list(ENVIRONMENTS)}; got {environments!r}"
+        )
+    return [
+        functools.partial(
+            make_env,
+            environment=check_environment(e),
+            resolution=resolution,
+            max_episode_steps=max_cycles,
+            crash_reward=crash_reward,
+        )  # fmt: skip
+        for e in environments
+    ]
+
+
 class IndoorNavParallelEnv(ParallelEnv):
     """All four environments at once, agent ``agent_i`` in ``ENVIRONMENTS[i]`` (multi-task).
 
@@ -336,21 +367,13 @@ class IndoorNavParallelEnv(ParallelEnv):
         environments: tuple[str, ...] = ENVIRONMENTS,
         render_mode: str | None = None,
     ) -> None:
-        resolution = check_resolution(resolution)
-        self.max_cycles = V.positive_int("max_cycles", max_cycles)
-        if isinstance(environments, str) or not isinstance(environments, (list, tuple)) or not environments:
-            raise ValueError(
-                f"environments must be a non-empty list of names from {list(ENVIRONMENTS)}; "
-                f"got {environments!r}"
-            )
-        self.environments = tuple(check_environment(e) for e in environments)
         if render_mode not in (None, "rgb_array"):
             raise ValueError(f"render_mode must be None or 'rgb_array'; got {render_mode!r}")
+        makers = task_env_makers(resolution, max_cycles, crash_reward, environments)
+        self.max_cycles = int(max_cycles)
+        self.environments = tuple(m.keywords["environment"] for m in makers)
         self.render_mode = render_mode
-        self._envs = [
-            make_env(e, resolution=resolution, max_episode_steps=self.max_cycles, crash_reward=crash_reward)
-            for e in self.environments
-        ]
+        self._envs = [m() for m in makers]
         self.possible_agents = [f"agent_{i}" for i in range(len(self._envs))]
         self.agents: list[str] = []
         self._by_agent = dict(zip(self.possible_agents, self._envs))
