@@ -225,6 +225,20 @@ def _add_dcpg_parser(sub) -> None:
         "task under torchrun (torchrun --nproc-per-node N -m baselines dcpg --backend dist ...).",
     )
     _add_config_options(dp, DCPGConfig, ("seed", "layout"))
+    ge = dp.add_argument_group(
+        "multi-task env (--env): DCPG on any multi-task env, a network on its raw observations",
+        "With --env the run trains on the env's tasks with Monte Carlo evaluation, and the shared "
+        "options default to paper 004 §5.2's values (policy cnn, gradient reinforce, alpha 1e-4, gamma "
+        "0.99, lam 0.03, iters 4000, eval-every 100, checkpoint-every 50); the grid-world options "
+        "(--layout, --slip, --features, ...) are refused. Example: dcpg --env mpg/IndoorNav-v0 "
+        "--env-kwargs resolution=64 max_cycles=200 --gradient ppo --iters 500",
+    )
+    ge.add_argument("--env", default=argparse.SUPPRESS,
+                    help="multi-task env id (mpg/IndoorNav-v0, mpg/MultiTaskGridWorld-v0)")  # fmt: skip
+    ge.add_argument("--env-kwargs", nargs="*", type=_kv, default=argparse.SUPPRESS, metavar="KEY=VALUE",
+                    help="the env's keyword arguments, e.g. resolution=64 max_cycles=500")  # fmt: skip
+    ge.add_argument("--eval-episodes", type=int, default=argparse.SUPPRESS,
+                    help="episodes per policy and task of an evaluation, >= 2 (default: 10)")  # fmt: skip
     dp.add_argument(
         "--layout", nargs="+", default=argparse.SUPPRESS,
         help="a named layout (default: no_conflict) or one grid string per task",
@@ -253,6 +267,11 @@ def _dcpg_main(args: argparse.Namespace) -> int:
     if "layout" in given:
         given["layout"] = cli_layout(given["layout"])
     try:
+        if "env" in given or (args.resume and _run_kind(args.resume) == "dcpg-env"):
+            return _dcpg_env_main(args, given)
+        if "env_kwargs" in given or "eval_episodes" in given:
+            flag = "--env-kwargs" if "env_kwargs" in given else "--eval-episodes"
+            raise ValueError(f"{flag} is an option of DCPG on a multi-task env: pass --env too")
         if args.resume:
             extra = (set(given) - {"iters"}) | ({"seeds"} if args.seeds is not None else set())
             if extra:
@@ -279,16 +298,7 @@ def _dcpg_main(args: argparse.Namespace) -> int:
                 if res.thetas is not None:  # the main process (rank 0 under torchrun)
                     done.append(res)
         finally:
-            if done:
-                rows = [
-                    (r.run_dir.name, r.describe_end(), f"{r.metrics[-1]['objective']:.4f}",
-                     f"{r.metrics[-1]['consensus_error']:.2e}")
-                    for r in done
-                ]  # fmt: skip
-                print_table(
-                    f"dcpg: {len(done)} run(s) in {done[0].run_dir.parent}/",
-                    ["run folder", "end", "objective", "consensus error"], rows, align="<<>>", keep=[0],
-                )  # fmt: skip
+            _print_dcpg_runs(done)
         if args.backend == "dist":
             import torch.distributed as dist
 
@@ -297,6 +307,81 @@ def _dcpg_main(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    return 0
+
+
+def _run_kind(run_dir: str) -> str | None:
+    """config.json's ``kind`` of a run folder (None when it cannot be read: the resume reports why)."""
+    from baselines.runs import DamagedRunError, RunFolder
+
+    try:
+        data = RunFolder(run_dir).read_config()
+    except (DamagedRunError, OSError, ValueError):
+        return None
+    return data.get("kind") if isinstance(data, dict) else None
+
+
+def _print_dcpg_runs(done: list) -> None:
+    if done:
+        rows = [
+            (r.run_dir.name, r.describe_end(), f"{r.metrics[-1]['objective']:.4f}",
+             f"{r.metrics[-1]['consensus_error']:.2e}")
+            for r in done
+        ]  # fmt: skip
+        print_table(
+            f"dcpg: {len(done)} run(s) in {done[0].run_dir.parent}/",
+            ["run folder", "end", "objective", "consensus error"], rows, align="<<>>", keep=[0],
+        )  # fmt: skip
+
+
+def _dcpg_env_main(args: argparse.Namespace, given: dict) -> int:
+    """``dcpg --env ...``: DCPG over a multi-task env (:mod:`baselines.consensus.envtasks`)."""
+    import dataclasses as dc
+
+    from baselines.consensus.envtasks import EnvDCPGConfig, prepare_env, run_dcpg_env
+
+    if args.resume:
+        extra = (set(given) - {"iters"}) | ({"seeds"} if args.seeds is not None else set())
+        if extra:
+            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(extra))
+            raise ValueError(
+                f"--resume continues a run with its own config.json; got {flags}; only --iters extends it"
+            )
+        configs: list = [None]
+    else:
+        known = {f.name for f in dc.fields(EnvDCPGConfig)}
+        foreign = sorted(set(given) - known)
+        if foreign:
+            flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+            raise ValueError(f"{flags}: not an option of DCPG on a multi-task env (--env); see dcpg --help")
+        if "env_kwargs" in given:
+            keys = [k for k, _ in given["env_kwargs"]]
+            twice = sorted({k for k in keys if keys.count(k) > 1})
+            if twice:
+                raise ValueError(f"--env-kwargs: {', '.join(twice)} given more than once")
+            given["env_kwargs"] = dict(given["env_kwargs"])
+        seeds = [0] if args.seeds is None else args.seeds
+        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+            raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
+        configs = [EnvDCPGConfig(**given, seed=s) for s in seeds]
+        for cfg in configs:  # every option checked before the first folder
+            prepare_env(cfg)
+    done = []
+    try:
+        for cfg in configs:
+            res = run_dcpg_env(
+                cfg, backend=args.backend, resume=args.resume,
+                iters=given.get("iters") if args.resume else None, progress=not args.no_progress,
+            )  # fmt: skip
+            if res.thetas is not None:
+                done.append(res)
+    finally:
+        _print_dcpg_runs(done)
+    if args.backend == "dist":
+        import torch.distributed as dist
+
+        if dist.is_initialized():
+            dist.destroy_process_group()
     return 0
 
 

@@ -53,7 +53,9 @@ the env's ``np_random``; no domain randomisation).
 
 from __future__ import annotations
 
+import contextlib
 import functools
+import io
 import math
 import sys
 from typing import Any
@@ -167,16 +169,19 @@ def _env_class() -> type:
             params.set("light_ambient", [ambient] * 3)
             params.set("light_color", list(light))
             self._distance = 0.0
-            super().__init__(
-                max_episode_steps=max_episode_steps,
-                obs_width=resolution,
-                obs_height=resolution,
-                window_width=256,
-                window_height=256,
-                params=params,
-                domain_rand=False,
-                render_mode=render_mode,
-            )
+            # MiniWorld prints "Falling back to num_samples=4" for every frame buffer on Mesa; the
+            # fallback is expected here (antialiasing samples are capped): keep stdout clean
+            with contextlib.redirect_stdout(io.StringIO()):
+                super().__init__(
+                    max_episode_steps=max_episode_steps,
+                    obs_width=resolution,
+                    obs_height=resolution,
+                    window_width=256,
+                    window_height=256,
+                    params=params,
+                    domain_rand=False,
+                    render_mode=render_mode,
+                )
             self.action_space = spaces.Discrete(N_ACTIONS)
 
         # ---- layouts -------------------------------------------------------------------
