@@ -306,3 +306,22 @@ def test_gymnasium_sync_vector_env():
     obs, rewards, term, trunc, infos = venv.step(np.array([12, 7]))
     assert rewards.shape == (2,) and infos["distance"].dtype == np.float64
     venv.close()
+
+
+@needs_render
+def test_reward_reads_the_depth_of_the_rendered_frame_as_render_depth_does():
+    """step() renders once and reads that frame's depth buffer; MiniWorld's render_depth() renders
+    the same view again: the rewards must agree on every step of an episode in every env."""
+    from mpg_envs.nav import make_env
+    from mpg_envs.nav.reward import MAX_DEPTH
+
+    for name in ENVS:
+        env = make_env(name, resolution=40)
+        env.reset(seed=3)
+        rng = np.random.default_rng(0)
+        for _ in range(15):
+            _, r, term, trunc, info = env.step(int(rng.integers(25)))
+            if term or trunc:
+                break
+            assert r == depth_window_reward(env.render_depth(), max_depth=MAX_DEPTH)
+        env.close()

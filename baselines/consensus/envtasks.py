@@ -31,7 +31,7 @@ task) -- the same for every policy evaluated in a task, so comparisons are paire
 task: the mean return, the mean **distance** (``info["distance"]`` at the episode's end: the safe
 flight of a navigation env; the number of steps where the env reports no distance) with 95%
 t-interval half-widths, and the fraction of episodes that ended by termination (a collision).
-The training episodes' mean distance and return since the previous evaluation are logged too
+The training episodes' mean distance, return and length since the previous evaluation are logged too
 (paper 004's Fig. 3 plots the safe flight during training). At the end, every agent's policy and
 the average are evaluated in every task (paper 004's Table 1): ``final.npz`` keeps the per-episode
 ``distance`` and ``return`` arrays of shape (N + 1, N, E) (rows: agent 0 .. N-1, then the average).
@@ -283,8 +283,8 @@ class EnvAgents:
             self.critic = FlatNet(critic())
             self.critic_params = np.repeat(initial_parameters(critic, cfg.seed + 1)[None], n, axis=0)
             self.critic_adam = Adam(self.critic_params.shape)
-        # training episodes since the last evaluation: distance sum, return sum, count
-        self.window = np.zeros((n, 3))
+        # training episodes since the last evaluation: distance sum, return sum, steps, count
+        self.window = np.zeros((n, 4))
 
     def initial(self) -> np.ndarray:
         """Every agent's initial parameters (d,)."""
@@ -297,7 +297,14 @@ class EnvAgents:
 
     def policy(self, theta: np.ndarray) -> Callable[[np.ndarray], np.ndarray]:
         """observations (B, ...) -> logits (B, A) of parameters ``theta`` (d,)."""
-        return lambda obs: self.net(theta, self.x(obs))
+        torch = self.net.torch
+        flat = torch.as_tensor(theta, dtype=torch.float32)  # once per episode, not per step
+
+        def logits(obs: np.ndarray) -> np.ndarray:
+            with torch.no_grad():
+                return self.net.forward(flat, self.x(obs)).double().numpy()
+
+        return logits
 
     # ---------------------------------------------------------------- updates
     def update(self, thetas: np.ndarray, mixed: np.ndarray, alpha: float) -> np.ndarray:
@@ -311,7 +318,12 @@ class EnvAgents:
     def _episodes(self, k: int, theta: np.ndarray) -> dict[str, Any]:
         cfg = self.cfg
         eps = [rollout(self.envs[k], self.policy(theta), self.rngs[k]) for _ in range(cfg.episodes)]
-        self.window[k] += [sum(e["distance"] for e in eps), sum(e["rewards"].sum() for e in eps), len(eps)]
+        self.window[k] += [
+            sum(e["distance"] for e in eps),
+            sum(e["rewards"].sum() for e in eps),
+            sum(len(e["actions"]) for e in eps),
+            len(eps),
+        ]
         torch = self.net.torch
         obs = np.concatenate([e["obs"] for e in eps])
         G = np.concatenate([returns_to_go(e["rewards"][None, :, None], cfg.gamma)[0, :, 0] for e in eps])
@@ -393,7 +405,7 @@ class EnvAgents:
     # ---------------------------------------------------------------- checkpoints
     def state_spec(self) -> dict[str, tuple[int, ...]]:
         d = (self.net.size,)
-        spec = {"theta": d, "rng": (), "adam_m": d, "adam_v": d, "adam_t": (), "window": (3,)}
+        spec = {"theta": d, "rng": (), "adam_m": d, "adam_v": d, "adam_t": (), "window": (4,)}
         if self.critic is not None:
             dc = (self.critic.size,)
             spec.update(critic=dc, critic_adam_m=dc, critic_adam_v=dc, critic_adam_t=())
@@ -439,7 +451,7 @@ def env_metric_fields(n_tasks: int, communicate: bool) -> list[str]:
     out = ["iteration", "objective", "consensus_error", *per("agent", n_tasks)]
     if communicate:
         out += per("task", n_tasks)
-    out += [f"train_{m}_agent_{i}" for i in range(n_tasks) for m in ("distance", "return")]
+    out += [f"train_{m}_agent_{i}" for i in range(n_tasks) for m in ("distance", "return", "length")]
     return [*out, "alpha", "wall_time"]
 
 
@@ -477,7 +489,7 @@ class EnvEvaluation:
             res = [evaluate_policy(local.envs[k], local.policy(p), cfg.seed, it, int(i), E) for p in pols]
             mine.append(np.concatenate([np.asarray(a, float) for r in res for a in r] + [local.window[k]]))
         local.window[:] = 0.0
-        gathered = backend.gather(np.stack(mine))  # (N, 3 E [+ 3 E] + 3)
+        gathered = backend.gather(np.stack(mine))  # (N, 3 E [+ 3 E] + 4)
         if not backend.is_main:
             return None
         row: dict[str, float] = {
@@ -491,9 +503,10 @@ class EnvEvaluation:
                 avg = gathered[i, 3 * E : 6 * E].reshape(3, E)
                 row.update(self._stats("task", i, avg[0], avg[1], avg[2].astype(bool)))
             row["objective"] += row[f"return_{'task' if cfg.communicate else 'agent'}_{i}"]
-            dist, ret, count = gathered[i, -3:]
+            dist, ret, steps, count = gathered[i, -4:]
             row[f"train_distance_agent_{i}"] = float(dist / count) if count else 0.0
             row[f"train_return_agent_{i}"] = float(ret / count) if count else 0.0
+            row[f"train_length_agent_{i}"] = float(steps / count) if count else 0.0
         return row
 
     def final(self, thetas: np.ndarray, backend: Any) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:

@@ -263,7 +263,8 @@ def _env_class() -> type:
             if collision:
                 reward = self.crash_reward
             else:
-                reward = depth_window_reward(self.render_depth(), max_depth=MAX_DEPTH)
+                # MiniWorld's render_depth() renders the frame again and reads this depth buffer
+                reward = depth_window_reward(self.obs_fb.get_depth_map(0.04, 100.0), max_depth=MAX_DEPTH)
             truncated = self.step_count >= self.max_episode_steps  # also on a crash at the limit
             info = {"distance": self._distance, "collision": collision}
             return obs, float(reward), collision, truncated, info
