@@ -15,7 +15,7 @@ import argparse
 import time
 
 import numpy as np
-from common import report, save_results
+from common import add_output_args, report, save_results
 
 from mpg_envs.nav import ENVIRONMENTS, make_env
 
@@ -41,6 +41,7 @@ def frames_per_second(name: str, resolution: int, n_steps: int, seed: int = 0) -
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="200 steps per measurement instead of 2000")
+    add_output_args(ap)
     args = ap.parse_args(argv)
     n = 200 if args.quick else 2000
     rows = []
@@ -54,7 +55,11 @@ def main(argv: list[str] | None = None) -> None:
                     None,
                 )
             )
-    save_results("nav", args, rows=report(rows), steps_per_measurement=n)
+    notes = [
+        f"Random actions, resets included, {n} steps per measurement (best of two), one process; a frame "
+        "is one step: an RGB render and the reward's depth read from the same frame (Mesa EGL, CPU)."
+    ]
+    save_results("nav", args, results=report(rows), steps_per_measurement=n, notes=notes, quick=args.quick)
 
 
 if __name__ == "__main__":
