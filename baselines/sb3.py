@@ -388,8 +388,7 @@ def make_vec_env(
 
         import mpg_envs
 
-        if env not in mpg_envs.ENV_IDS:
-            raise ValueError(f"unknown env {env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
+        mpg_envs.check_model_env(env)
         check_env_kwargs(env, env_kwargs)
         env_id = env
 
@@ -614,8 +613,7 @@ def _check_config(cfg: dict[str, Any], where: str) -> dict[str, Any]:
         parts = ([f"no {missing}"] if missing else []) + ([f"unknown keys {unknown}"] if unknown else [])
         raise bad(f"not an sb3 run config ({', '.join(parts)})")
     try:
-        if not isinstance(cfg["env"], str) or cfg["env"] not in mpg_envs.ENV_IDS:
-            raise ValueError(f"unknown env {V.show(cfg['env'])}; registered: {sorted(mpg_envs.ENV_IDS)}")
+        mpg_envs.check_model_env(cfg["env"])
         kw = cfg["env_kwargs"]
         if not isinstance(kw, dict) or not all(isinstance(k, str) for k in kw):
             raise ValueError(f"env_kwargs must be a dict of keyword arguments, got {V.show(kw)}")

@@ -227,8 +227,7 @@ def _is_int(v: Any, minimum: int) -> bool:
 
 def validate_config(cfg: TrainConfig) -> None:
     """Fail before any work with a clear message naming the bad option and value."""
-    if cfg.env not in mpg_envs.ENV_IDS:
-        raise ValueError(f"unknown env {cfg.env!r}; registered: {sorted(mpg_envs.ENV_IDS)}")
+    mpg_envs.check_model_env(cfg.env)
     for name in ("env_kwargs", "algo_kwargs", "estimator_kwargs"):
         if not isinstance(getattr(cfg, name), dict):
             raise ValueError(f"{name} must be a dict, got {getattr(cfg, name)!r}")

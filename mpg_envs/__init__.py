@@ -18,6 +18,7 @@ from typing import Any
 import gymnasium
 import pettingzoo
 
+from mpg_envs import _validate as V
 from mpg_envs import exact
 from mpg_envs._validate import TooLargeError
 from mpg_envs.model import ModelTooLargeError, TabularModel
@@ -32,6 +33,7 @@ __all__ = [
     "TabularModel",
     "TooLargeError",
     "check_env_kwargs",
+    "check_model_env",
     "task_env_makers",
     "MULTITASK_IDS",
     "exact",
@@ -143,6 +145,24 @@ class _RegisteredCreator:
         return getattr(importlib.import_module(self.module), self.attr)(**kwargs)
 
 
+def check_model_env(env_id: Any, name: str = "env") -> str:
+    """``env_id`` if it is a registered env with an exact model (a key of :data:`ENV_IDS`).
+
+    Raises:
+        ValueError: Another value; for a navigation env, the message says it has no exact model
+            and how to train on it (``dcpg --env``).
+    """
+    if isinstance(env_id, str) and env_id in ENV_IDS:
+        return env_id
+    if isinstance(env_id, str) and (env_id in NAV_ENV_IDS or env_id in NAV_GYM_IDS):
+        raise ValueError(
+            f"{name} {env_id!r} is rendered 3D navigation without an exact tabular model, which this "
+            f"needs; train on it with `python -m baselines dcpg --env mpg/IndoorNav-v0` (DCPG with CNN "
+            f"policies); envs with exact models: {sorted(ENV_IDS)}"
+        )
+    raise ValueError(f"unknown {name} {V.show(env_id)}; registered: {sorted(ENV_IDS)}")
+
+
 def check_env_kwargs(env_id: str, env_kwargs: dict) -> None:
     """Refuse keyword arguments a registered PettingZoo env does not take, listing those it does.
 
@@ -158,8 +178,7 @@ def check_env_kwargs(env_id: str, env_kwargs: dict) -> None:
     import inspect
     import typing
 
-    if env_id not in ENV_IDS:
-        raise ValueError(f"unknown env id {env_id!r}; registered: {sorted(ENV_IDS)}")
+    check_model_env(env_id, "env id")
     module = importlib.import_module(ENV_IDS[env_id])
     env_class = typing.get_type_hints(module.parallel_env)["return"]
     allowed = [p for p in inspect.signature(env_class.__init__).parameters if p != "self"]

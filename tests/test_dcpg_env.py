@@ -191,3 +191,13 @@ def test_cli_env_runs_and_refuses_grid_options(tmp_path):
     assert again.returncode == 0, again.stderr
     assert json.loads((run / "config.json").read_text())["iters"] == 6
     assert len(list(tmp_path.iterdir())) == 1
+
+
+@pytest.mark.parametrize("command", ["train", "sb3"])
+def test_exact_model_commands_point_navigation_users_to_dcpg_env(tmp_path, command):
+    p = subprocess.run(
+        [sys.executable, "-m", "baselines", command, "--env", "mpg/IndoorNav-v0", "--out", str(tmp_path)],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 2 and "dcpg --env mpg/IndoorNav-v0" in p.stderr and "exact" in p.stderr
+    assert not any(tmp_path.iterdir())
