@@ -201,3 +201,32 @@ def test_exact_model_commands_point_navigation_users_to_dcpg_env(tmp_path, comma
     )  # fmt: skip
     assert p.returncode == 2 and "dcpg --env mpg/IndoorNav-v0" in p.stderr and "exact" in p.stderr
     assert not any(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize(
+    ("kw", "match"),
+    [
+        (dict(hidden="100000000"), "networks of d = "),
+        (dict(episodes=10**7), "a batch of 10,000,000 episodes"),
+    ],
+)
+def test_sizes_over_the_memory_limit_are_refused_before_allocating(tmp_path, kw, match):
+    from mpg_envs import TooLargeError
+
+    with pytest.raises(TooLargeError, match=match):
+        run_dcpg_env(_cfg(tmp_path, **kw))
+    assert not any(tmp_path.iterdir())
+
+
+def test_network_size_is_the_built_network_size():
+    import gymnasium
+
+    from baselines.policies.nets import FlatNet, build_network, network_size
+
+    for res in (55, 64, 103):
+        space = gymnasium.spaces.Box(0, 255, (res, res, 3), np.uint8)
+        for hidden in ((1024,), (7,)):
+            d, _ = network_size("cnn", space, 25, hidden)
+            assert d == FlatNet(build_network("cnn", space, 25, hidden)).size
+    space = gymnasium.spaces.Discrete(12)
+    assert network_size("mlp", space, 4, (8, 5))[0] == FlatNet(build_network("mlp", space, 4, (8, 5))).size

@@ -271,6 +271,7 @@ class EnvAgents:
         self.obs_space = env0.observation_space
         self.n_actions = int(env0.action_space.n)
         hidden = cfg.hidden_widths()
+        self._check_sizes(cfg, len(self.agents), hidden)
         actor = lambda: build_network(cfg.policy, self.obs_space, self.n_actions, hidden)  # noqa: E731
         self.net = FlatNet(actor())
         self.theta0 = initial_parameters(actor, cfg.seed)
@@ -285,6 +286,32 @@ class EnvAgents:
             self.critic_adam = Adam(self.critic_params.shape)
         # training episodes since the last evaluation: distance sum, return sum, steps, count
         self.window = np.zeros((n, 4))
+
+    def _check_sizes(self, cfg: EnvDCPGConfig, n: int, hidden: tuple[int, ...]) -> None:
+        """Refuse, before the networks are built, parameters or a batch of episodes that would not
+        fit in memory (:func:`mpg_envs._validate.check_bytes`)."""
+        from baselines.policies.nets import network_size
+
+        d, acts = network_size(cfg.policy, self.obs_space, self.n_actions, hidden)
+        nets = 2 if cfg.gradient in ("a2c", "ppo") else 1
+        V.check_bytes(
+            f"{n} agents' networks of d = {d:,} parameters (policy={cfg.policy!r}, hidden={cfg.hidden!r})",
+            nets * d * (8 * 8 * n + 4 * 4),  # float64 parameters, mixes, Adam moments; float32 module, grads
+            advice="use smaller hidden widths or a smaller resolution",
+        )
+        env = self.envs[0].unwrapped
+        steps = getattr(env, "max_episode_steps", None) or getattr(env, "max_steps", None)
+        if steps:
+            obs_bytes = int(np.prod(self.obs_space.shape or (1,))) * 4
+            frames = int(steps) * int(cfg.episodes)
+            # a frame's float32 activations, forward and backward (measured peak on 500 frames of C3F2:
+            # 204 MB at 64x64, 459 MB at 103x103, about half this estimate)
+            V.check_bytes(
+                f"a batch of {cfg.episodes:,} episodes of up to {int(steps):,} steps ({frames:,} "
+                f"observations of {obs_bytes:,} bytes and {acts:,} activations each through the network)",
+                frames * (obs_bytes + 2 * 4 * acts),
+                advice="use fewer episodes, a smaller max_cycles or a smaller resolution",
+            )
 
     def initial(self) -> np.ndarray:
         """Every agent's initial parameters (d,)."""

@@ -29,7 +29,15 @@ import numpy as np
 
 from mpg_envs import _validate as V
 
-__all__ = ["NETWORKS", "CNN_MIN_RESOLUTION", "FlatNet", "build_network", "observation_tensor"]
+__all__ = [
+    "NETWORKS",
+    "CNN_MIN_RESOLUTION",
+    "FlatNet",
+    "build_network",
+    "network_size",
+    "observation_tensor",
+    "initial_parameters",
+]
 
 NETWORKS = ("cnn", "mlp")
 #: The smallest frame side the C3F2 network takes (its last pooling needs a 2x2 input).
@@ -89,6 +97,35 @@ def _check_space(obs_space: Any, kind: str) -> tuple[int, ...]:
     if not isinstance(obs_space, spaces.Box):
         raise ValueError(f"policy='mlp' reads Box or Discrete observations; the env has {obs_space}")
     return (int(np.prod(obs_space.shape)),)
+
+
+def network_size(kind: str, obs_space: Any, n_outputs: int, hidden: Sequence[int]) -> tuple[int, int]:
+    """Sizes of the network :func:`build_network` would build, computed without building it.
+
+    Returns:
+        ``(d, a)``: d parameters, and a activations (outputs of every layer, input included) per
+        observation of a forward pass.
+    """
+    shape = _check_space(obs_space, kind)
+    hidden = tuple(int(h) for h in hidden)
+    if kind == "mlp":
+        sizes = [shape[0], *hidden, int(n_outputs)]
+        d = sum(a * b + b for a, b in zip(sizes[:-1], sizes[1:]))
+        return d, sum(sizes) + sum(hidden)  # linear and tanh outputs
+    h, w, c = shape
+    convs = [(c, 96, 7), (96, 64, 5), (64, 64, 3)]
+    d = sum(k * k * ci * co + co for ci, co, k in convs)
+    h1, w1 = (h - 7) // 4 + 1, (w - 7) // 4 + 1
+    p1h, p1w = (h1 - 3) // 2 + 1, (w1 - 3) // 2 + 1
+    h2, w2 = p1h - 4, p1w - 4
+    p2h, p2w = h2 // 2, w2 // 2
+    flat = 64 * p2h * p2w
+    hid = hidden[0] if len(hidden) == 1 else 0
+    d += flat * hid + hid + hid * int(n_outputs) + int(n_outputs)
+    acts = (
+        2 * h * w * c + 2 * 96 * h1 * w1 + 96 * p1h * p1w + 2 * 64 * h2 * w2 + 3 * flat + 2 * hid + n_outputs
+    )
+    return d, acts
 
 
 def build_network(kind: str, obs_space: Any, n_outputs: int, hidden: Sequence[int]) -> Any:
