@@ -164,6 +164,7 @@ def test_evaluation_uses_common_random_numbers():
         (dict(alpha=0.0), "alpha"),
         (dict(gamma=1.5), "gamma"),
         (dict(hidden="a,b"), "hidden"),
+        (dict(hidden="auto"), "hidden"),
         (dict(env_kwargs=[1]), "env_kwargs"),
     ],
 )
@@ -230,3 +231,19 @@ def test_network_size_is_the_built_network_size():
             assert d == FlatNet(build_network("cnn", space, 25, hidden)).size
     space = gymnasium.spaces.Discrete(12)
     assert network_size("mlp", space, 4, (8, 5))[0] == FlatNet(build_network("mlp", space, 4, (8, 5))).size
+
+
+def test_resume_refuses_an_edited_config(tmp_path):
+    from baselines.runs import DamagedRunError
+
+    killed = run_dcpg_env(_cfg(tmp_path), stop_after=5)
+    path = Path(killed.run_dir) / "config.json"
+    data = json.loads(path.read_text())
+    data["env_kwargs"]["max_cycles"] = 10
+    path.write_text(json.dumps(data))
+    with pytest.raises(DamagedRunError, match="env_kwargs"):
+        run_dcpg_env(resume=killed.run_dir)
+    data["kind"] = "dcpg"
+    path.write_text(json.dumps(data))
+    with pytest.raises(DamagedRunError, match="not a DCPG-env run config"):
+        run_dcpg_env(resume=killed.run_dir)

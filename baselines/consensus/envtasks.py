@@ -167,8 +167,14 @@ class EnvDCPGConfig:
         return dataclasses.replace(self, **v)
 
     def hidden_widths(self) -> tuple[int, ...]:
+        """The hidden widths (``ValueError`` naming ``hidden`` for 'auto', which sizes a network by
+        a state count that observations do not have)."""
         from baselines.policies.neural import parse_hidden
 
+        if self.hidden == "auto":
+            raise ValueError(
+                "hidden must be comma-separated widths like '64,64' (or '' for none), got 'auto'"
+            )
         return parse_hidden(self.hidden, 1)
 
 
