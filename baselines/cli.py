@@ -38,6 +38,15 @@ def _kv(text: str) -> tuple[str, Any]:
         return key, value  # a bare string such as layout=no_conflict
 
 
+def _env_kwargs(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``--env-kwargs`` pairs as a dict, refusing a key given twice (one would silently win)."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"--env-kwargs: {', '.join(twice)} given more than once")
+    return dict(pairs)
+
+
 def _bool(text: str) -> bool:
     if text.lower() in ("true", "1", "yes"):
         return True
@@ -201,11 +210,7 @@ def _sb3_main(args: argparse.Namespace) -> int:
                 f"(got {flags}); only --steps extends it"
             )
         if "env_kwargs" in given:
-            keys = [k for k, _ in given["env_kwargs"]]
-            twice = sorted({k for k in keys if keys.count(k) > 1})
-            if twice:
-                raise ValueError(f"--env-kwargs: {', '.join(twice)} given more than once")
-            given["env_kwargs"] = dict(given["env_kwargs"])
+            given["env_kwargs"] = _env_kwargs(given["env_kwargs"])
         run_dir = run_sb3(**given, resume=args.resume, progress=not args.no_progress)
     except ValueError as err:
         print(f"error: {err}", file=sys.stderr)
@@ -256,7 +261,12 @@ def _add_dcpg_parser(sub) -> None:
 
 
 def _dcpg_main(args: argparse.Namespace) -> int:
+    """``dcpg``: on a multi-task GridWorld layout (exact metrics), or with ``--env`` on any
+    multi-task env (:mod:`baselines.consensus.envtasks`)."""
+    import dataclasses as dc
+
     from baselines.consensus.dcpg import DCPGConfig, cli_layout, load_dcpg_config, prepare, run_dcpg
+    from baselines.consensus.envtasks import EnvDCPGConfig, prepare_env, run_dcpg_env
     from baselines.runs import RunFolder
 
     given = {
@@ -267,9 +277,8 @@ def _dcpg_main(args: argparse.Namespace) -> int:
     if "layout" in given:
         given["layout"] = cli_layout(given["layout"])
     try:
-        if "env" in given or (args.resume and _run_kind(args.resume) == "dcpg-env"):
-            return _dcpg_env_main(args, given)
-        if "env_kwargs" in given or "eval_episodes" in given:
+        on_env = "env" in given or (args.resume and _run_kind(args.resume) == "dcpg-env")
+        if not on_env and ("env_kwargs" in given or "eval_episodes" in given):
             flag = "--env-kwargs" if "env_kwargs" in given else "--eval-episodes"
             raise ValueError(f"{flag} is an option of DCPG on a multi-task env: pass --env too")
         if args.resume:
@@ -279,22 +288,37 @@ def _dcpg_main(args: argparse.Namespace) -> int:
                 raise ValueError(
                     f"--resume continues a run with its own config.json; got {flags}; only --iters extends it"
                 )
-            configs = [load_dcpg_config(RunFolder(args.resume).read_config())]
+            configs = [None if on_env else load_dcpg_config(RunFolder(args.resume).read_config())]
         else:
             seeds = [0] if args.seeds is None else args.seeds
             if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
                 raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
-            configs = [DCPGConfig(**given, seed=s) for s in seeds]
+            if on_env:
+                foreign = sorted(set(given) - {f.name for f in dc.fields(EnvDCPGConfig)})
+                if foreign:
+                    flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+                    raise ValueError(
+                        f"{flags}: not an option of DCPG on a multi-task env (--env); see dcpg --help"
+                    )
+                if "env_kwargs" in given:
+                    given["env_kwargs"] = _env_kwargs(given["env_kwargs"])
+                configs = [EnvDCPGConfig(**given, seed=s) for s in seeds]
+            else:
+                configs = [DCPGConfig(**given, seed=s) for s in seeds]
             for cfg in configs:  # every option, size and graph checked before the first folder
-                prepare(cfg, 1 if args.backend == "dist" else None)
+                prepare_env(cfg) if on_env else prepare(cfg, 1 if args.backend == "dist" else None)
         done = []
         try:
             for cfg in configs:
-                res = run_dcpg(
-                    None if args.resume else cfg, backend=args.backend, resume=args.resume,
-                    iters=given.get("iters") if args.resume else None, progress=not args.no_progress,
-                    plot=True,
+                kw = dict(
+                    backend=args.backend, resume=args.resume, progress=not args.no_progress,
+                    iters=given.get("iters") if args.resume else None,
                 )  # fmt: skip
+                res = (
+                    run_dcpg_env(cfg, **kw)
+                    if on_env
+                    else run_dcpg(None if args.resume else cfg, plot=True, **kw)
+                )
                 if res.thetas is not None:  # the main process (rank 0 under torchrun)
                     done.append(res)
         finally:
@@ -332,57 +356,6 @@ def _print_dcpg_runs(done: list) -> None:
             f"dcpg: {len(done)} run(s) in {done[0].run_dir.parent}/",
             ["run folder", "end", "objective", "consensus error"], rows, align="<<>>", keep=[0],
         )  # fmt: skip
-
-
-def _dcpg_env_main(args: argparse.Namespace, given: dict) -> int:
-    """``dcpg --env ...``: DCPG over a multi-task env (:mod:`baselines.consensus.envtasks`)."""
-    import dataclasses as dc
-
-    from baselines.consensus.envtasks import EnvDCPGConfig, prepare_env, run_dcpg_env
-
-    if args.resume:
-        extra = (set(given) - {"iters"}) | ({"seeds"} if args.seeds is not None else set())
-        if extra:
-            flags = ", ".join("--" + k.replace("_", "-") for k in sorted(extra))
-            raise ValueError(
-                f"--resume continues a run with its own config.json; got {flags}; only --iters extends it"
-            )
-        configs: list = [None]
-    else:
-        known = {f.name for f in dc.fields(EnvDCPGConfig)}
-        foreign = sorted(set(given) - known)
-        if foreign:
-            flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
-            raise ValueError(f"{flags}: not an option of DCPG on a multi-task env (--env); see dcpg --help")
-        if "env_kwargs" in given:
-            keys = [k for k, _ in given["env_kwargs"]]
-            twice = sorted({k for k in keys if keys.count(k) > 1})
-            if twice:
-                raise ValueError(f"--env-kwargs: {', '.join(twice)} given more than once")
-            given["env_kwargs"] = dict(given["env_kwargs"])
-        seeds = [0] if args.seeds is None else args.seeds
-        if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
-            raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
-        configs = [EnvDCPGConfig(**given, seed=s) for s in seeds]
-        for cfg in configs:  # every option checked before the first folder
-            prepare_env(cfg)
-    done = []
-    try:
-        for cfg in configs:
-            res = run_dcpg_env(
-                cfg, backend=args.backend, resume=args.resume,
-                iters=given.get("iters") if args.resume else None, progress=not args.no_progress,
-            )  # fmt: skip
-            if res.thetas is not None:
-                done.append(res)
-    finally:
-        _print_dcpg_runs(done)
-    if args.backend == "dist":
-        import torch.distributed as dist
-
-        if dist.is_initialized():
-            dist.destroy_process_group()
-    return 0
 
 
 def _configs(args: argparse.Namespace) -> list[TrainConfig]:
@@ -426,9 +399,10 @@ def _configs(args: argparse.Namespace) -> list[TrainConfig]:
     seeds = given.get("seeds", [0])
     if any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
         raise ValueError(f"seeds must be distinct integers >= 0, got {seeds}")
+    env_kwargs = _env_kwargs(given.get("env_kwargs", []))
     configs = [
-        dataclasses.replace(base, env_kwargs=dict(given.get("env_kwargs", [])), algo_kwargs=algo_kwargs,
-                            estimator_kwargs=est_kwargs, seed=s)
+        dataclasses.replace(base, env_kwargs=env_kwargs, algo_kwargs=algo_kwargs, estimator_kwargs=est_kwargs,
+                            seed=s)
         for s in seeds
     ]  # fmt: skip
     for cfg in configs:

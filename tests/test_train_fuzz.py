@@ -477,3 +477,15 @@ def test_estimators_evaluators_and_the_sampler_name_wrong_objects():
     ]:
         with pytest.raises(ValueError, match=match):
             call()
+
+
+def test_train_refuses_an_env_kwarg_given_twice(tmp_path):
+    import subprocess
+    import sys
+
+    p = subprocess.run(
+        [sys.executable, "-m", "baselines", "train", "--env", "mpg/Congestion-v0", "--env-kwargs",
+         "n_agents=2", "n_agents=3", "--out", str(tmp_path)], capture_output=True, text=True,
+    )  # fmt: skip
+    assert p.returncode == 2 and "n_agents given more than once" in p.stderr
+    assert not any(tmp_path.iterdir())

@@ -75,6 +75,7 @@ __all__ = [
     "DCPGResult",
     "SingleProcess",
     "LocalAgents",
+    "AgentStates",
     "run_dcpg",
     "load_dcpg_config",
     "cli_layout",
@@ -248,20 +249,27 @@ def cli_layout(values: Sequence[str]) -> str | list[str]:
     return values
 
 
+def load_config(data: Any, source: str | Path, cls: type, kind: str, label: str) -> Any:
+    """A config dataclass ``cls`` from its JSON form (config.json, named ``source`` in errors),
+    whose ``kind`` must be ``kind``; unknown and missing keys are refused
+    (:class:`~baselines.runs.DamagedRunError`, saying it is not a ``label`` run config)."""
+    if not isinstance(data, dict):
+        raise DamagedRunError(f"{source}: not a run config (a JSON object); start a new run")
+    known = {f.name for f in dataclasses.fields(cls)}
+    body = {k: v for k, v in data.items() if k != "kind"}
+    extra, missing = sorted(set(body) - known), sorted(known - set(body))
+    if data.get("kind") != kind or extra or missing:
+        raise DamagedRunError(
+            f"{source}: not a {label} run config (kind {data.get('kind')!r}, unknown keys {extra}, missing "
+            f"keys {missing}); restore the file or start a new run"
+        )
+    return cls(**body)
+
+
 def load_dcpg_config(data: dict[str, Any], source: str | Path = "config.json") -> DCPGConfig:
     """A config from its JSON form (``config.json``, named ``source`` in errors); unknown and
     missing keys are refused (:class:`~baselines.runs.DamagedRunError`)."""
-    if not isinstance(data, dict):
-        raise DamagedRunError(f"{source}: not a run config (a JSON object); start a new run")
-    known = {f.name for f in dataclasses.fields(DCPGConfig)}
-    body = {k: v for k, v in data.items() if k != "kind"}
-    extra, missing = sorted(set(body) - known), sorted(known - set(body))
-    if data.get("kind") != CONFIG_KIND or extra or missing:
-        raise DamagedRunError(
-            f"{source}: not a DCPG run config (kind {data.get('kind')!r}, unknown keys {extra}, missing "
-            f"keys {missing}); restore the file or start a new run"
-        )
-    return DCPGConfig(**body)
+    return load_config(data, source, DCPGConfig, CONFIG_KIND, "DCPG")
 
 
 @dataclass
@@ -493,7 +501,53 @@ class Adam:
         self.m[k], self.v[k], self.t[k] = st[f"{prefix}m"], st[f"{prefix}v"], int(st[f"{prefix}t"])
 
 
-class LocalAgents:
+class AgentStates:
+    """Checkpoint state of a process's agents: ``rngs``, the optional ``adam`` and critic
+    (``critic``, ``critic_params``, ``critic_adam``), and what :meth:`_extra_state` adds; every
+    agent's file also records the config it was written under (checked on resume)."""
+
+    cfg: Any
+    rngs: list
+    adam: Any = None
+    critic: Any = None
+
+    def _extra_state(self, k: int) -> dict[str, np.ndarray]:
+        return {}
+
+    def _set_extra_state(self, k: int, st: dict[str, np.ndarray]) -> None:
+        pass
+
+    def states(self) -> list[dict[str, np.ndarray]]:
+        """Every local agent's state besides its parameters (generator, optimisers, critic), with
+        the config record the run was written under."""
+        out = []
+        record = np.array(json.dumps(_config_record(self.cfg), sort_keys=True))
+        for k, r in enumerate(self.rngs):
+            st = {
+                "rng": np.array(json.dumps(r.bit_generator.state)),
+                "config": record,
+                **self._extra_state(k),
+            }
+            if self.adam is not None:
+                st.update(self.adam.state(k, "adam_"))
+            if self.critic is not None:
+                st["critic"] = self.critic_params[k]
+                st.update(self.critic_adam.state(k, "critic_adam_"))
+            out.append(st)
+        return out
+
+    def set_states(self, states: Sequence[dict[str, np.ndarray]]) -> None:
+        for k, (r, st) in enumerate(zip(self.rngs, states)):
+            r.bit_generator.state = json.loads(str(st["rng"]))
+            self._set_extra_state(k, st)
+            if self.adam is not None:
+                self.adam.set_state(k, st, "adam_")
+            if self.critic is not None:
+                self.critic_params[k] = st["critic"]
+                self.critic_adam.set_state(k, st, "critic_adam_")
+
+
+class LocalAgents(AgentStates):
     """The agents a process holds: their tasks, generators, optimisers and local updates.
 
     Args:
@@ -656,30 +710,6 @@ class LocalAgents:
             spec.update(critic=dc, critic_adam_m=dc, critic_adam_v=dc, critic_adam_t=())
         return spec
 
-    def states(self) -> list[dict[str, np.ndarray]]:
-        """Every local agent's state besides its parameters (generator, optimisers, critic), with
-        the config record the run was written under (checked on resume)."""
-        out = []
-        record = np.array(json.dumps(_config_record(self.cfg), sort_keys=True))
-        for k, r in enumerate(self.rngs):
-            st = {"rng": np.array(json.dumps(r.bit_generator.state)), "config": record}
-            if self.adam is not None:
-                st.update(self.adam.state(k, "adam_"))
-            if self.critic is not None:
-                st["critic"] = self.critic_params[k]
-                st.update(self.critic_adam.state(k, "critic_adam_"))
-            out.append(st)
-        return out
-
-    def set_states(self, states: Sequence[dict[str, np.ndarray]]) -> None:
-        for k, (r, st) in enumerate(zip(self.rngs, states)):
-            r.bit_generator.state = json.loads(str(st["rng"]))
-            if self.adam is not None:
-                self.adam.set_state(k, st, "adam_")
-            if self.critic is not None:
-                self.critic_params[k] = st["critic"]
-                self.critic_adam.set_state(k, st, "critic_adam_")
-
 
 # ------------------------------------------------------------------------------ backends
 class SingleProcess:
@@ -841,7 +871,7 @@ def _prune(folder: RunFolder, keep: int, agents) -> None:
                 (_ckpt_dir(folder) / f"agent{int(i):04d}_{it:08d}.npz").unlink(missing_ok=True)
 
 
-def _config_record(cfg: DCPGConfig) -> dict[str, Any]:
+def _config_record(cfg: Any) -> dict[str, Any]:
     """The config fields that decide a run's iterates and metrics, as JSON reads them back (every
     field but ``iters``, which an extension changes, and ``out``, where the folder was made)."""
     return config_record(dataclasses.asdict(cfg), ("iters", "out"))

@@ -40,7 +40,6 @@ the average are evaluated in every task (paper 004's Table 1): ``final.npz`` kee
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,13 +50,15 @@ import numpy as np
 
 from baselines.consensus.dcpg import (
     Adam,
+    AgentStates,
     DCPGResult,
     agent_generator,
+    load_config,
     make_backend,
     train_agents,
 )
 from baselines.consensus.graphs import Topology
-from baselines.runs import DamagedRunError, RunFolder, config_record, run_name
+from baselines.runs import RunFolder, run_name
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
 
@@ -180,17 +181,7 @@ class EnvDCPGConfig:
 
 def load_env_config(data: dict[str, Any], source: str | Path = "config.json") -> EnvDCPGConfig:
     """A config from its JSON form; unknown and missing keys are refused."""
-    if not isinstance(data, dict):
-        raise DamagedRunError(f"{source}: not a run config (a JSON object); start a new run")
-    known = {f.name for f in dataclasses.fields(EnvDCPGConfig)}
-    body = {k: v for k, v in data.items() if k != "kind"}
-    extra, missing = sorted(set(body) - known), sorted(known - set(body))
-    if data.get("kind") != CONFIG_KIND or extra or missing:
-        raise DamagedRunError(
-            f"{source}: not a DCPG-env run config (kind {data.get('kind')!r}, unknown keys {extra}, missing "
-            f"keys {missing}); restore the file or start a new run"
-        )
-    return EnvDCPGConfig(**body)
+    return load_config(data, source, EnvDCPGConfig, CONFIG_KIND, "DCPG-env")
 
 
 # ------------------------------------------------------------------------------ rollouts
@@ -256,7 +247,7 @@ def _ci(x: np.ndarray) -> float:
 
 
 # ------------------------------------------------------------------------------ local agents
-class EnvAgents:
+class EnvAgents(AgentStates):
     """The agents a process holds: their task envs, generators, networks, optimisers and critics.
 
     Args:
@@ -444,32 +435,11 @@ class EnvAgents:
             spec.update(critic=dc, critic_adam_m=dc, critic_adam_v=dc, critic_adam_t=())
         return spec
 
-    def states(self) -> list[dict[str, np.ndarray]]:
-        out = []
-        record = np.array(
-            json.dumps(config_record(dataclasses.asdict(self.cfg), ("iters", "out")), sort_keys=True)
-        )
-        for k, r in enumerate(self.rngs):
-            st = {
-                "rng": np.array(json.dumps(r.bit_generator.state)),
-                "config": record,
-                "window": self.window[k],
-            }
-            st.update(self.adam.state(k, "adam_"))
-            if self.critic is not None:
-                st["critic"] = self.critic_params[k]
-                st.update(self.critic_adam.state(k, "critic_adam_"))
-            out.append(st)
-        return out
+    def _extra_state(self, k: int) -> dict[str, np.ndarray]:
+        return {"window": self.window[k]}
 
-    def set_states(self, states: Sequence[dict[str, np.ndarray]]) -> None:
-        for k, (r, st) in enumerate(zip(self.rngs, states)):
-            r.bit_generator.state = json.loads(str(st["rng"]))
-            self.window[k] = st["window"]
-            self.adam.set_state(k, st, "adam_")
-            if self.critic is not None:
-                self.critic_params[k] = st["critic"]
-                self.critic_adam.set_state(k, st, "critic_adam_")
+    def _set_extra_state(self, k: int, st: dict[str, np.ndarray]) -> None:
+        self.window[k] = st["window"]
 
     def close(self) -> None:
         for e in self.envs:
