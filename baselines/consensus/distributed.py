@@ -3,6 +3,7 @@
 Launch one process per task with ``torchrun`` (gloo backend, CPU)::
 
     torchrun --nproc-per-node 4 -m baselines dcpg --backend dist --layout no_conflict --iters 1000
+    torchrun --nproc-per-node 4 -m baselines dcpg --backend dist --env mpg/IndoorNav-v0  # a world per rank
 
 Rank i holds agent i's logits, computes its local gradient from its own task, and in each
 consensus step sends its logits to and receives from its graph neighbours only (point-to-point
@@ -57,7 +58,7 @@ class DistributedBackend:
         self.n_agents = topology.graph.n
         if self.world_size != self.n_agents:
             raise ValueError(
-                f"launch one process per task: the layout has {self.n_agents} tasks but there are "
+                f"launch one process per task: the run has {self.n_agents} tasks but there are "
                 f"{self.world_size} ranks (torchrun --nproc-per-node {self.n_agents} ...)"
             )
         self.agents = np.array([self.rank])
