@@ -9,6 +9,11 @@ rollout for every env in tests/test_torchrl.py):
   actions are sent and ignored by the env);
 * ``done_on_any=False``: the episode ends when every agent is done, as the env's own;
 * ``categorical_actions=True``: actions are indices (``Discrete`` spaces).
+* finished agents keep their last observation (where agents finish separately): the wrapper fills
+  a masked-out agent's observation with zeros, which for a one-hot observation
+  (``observation="state"``/``"own"``) is outside its ``OneHot`` spec (``check_env_specs`` failed on
+  about half the seeds of ``chain_slip``); the agent's last observation is its terminal cell, where
+  it stays, in every observation mode.
 
 Example::
 
@@ -22,6 +27,34 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = ["make_torchrl_env"]
+
+
+def _keep_last_observation_class() -> type:
+    import torch
+    from torchrl.envs.libs.pettingzoo import PettingZooWrapper
+
+    class KeepLastObservation(PettingZooWrapper):
+        """``PettingZooWrapper`` whose masked-out (finished) agents keep their last observation
+        instead of zeros (outside a ``OneHot`` spec)."""
+
+        def _reset(self, tensordict=None, **kwargs):
+            out = super()._reset(tensordict, **kwargs)
+            self._last_obs = {g: out[g, "observation"].clone() for g in self.group_map}
+            return out
+
+        def _step(self, tensordict):
+            out = super()._step(tensordict)
+            for g, last in self._last_obs.items():
+                obs = torch.where(out[g, "mask"][..., None], out[g, "observation"], last)
+                out[g, "observation"] = obs
+                self._last_obs[g] = obs.clone()
+            return out
+
+    return KeepLastObservation
+
+
+def _KeepLastObservation(*args: Any, **kwargs: Any):
+    return _keep_last_observation_class()(*args, **kwargs)
 
 
 def make_torchrl_env(
@@ -59,7 +92,7 @@ def make_torchrl_env(
     torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     penv = pettingzoo.make("parallel", env_id, **env_kwargs)
     separate = bool(getattr(penv.unwrapped, "agents_finish_separately", False))
-    env = PettingZooWrapper(
+    env = (_KeepLastObservation if separate else PettingZooWrapper)(
         penv,
         use_mask=separate,
         categorical_actions=True,

@@ -37,3 +37,23 @@ def test_check_env_specs_and_rollout(env_id):
     if env_id == "mpg/MultiTaskGridWorld-v0":  # agents finish separately: the mask records it
         mask = td[group, "mask"]
         assert (~mask).any() and mask[0].all()
+
+
+@pytest.mark.parametrize("observation", ["state", "own", "vector", "onehot"])
+def test_finished_agents_keep_a_valid_observation(observation):
+    """chain_slip's agents finish at different times; the wrapper zeroed a finished agent's
+    observation, which for a one-hot observation is outside its OneHot spec (check_env_specs
+    failed on 10 of these 20 seeds with "state" and 5 with "own")."""
+    from torchrl.envs.utils import check_env_specs
+
+    torch.set_num_threads(1)
+    for seed in range(20):
+        env = make_torchrl_env(
+            "mpg/MultiTaskGridWorld-v0", seed=seed, layout="chain_slip", observation=observation
+        )
+        check_env_specs(env, seed=seed)
+    td = env.rollout(60, break_when_any_done=False)
+    obs, mask = td["next", "agent", "observation"], td["next", "agent", "mask"]
+    for t in range(1, 60):  # a finished agent's observation stays what it was when it finished
+        dead = ~mask[t]
+        assert torch.equal(obs[t][dead], obs[t - 1][dead])
