@@ -341,7 +341,22 @@ class Navigation:
             ["episode length", "until a collision", f"until a collision, at most {p['max_cycles']} steps"],
             ["evaluation", "not stated", f"{p['eval_episodes']} episodes per policy and environment"],
         ]
-        return [("Protocol (what was cut):", cols, rows)]
+        crash_cols = ["policy", *(f"Env{i}" for i in range(4))]
+        crash_rows = [
+            [f"{name}: {label}", *(f"{100 * x:.0f}%" for x in r["crashed_mean"][j])]
+            for name, r in results["estimators"].items()
+            for j, label in enumerate(r["rows"])
+        ]
+        return [
+            ("Protocol (what was cut):", cols, rows),
+            (
+                "Evaluation episodes that ended in a collision (the others reached the "
+                f"{p['max_cycles']}-step limit: their distance is a lower bound of the safe flight), mean "
+                "over seeds:",
+                crash_cols,
+                crash_rows,
+            ),
+        ]
 
 
 def _training_series(name: str, dcpg: list[DCPGRun], sa: list[DCPGRun]) -> dict:
