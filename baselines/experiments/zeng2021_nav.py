@@ -29,14 +29,16 @@ What was cut (the paper: 4000 episodes per agent, 25 h on two RTX 2080 GPUs; her
 * ``--full``: :data:`FULL` -- 3 seeds, 150 iterations (episodes per agent) instead of 4000,
   64x64 frames instead of 103x103, at most 100 steps per episode (10-30 m of flight), 5
   evaluation episodes per policy and environment, an evaluation (and a Fig. 3 point) every 25
-  iterations; about 30 minutes of wall time with 2 worker processes (measured:
-  ``docs/reproductions.md``). Everything else is the paper's.
+  iterations. Measured: 35 min of wall time with 2 worker processes on 2 cores that another job
+  shared (load 4-6); the 18 runs' own wall times sum to 65 min (PPO 250-570 s a run, 1.2-4.9 s
+  per iteration as its episodes lengthen; A2C 100-160 s; REINFORCE 80-120 s, 0.45-0.85 s per
+  iteration). Everything else is the paper's.
 * quick (default): :data:`QUICK` -- 1 seed, 3 iterations, at most 30 steps, 2 evaluation
   episodes: an end-to-end check of the pipeline (under a minute), not an experiment.
 
 Neither decides what the paper's scale would: at 4% of the paper's episodes the networks have
-barely moved from their initial weights (the table's "initial policy" row is the untrained
-network's MSF), and three seeds give wide intervals. The verdicts are reported as measured,
+only begun to learn (the table's "untrained network" row is the initial network's MSF, at
+iteration 0 of the SA run), and three seeds give wide intervals. The verdicts are reported as measured,
 with the paired intervals that say how little they decide.
 
 Claims tested (each per local gradient and environment i, paired over seeds, 95% t intervals):
@@ -148,10 +150,12 @@ class Navigation:
         "DCPG = the average of the DCPG run's agents; Table 1 = mean +- std over seeds (ddof = 1). "
         "**Cut from the paper** (4000 episodes, 103x103 frames, 25 h on two GPUs): 3 seeds, 150 "
         "iterations, 64x64 frames, at most 100 steps per episode, 5 evaluation episodes per policy "
-        "and environment (about 30 minutes on 2 CPU cores). At 4% of the paper's episodes the "
-        "networks are close to their initial weights (the 'initial policy' row: the untrained "
-        "network, iteration 0 of the SA run), so this run cannot decide what the paper's scale "
-        "would; the verdicts below are what this protocol measures. Claims: (a) SA-i in Env i minus "
+        "and environment (35 min of wall time on 2 shared CPU cores with 2 workers). At 4% of the "
+        "paper's episodes the networks have only begun to learn (compare each row with the "
+        "'untrained network' row: the initial network's MSF at iteration 0 of the SA run, from other "
+        "seeded starts than the final evaluation), and 3 seeds give wide intervals, so this run "
+        "cannot decide what the paper's scale would; the verdicts below are what this protocol "
+        "measures. Claims: (a) SA-i in Env i minus "
         "the mean of the other SA-j there (specialisation), DCPG in Env i minus that mean "
         "(generality); (b) DCPG - SA-i in Env i; each paired over seeds with its 95% t interval "
         "(the verdict word comes from the interval). Paper's numbers are PEDRA flights (another "
@@ -378,7 +382,7 @@ def _figures(ctx: Context, results: dict, series: dict) -> None:
     names = list(results["estimators"])
     envs = results["environments"]
     # Table 1 as heat maps
-    fig, axes = pyplot.subplots(1, len(names), figsize=(4.4 * len(names), 3.8))
+    fig, axes = pyplot.subplots(1, len(names), figsize=(3.4 * len(names) + 1.0, 4.4), constrained_layout=True)
     vmax = max(max(max(row) for row in results["estimators"][n]["mean"]) for n in names) or 1.0
     for ax, name in zip(np.atleast_1d(axes), names):
         r = results["estimators"][name]
@@ -392,14 +396,13 @@ def _figures(ctx: Context, results: dict, series: dict) -> None:
         ax.set_xticks(range(4), [f"Env{i}\n{e}" for i, e in enumerate(envs)], fontsize=8)
         ax.set_yticks(range(len(m)), ["untrained", *r["rows"]])
         ax.set_title(f"{name}: MSF (m), mean of {len(r['seeds'])} seeds", fontsize=9)
-    fig.colorbar(im, ax=np.atleast_1d(axes)[-1], fraction=0.046)
+    fig.colorbar(im, ax=list(np.atleast_1d(axes)), fraction=0.03, label="MSF (m)")
     p = results["protocol"]
     fig.suptitle(
-        f"Paper 004 Table 1 on MiniWorld: each policy in every environment ({p['iters']} episodes per "
+        f"Paper 004 Table 1 on MiniWorld: each policy in every environment\n({p['iters']} episodes per "
         f"agent, {p['resolution']}x{p['resolution']} frames, at most {p['max_cycles']} steps)",
         fontsize=10,
     )
-    fig.tight_layout()
     fig.savefig(ctx.out / "zeng2021_nav_table1.png", dpi=110)
     pyplot.close(fig)
     # Fig. 3: MSF of the training episodes (REINFORCE)
