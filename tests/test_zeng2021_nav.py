@@ -96,6 +96,17 @@ def test_claims_read_the_right_cells():
     assert spec[1]["verdict"] == "SA-1 higher"
     others = (M[:, 0, 3] + M[:, 1, 3] + M[:, 2, 3]) / 3
     assert spec[3]["paired"]["mean"] == pytest.approx(np.mean(M[:, 3, 3] - others))
+    assert not any(c["capped"] for k in res["claims"] for c in res["claims"][k])  # every episode crashed
+    # DCPG reached the step limit in every Env2 episode: its Env2 comparisons say so, no others
+    capped = _hand_results(M)
+    C = np.asarray(capped["estimators"]["REINFORCE"]["crashed"])
+    C[:, 4, 2] = 0.0
+    capped["estimators"]["REINFORCE"]["crashed"] = C.tolist()
+    cl = Navigation.rederive(capped)["estimators"]["REINFORCE"]["claims"]
+    assert [c["capped"] for c in cl["own_env"]] == [False, False, True, False]
+    assert [c["capped"] for c in cl["generality"]] == [False, False, True, False]
+    assert not any(c["capped"] for c in cl["specialisation"])
+    assert "lower bound" in " ".join(r[2] for r in Navigation.headline(Navigation.rederive(capped)))
     # every headline row and table row renders
     full = Navigation.rederive(_hand_results(M))
     assert all("quick run" not in r[2] for r in Navigation.headline(full))
