@@ -138,6 +138,11 @@ MUTATIONS = {
         (("estimators", "PPO", "runs", 0, 4, 0), 5.0),
         (("random", 1), 1.0),
     ],
+    "zeng2021-navigation": [
+        (("estimators", "PPO", "runs", 0, 4, 0), 1.0),
+        (("estimators", "A2C", "initial", 1, 2), 1.0),
+        (("estimators", "REINFORCE", "crashed", 2, 1, 3), -0.5),
+    ],
 }
 
 

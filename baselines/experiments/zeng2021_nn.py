@@ -1,5 +1,6 @@
-"""Paper 004 (Zeng et al.) Table 1's analog: SA-0...SA-3 against DCPG with neural policies and
-REINFORCE / A2C / PPO local gradients, each policy tested in every task (needs torch).
+"""Paper 004 (Zeng et al.) Table 1 analog (grid world): SA-0...SA-3 against DCPG with neural
+policies and REINFORCE / A2C / PPO local gradients, each policy tested in every task (needs torch).
+Table 1 itself, on camera-based navigation, is :mod:`~baselines.experiments.zeng2021_nav`.
 
 The paper flies drones in four PEDRA environments and reports the **mean safe flight**, the distance
 travelled before a collision. Our analog: four 12x12 GridWorlds whose border and inner obstacles
@@ -28,6 +29,7 @@ from baselines.consensus.objective import TaskSet, softmax_logits
 from baselines.experiments.common import Context, fmt, plt, write_curves
 from baselines.experiments.dcpg_grid import run_dcpg_grid
 from baselines.experiments.stats import fmt_fraction, fraction, mean_se, paired, paired_verdict
+from baselines.experiments.zeng2021_paper import PAPER, PAPER_SUMS
 
 __all__ = ["Table1"]
 
@@ -46,22 +48,6 @@ TASKS = [
 ESTIMATORS = {"REINFORCE": "montecarlo", "A2C": "a2c", "PPO": "ppo"}
 #: Seeds of the full run per estimator (0, 1, ...): a PPO run costs about 3 A2C runs, so PPO keeps 5.
 FULL_SEEDS = {"REINFORCE": 10, "A2C": 10, "PPO": 5}
-#: Paper 004 Table 1: mean safe flight, mean +- std, rows SA-0..SA-3 and DCPG, columns Env0..Env3.
-PAPER = {
-    "REINFORCE": [[15.9, 4.5, 4.1, 3.6], [3.0, 55.4, 9.7, 8.1], [1.5, 0.8, 21.1, 2.0], [2.3, 0.8, 8.6, 40.1],
-                  [25.2, 67.9, 40.5, 61.8]],
-    "A2C": [[21.8, 7.0, 15.1, 14.9], [1.3, 54.1, 2.8, 6.4], [1.8, 3.9, 105.2, 9.9], [1.1, 1.4, 15.8, 78.6],
-            [25.2, 50.1, 165.8, 159.6]],
-    "PPO": [[28.3, 11.2, 8.7, 13.5], [1.1, 75.3, 1.6, 1.6], [2.5, 3.0, 63.2, 15.6], [1.9, 1.2, 14.3, 139.0],
-            [26.3, 66.7, 144.0, 195.2]],
-}  # fmt: skip
-#: The sums Table 1 prints. Two in the A2C block are not the sums of their rows: SA-1 prints 59.4
-#: (its entries add to 64.6) and DCPG 380.7 (400.7).
-PAPER_SUMS = {
-    "REINFORCE": [28.1, 76.2, 25.4, 51.8, 195.4],
-    "A2C": [58.8, 59.4, 120.8, 96.9, 380.7],
-    "PPO": [61.7, 79.6, 84.3, 156.4, 432.2],
-}
 HORIZON = 100
 LR = 1e-3
 
@@ -98,10 +84,10 @@ LEARNED = 4.0
 
 
 class Table1:
-    """``zeng2021-table1``: paper 004 Table 1's analog on GridWorld."""
+    """``zeng2021-table1``: paper 004 Table 1 analog (grid world)."""
 
     NAME = "zeng2021-table1"
-    TITLE = "Paper 004, SA-i vs DCPG with neural policies (Table 1 analog)"
+    TITLE = "Paper 004, SA-i vs DCPG with neural policies: Table 1 analog (grid world)"
     PAPER = "Zeng et al. 2021, §5.2 and Table 1"
     DESCRIPTION = (
         "Four 12x12 GridWorlds (scattered obstacles, horizontal bars, vertical bars, blocks; border "
@@ -237,7 +223,7 @@ class Table1:
             learned = ", ".join(f"{lab} {fmt_fraction(f)}" for lab, f in zip(r["rows"], r["learned"]))
             rows.append(
                 (
-                    f"Table 1 ({name}): steps survived of 100, sum over Env0-3",
+                    f"Table 1 analog (grid world), {name}: steps survived of 100, sum over Env0-3",
                     f"DCPG {paper[4]:.1f} vs SA-i {', '.join(f'{x:.1f}' for x in paper[:4])} "
                     "(mean safe flight)",
                     f"DCPG {fmt(sums[4], 3)} +- {fmt(r['sum_se'][4], 2)} vs SA-i "
@@ -314,7 +300,8 @@ def _figure(ctx: Context, results: dict, series: dict) -> None:
     ax.set(xlabel="iteration", ylabel="mean steps survived over Env0-3", title="training (Fig. 3 analog)")
     ax.legend(fontsize=7)
     fig.suptitle(
-        "Paper 004 Table 1 analog: each policy tested in every task (mean over seeds; capped at 100)",
+        "Paper 004 Table 1 analog (grid world): each policy tested in every task (mean over seeds; capped at "
+        "100)",
         fontsize=10,
     )
     fig.tight_layout()
