@@ -137,7 +137,7 @@ def test_zero_sum_checks_and_bad_input():
     tug = tugofwar_v0.parallel_env(n_positions=3).model()
     assert zerosum.is_zero_sum(tug) and not zerosum.is_zero_sum(coord)
     assert not zerosum.is_zero_sum(mpg_envs.coordination_v0.parallel_env(n_agents=3).model())
-    with pytest.raises(ValueError, match=r"zero-sum game \(R\[1\] = -R\[0\]\), but \|r_0 \+ r_1\| = 6.0 in st"):
+    with pytest.raises(ValueError, match=r"R\[1\] = -R\[0\]\), but \|r_0 \+ r_1\| = 6.0 in state 0"):
         zerosum.shapley(coord)
     with pytest.raises(ValueError, match="N=3 agents"):
         zerosum.shapley(mpg_envs.coordination_v0.parallel_env(n_agents=3).model())
