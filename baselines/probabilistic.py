@@ -79,6 +79,20 @@ it only suits cooperative games. The marginal product policy returned is
 6. *Eqs. 28 and 35 weight step t by gamma^(t-n+1)*; the recursion they expand (A.3.3) gives
    gamma^(t-n). Eq. 35 also starts with ``beta R`` where Balancing-Q's Q is in reward units.
 
+7. *The value Balancing-Q backs up is not the value of the policies it plays.* App. A.2.1-A.2.2
+   derive the message ``V^i / beta^i`` with a *conditional* opponent ``rho(a_-i | s, a_i)``, but
+   eq. 24 plays marginal policies; the soft Q of that product policy under the same objective
+   (:func:`balancing_q_soft_q`) is lower than the fixed point (by 0.2-0.3 on a random 4-state game
+   at beta = 1.5). ROMMEO has no such gap (App. A.3.2 holds: :func:`rommeo_soft_q` of its policies
+   is its fixed point).
+8. *Improvement steps.* ROMMEO's policy step (eq. 29) never lowers the soft Q (App. A.3.3, checked);
+   its opponent step (eq. 31) with eq. 30's log-sum-exp does so only together with the policy step
+   -- with an arbitrary pi kept (A.3.4's "arbitrary pi_s") it can lower the value (measured at
+   beta = 4); the step with the soft value of a_-i under the current pi always improves.
+   Balancing-Q's opponent step moves the value in the direction of the sign of beta^-i (eq. 37)
+   unconditionally when it uses the agent's actual pi; eq. 36's step (a soft max over a_i) needs
+   eq. 38's assumption and moves it the wrong way in both signs without it (pinned in the tests).
+
 Out of scope here: the report's later sections (hierarchical MARL §2, EM §3, belief §4, imitation
 §5) are brainstorms without algorithms to test.
 
@@ -102,8 +116,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from mpg_envs import _validate as V
+from mpg_envs import exact
 from mpg_envs._repr import concise_repr
 from mpg_envs.model import TabularModel
 
@@ -115,9 +132,11 @@ __all__ = [
     "balancing_q",
     "balancing_q_operator",
     "balancing_q_policies",
+    "balancing_q_soft_q",
     "rommeo",
     "rommeo_operator",
     "rommeo_policies",
+    "rommeo_soft_q",
     "soft_aggregate",
 ]
 
@@ -332,7 +351,14 @@ def _iterate(
     residual, prev, ratio, it = math.inf, None, 0.0, 0
     while it < max_iter:
         it += 1
-        new = operator(q)
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            new = operator(q)
+        if not np.isfinite(new).all():
+            raise ValueError(
+                f"{algo}'s soft Q overflowed to {float(new[~np.isfinite(new)].flat[0])!r} in sweep {it}: the "
+                f"rewards (max |r| = {float(np.abs(game.model.R).max())!r}) divided by 1 - gamma = "
+                f"{1.0 - g!r} exceed the float range; rescale the rewards"
+            )
         diff = float(np.abs(new - q).max())
         if prev is not None and prev > 0 and diff > 1e-9 * max(1.0, float(np.abs(new).max())):
             ratio = max(ratio, diff / prev)
@@ -687,3 +713,106 @@ def rommeo(
         beta=op.beta,
         agent=game.agent,
     )
+
+
+# ---------------------------------------------------------------------------- soft policy evaluation
+def _log_ratio(pol: np.ndarray, prior: np.ndarray, name: str) -> np.ndarray:
+    """log(pol / prior) where pol > 0 (0 elsewhere); refuses pol > 0 where prior = 0 (infinite KL)."""
+    bad = (pol > 0) & (prior <= 0)
+    if bad.any():
+        idx = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{name} puts probability {float(pol[idx])!r} at index {idx} where its prior is 0: the KL "
+            "regulariser is infinite there; give the prior positive mass on every action the policy uses"
+        )
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return np.where(pol > 0, np.log(np.where(pol > 0, pol, 1.0) / np.where(prior > 0, prior, 1.0)), 0.0)
+
+
+def _soft_evaluate(game: _Game, joint: np.ndarray, bonus: np.ndarray) -> np.ndarray:
+    """Soft Q of a (possibly correlated) joint policy: q = r_i + gamma P V with
+    V(s) = sum_a joint(s, a) (q(s, a) + bonus(s, a)); arrays on (S, A_i, A_-i) axes."""
+    m = game.model
+    S = m.n_states
+    J = game.to_model(joint).reshape(S, -1)  # (S, A) model order
+    A = J.shape[1]
+    r = game.reward()
+    r_pi = (joint * (r + bonus)).sum(axis=(1, 2))
+    rows = np.repeat(np.arange(S), A)
+    B = sp.csr_matrix((J.ravel(), (rows, np.arange(S * A))), shape=(S, S * A))
+    P_pi = sp.csc_matrix(B @ m.P)
+    values = spla.spsolve(sp.identity(S, format="csc") - m.gamma * P_pi, r_pi)
+    return game.backup(np.atleast_1d(values))
+
+
+def rommeo_soft_q(
+    model: TabularModel,
+    conditional: Any,
+    opponent: Any,
+    beta: float,
+    *,
+    agent: int = 0,
+    prior: Any = None,
+    prior_opponent: Any = None,
+) -> np.ndarray:
+    """ROMMEO's soft Q of a policy pair, ``Q^{pi, rho}`` of eq. 28 (in reward units, with the
+    discount gamma^(t-n), not the report's gamma^(t-n+1)), shape (S, A_0, A_1).
+
+    ``q = r_i + gamma P V`` with ``V(s) = E_{a_-i ~ rho, a_i ~ pi}[q - (log(pi / p_i) +
+    log(rho / p_-i)) / beta]``, solved exactly (one sparse linear system). At ROMMEO's fixed point
+    it equals the fixed point's q (App. A.3.2); the improvement steps of App. A.3.3-A.3.4 are
+    checked against it in ``tests/test_probabilistic.py``.
+
+    Args:
+        model, beta, agent, prior, prior_opponent: As in :func:`rommeo`.
+        conditional: ``pi(a_i | s, a_-i)``, shape (S, |A_-i|, |A_i|), rows summing to 1.
+        opponent: ``rho(a_-i | s)``, shape (S, |A_-i|).
+
+    Raises:
+        ValueError: A policy that is not a distribution, or puts mass where its prior has none.
+    """
+    game = _game(model, agent, "rommeo")
+    op = _Rommeo(game, beta, prior, prior_opponent)
+    S, ki, kj = game.shape
+    cond = _check_prior("conditional", conditional, S, ki, kj)
+    cond = cond[:, :, None] if cond.ndim == 2 else cond.transpose(0, 2, 1)  # (S, A_i, A_-i | 1)
+    cond = np.broadcast_to(cond, (S, ki, kj))
+    rho = _check_prior("opponent", opponent, S, kj, None)
+    bonus = (
+        -(
+            _log_ratio(cond, np.broadcast_to(op.p_cond, (S, ki, kj)), "conditional")
+            + _log_ratio(rho, op.p_j, "opponent")[:, None, :]
+        )
+        / op.beta
+    )
+    return game.to_model(_soft_evaluate(game, cond * rho[:, None, :], bonus))
+
+
+def balancing_q_soft_q(
+    model: TabularModel,
+    policies: Any,
+    beta: float,
+    beta_opponent: float,
+    *,
+    agent: int = 0,
+    prior: Any = None,
+    prior_opponent: Any = None,
+) -> np.ndarray:
+    """Balancing-Q's soft Q of a product policy under its objective (eq. 17), shape (S, A_0, A_1).
+
+    ``q = r_i + gamma P V`` with ``V(s) = E_{pi x rho}[q - log(pi / p_i) / beta - log(rho / p_-i) /
+    beta_opponent]`` (eq. 35 in reward units, discount gamma^(t-n)), solved exactly.
+
+    Args:
+        model, beta, beta_opponent, agent, prior, prior_opponent: As in :func:`balancing_q`.
+        policies: The product policy in model agent order, ``[pi_0, pi_1]``.
+    """
+    game = _game(model, agent, "balancing_q")
+    op = _Balancing(game, beta, beta_opponent, prior, prior_opponent, None)
+    pol = exact.check_policy(model, policies)
+    pi, rho = (pol[0], pol[1]) if game.agent == 0 else (pol[1], pol[0])
+    bonus = (
+        -_log_ratio(pi, op.p_i, "the agent's policy")[:, :, None] / op.beta
+        - _log_ratio(rho, op.p_j, "the opponent's policy")[:, None, :] / op.beta_opp
+    )
+    return game.to_model(_soft_evaluate(game, pi[:, :, None] * rho[:, None, :], bonus))

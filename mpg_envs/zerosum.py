@@ -312,6 +312,12 @@ def shapley(
     while it < max_iter:
         it += 1
         new = _sweep(model, v)[0]
+        if not np.isfinite(new).all():
+            raise ValueError(
+                f"shapley's values overflowed in sweep {it}: the rewards (max |r| = "
+                f"{float(np.abs(model.R).max())!r}) divided by 1 - gamma = {1.0 - g!r} exceed the float "
+                "range; rescale the rewards"
+            )
         residual = float(np.abs(new - v).max())
         v = new
         if factor * residual <= tol:

@@ -195,6 +195,47 @@ def test_rommeo_agent_one_and_conditional_prior(coord):
     np.testing.assert_allclose(sol.values, expect, atol=1e-10)
 
 
+def swapped(model: TabularModel) -> TabularModel:
+    """The same game with agents 0 and 1 exchanged."""
+    S, (m, n) = model.n_states, model.action_sizes
+    perm = (
+        np.arange(S)[:, None, None] * m * n + np.arange(m)[None, None, :] * n + np.arange(n)[None, :, None]
+    ).ravel()
+    R = model.R.reshape(2, S, m, n).transpose(0, 1, 3, 2).reshape(2, S, m * n)[::-1]
+    return TabularModel(2, (n, m), P=model.P[perm], R=R, mu=model.mu, gamma=model.gamma)
+
+
+@pytest.mark.parametrize("algo", ["balancing_q", "rommeo"])
+def test_agent_one_is_agent_zero_of_the_swapped_game(algo):
+    rng = np.random.default_rng(8)
+    model = random_game(rng, 3, (2, 3), 0.8)
+    other = swapped(model)
+    p1 = rng.dirichlet(np.ones(3), size=3)  # agent 1's prior (S, 3)
+    p0 = rng.dirichlet(np.ones(2))
+    if algo == "balancing_q":
+        a = prob.balancing_q(model, 2.0, -0.5, agent=1, prior=p1, prior_opponent=p0)
+        b = prob.balancing_q(other, 2.0, -0.5, agent=0, prior=p1, prior_opponent=p0)
+        np.testing.assert_allclose(a.opponent_values, b.opponent_values, atol=1e-9)
+    else:
+        a = prob.rommeo(model, 2.0, agent=1, prior=p1, prior_opponent=p0)
+        b = prob.rommeo(other, 2.0, agent=0, prior=p1, prior_opponent=p0)
+        np.testing.assert_allclose(a.joint, b.joint.transpose(0, 2, 1), atol=1e-9)
+    np.testing.assert_allclose(a.values, b.values, atol=1e-9)
+    np.testing.assert_allclose(a.q, b.q.transpose(0, 2, 1), atol=1e-9)
+    np.testing.assert_allclose(a.policies[0], b.policies[1], atol=1e-9)
+    np.testing.assert_allclose(a.policies[1], b.policies[0], atol=1e-9)
+
+
+def test_overflowing_rewards_are_refused():
+    M = np.array([[1e307, -1e307], [-1e307, 1e307]])
+    R = np.stack([M.ravel(), -M.ravel()])[:, None]
+    model = TabularModel(2, (2, 2), P=np.ones((4, 1)), R=R, mu=[1.0], gamma=0.99)
+    with pytest.raises(ValueError, match="overflowed .*max \\|r\\| = 1e\\+307.*rescale"):
+        prob.balancing_q(model, 1.0, -1.0)
+    with pytest.raises(ValueError, match="overflowed"):
+        prob.rommeo(model, 1.0)
+
+
 def test_rommeo_in_the_zero_sum_game_is_exploitable(tug):
     """ROMMEO's opponent model maximises the agent's reward: in the zero-sum game its value is far
     above the minimax value and its marginal policy pair is far from an equilibrium."""
@@ -275,3 +316,109 @@ def test_max_iter_reached_warns_and_says_so(coord):
     with pytest.warns(RuntimeWarning, match="max_iter=5 sweeps"):
         sol = prob.balancing_q(coord, 1.0, 1.0, max_iter=5)
     assert not sol.converged and sol.iterations == 5
+
+
+# ---------------------------------------------------------------------------- soft values, improvement
+def _random_pair(rng, S=3, sizes=(2, 3)):
+    cond = rng.dirichlet(np.ones(sizes[0]), size=(S, sizes[1]))  # pi(a_0 | s, a_1), (S, A_1, A_0)
+    rho = rng.dirichlet(np.ones(sizes[1]), size=S)  # (S, A_1)
+    return cond, rho
+
+
+def test_rommeo_fixed_point_is_the_soft_value_of_its_policies():
+    """App. A.3.2: Q^{pi*, rho*} = Q* (the soft Q of the fixed point's policies is the fixed point)."""
+    model = random_game(np.random.default_rng(9), 4, (2, 3), 0.8)
+    sol = prob.rommeo(model, 1.5, tol=1e-12)
+    q = prob.rommeo_soft_q(model, sol.conditional, sol.opponent, 1.5)
+    np.testing.assert_allclose(q, sol.q, atol=1e-9)
+
+
+def test_balancing_q_backed_up_value_is_not_the_value_of_its_product_policy():
+    """The Balancing-Q fixed point backs up the value of a *conditional* opponent (App. A.2.1-A.2.2);
+    the product of the marginal policies it plays (eq. 24) is worth less under the same objective."""
+    model = random_game(np.random.default_rng(9), 4, (2, 3), 0.8)
+    sol = prob.balancing_q(model, 1.5, 1.5, tol=1e-12)
+    q = prob.balancing_q_soft_q(model, sol.policies, 1.5, 1.5)
+    assert np.all(q < sol.q - 0.2)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_rommeo_policy_improvement_and_the_opponent_step(seed):
+    """A.3.3 (pi~ ~ p exp(beta Q^{pi,rho})) never lowers the soft Q; for the opponent model the
+    step with the soft value of a_-i under the *current* pi never lowers it either, and neither does
+    the joint step (pi~, rho~) of eqs. 29-31."""
+    rng = np.random.default_rng(seed)
+    model = random_game(rng, 3, (2, 3), 0.8)
+    beta = 1.0
+    cond, rho = _random_pair(rng)
+    q = prob.rommeo_soft_q(model, cond, rho, beta)  # (S, A_0, A_1)
+    ci = cond.transpose(0, 2, 1)
+    pi_new = prob._gibbs(q, np.full(q.shape, 0.5), beta, axis=1)
+    assert np.all(prob.rommeo_soft_q(model, pi_new.transpose(0, 2, 1), rho, beta) >= q - 1e-10)
+    u = (ci * (q - np.log(ci / 0.5) / beta)).sum(axis=1)  # soft value of a_1 under the current pi
+    rho_u = prob._gibbs(u, np.full(rho.shape, 1 / 3), beta, axis=1)
+    assert np.all(prob.rommeo_soft_q(model, cond, rho_u, beta) >= q - 1e-10)
+    c = prob._soft(q, np.full(q.shape, 0.5), beta, axis=1)  # eq. 30
+    rho_c = prob._gibbs(c, np.full(rho.shape, 1 / 3), beta, axis=1)  # eq. 31
+    assert np.all(prob.rommeo_soft_q(model, pi_new.transpose(0, 2, 1), rho_c, beta) >= q - 1e-10)
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_balancing_q_opponent_step_moves_the_value_by_the_sign_of_its_temperature(seed):
+    """Eq. 37: an opponent step raises the agent's soft Q for beta^-i > 0 and lowers it for
+    beta^-i < 0 -- unconditionally when rho~ ~ p exp(beta^-i E_pi[Q^{pi,rho}]) uses the agent's
+    actual pi (eq. 36's variant: see the next test)."""
+    rng = np.random.default_rng(seed)
+    model = random_game(rng, 3, (2, 3), 0.8)
+    pi, rho = rng.dirichlet(np.ones(2), size=3), rng.dirichlet(np.ones(3), size=3)
+    for b_opp in (2.0, -2.0):
+        q = prob.balancing_q_soft_q(model, [pi, rho], 1.0, b_opp)
+        u = (pi[:, :, None] * q).sum(axis=1)
+        step = prob.balancing_q_soft_q(
+            model, [pi, prob._gibbs(u, np.full((3, 3), 1 / 3), b_opp, axis=1)], 1.0, b_opp
+        )
+        assert np.all(np.sign(b_opp) * (step - q) >= -1e-10)
+
+
+def test_report_eq_31_alone_can_lower_the_rommeo_value():
+    """App. A.3.4 claims rho~ of eq. 31 (a soft max over a_i, eq. 30) improves the value for an
+    arbitrary pi_s; with pi kept it can lower it (measured at beta = 4: by up to 0.79 over 30
+    random games; at beta <= 1 it did not); it holds for the joint step with pi~."""
+    worst = 0.0
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        model = random_game(rng, 3, (2, 3), 0.8)
+        cond, rho = _random_pair(rng)
+        q = prob.rommeo_soft_q(model, cond, rho, 4.0)
+        c = prob._soft(q, np.full(q.shape, 0.5), 4.0, axis=1)
+        rho_c = prob._gibbs(c, np.full(rho.shape, 1 / 3), 4.0, axis=1)
+        worst = min(worst, float((prob.rommeo_soft_q(model, cond, rho_c, 4.0) - q).min()))
+    assert worst < -0.1
+
+
+def test_report_eq_36_can_move_the_balancing_q_value_the_wrong_way():
+    """Eq. 36's opponent step (a soft max over a_i at beta^i, not the agent's actual pi) needs eq.
+    38's assumption: without it the value moves against the sign of beta^-i, for both signs."""
+    found = {1.0: 0.0, -1.0: 0.0}
+    for seed in range(30):
+        rng = np.random.default_rng(seed)
+        model = random_game(rng, 3, (2, 3), 0.8)
+        pi, rho = rng.dirichlet(np.ones(2), size=3), rng.dirichlet(np.ones(3), size=3)
+        for b_opp in (2.0, -2.0):
+            q = prob.balancing_q_soft_q(model, [pi, rho], 4.0, b_opp)
+            h = prob._soft(q, np.full(q.shape, 0.5), 4.0, axis=1)
+            r36 = prob._gibbs(h, np.full((3, 3), 1 / 3), b_opp, axis=1)
+            d = np.sign(b_opp) * (prob.balancing_q_soft_q(model, [pi, r36], 4.0, b_opp) - q)
+            found[np.sign(b_opp)] = min(found[np.sign(b_opp)], float(d.min()))
+    assert found[1.0] < -0.05 and found[-1.0] < -0.05, found
+
+
+def test_soft_q_bad_policies():
+    model = random_game(np.random.default_rng(10), 3, (2, 3), 0.8)
+    cond, rho = _random_pair(np.random.default_rng(11))
+    with pytest.raises(ValueError, match=r"opponent .*sums to"):
+        prob.rommeo_soft_q(model, cond, rho * 2, 1.0)
+    with pytest.raises(ValueError, match="where its prior is 0"):
+        prob.rommeo_soft_q(model, cond, rho, 1.0, prior_opponent=[0.0, 0.5, 0.5])
+    with pytest.raises(ValueError, match="one policy per agent"):
+        prob.balancing_q_soft_q(model, [np.ones((3, 2))], 1.0, 1.0)
