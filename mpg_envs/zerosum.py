@@ -62,6 +62,9 @@ __all__ = [
 ZERO_SUM_TOL = 1e-12
 #: Largest matrix game (rows x columns) :func:`solve_matrix_game` accepts.
 MAX_MATRIX_ENTRIES = 1 << 20
+#: Round-off floor of a sweep's change, relative to max(1, max |V|), and the sweeps spent on it
+#: before the iteration stops (a ``tol`` below it cannot be met).
+_FLOOR, _STALL_SWEEPS = 1e-10, 50
 
 
 @dataclass(frozen=True)
@@ -282,7 +285,9 @@ def shapley(
         tol: Sup-norm accuracy of ``values`` (in reward units), finite and > 0 (below ~1e-13 x
             the value scale it is beyond round-off and the iteration runs to ``max_iter``).
         max_iter: Most sweeps, a positive integer; if reached, the result has
-            ``converged=False`` and a ``RuntimeWarning`` says how far it is.
+            ``converged=False`` and a ``RuntimeWarning`` says how far it is. The same happens,
+            early, when 50 sweeps make no progress at round-off level (a ``tol`` below what the
+            LPs resolve, ~1e-10 x the value scale).
         values: Starting values (S,), default zeros.
 
     Returns:
@@ -308,7 +313,7 @@ def shapley(
             raise ValueError(f"values must have shape (S,) = ({S},), got {v.shape}")
     g = model.gamma
     factor = g / (1.0 - g)
-    residual, it = math.inf, 0
+    residual, it, stall, floor, best = math.inf, 0, 0, 0.0, math.inf
     while it < max_iter:
         it += 1
         new = _sweep(model, v)[0]
@@ -322,12 +327,23 @@ def shapley(
         v = new
         if factor * residual <= tol:
             break
+        floor = _FLOOR * max(1.0, float(np.abs(v).max()))
+        if residual < best:
+            best, stall = residual, 0
+        elif residual <= floor:  # no progress at round-off level
+            stall += 1
+        if stall >= _STALL_SWEEPS:  # round-off of the LPs: further sweeps cannot get closer
+            break
     bound = factor * residual
     converged = bound <= tol
     if not converged:
+        why = (
+            f"reached the round-off floor (sweep changes <= {floor:.3g}) after {it} sweeps"
+            if stall >= _STALL_SWEEPS
+            else f"stopped after max_iter={max_iter} sweeps"
+        )
         warnings.warn(
-            f"shapley stopped after max_iter={max_iter} sweeps with error bound {bound:.3g} > tol={tol:g}; "
-            "raise max_iter or tol",
+            f"shapley {why} with error bound {bound:.3g} > tol={tol:g}; raise tol (or max_iter)",
             RuntimeWarning,
             stacklevel=2,
         )

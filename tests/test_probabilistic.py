@@ -422,3 +422,10 @@ def test_soft_q_bad_policies():
         prob.rommeo_soft_q(model, cond, rho, 1.0, prior_opponent=[0.0, 0.5, 0.5])
     with pytest.raises(ValueError, match="one policy per agent"):
         prob.balancing_q_soft_q(model, [np.ones((3, 2))], 1.0, 1.0)
+
+
+def test_tol_below_round_off_stops_with_a_warning_instead_of_running_to_max_iter():
+    model = random_game(np.random.default_rng(0), 30, (3, 4), 0.99)
+    with pytest.warns(RuntimeWarning, match="round-off floor"):
+        sol = prob.balancing_q(model, 3.0, -2.0, tol=1e-300)
+    assert not sol.converged and sol.iterations < 10_000 and sol.error_bound < 1e-10

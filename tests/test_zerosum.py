@@ -186,3 +186,16 @@ def test_tug_of_war_env_arguments():
     ]:
         with pytest.raises((ValueError, TypeError), match=match):
             tugofwar_v0.parallel_env(**kw)
+
+
+def test_shapley_tol_below_round_off_terminates():
+    """tol = 1e-300 cannot be met in float64: the iteration stops at the round-off floor (with a
+    warning) or at an exact float fixed point, never running to max_iter."""
+    import warnings
+
+    model = zero_sum_game(np.random.default_rng(4), n_states=4, sizes=(3, 4), gamma=0.9)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        sol = zerosum.shapley(model, tol=1e-300)
+    assert sol.iterations < 1000 and sol.error_bound < 1e-11
+    assert sol.converged or any("round-off floor" in str(w.message) for w in caught)
