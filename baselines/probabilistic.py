@@ -71,9 +71,10 @@ it only suits cooperative games. The marginal product policy returned is
    game, ``V(s) = max_{a_i} min_{a_-i} q(s, a_i, a_-i)``, which equals the minimax value ``V*`` of
    :func:`mpg_envs.zerosum.shapley` only where the stage games have pure saddle points. In games
    that need mixing (matching pennies, ``mpg/TugOfWar-v0``) it is strictly below ``V*``, and the
-   marginal policies do not tend to the minimax strategies either (in the tug of war they tend to
-   uniform instead of ~0.45 heads). Measured in the tests and in
-   ``benchmarks/bench_soft.py``.
+   marginal policies do not tend to the minimax strategies either: in the tug of war the agent's
+   tends to uniform and the opponent's to pure tails (the minimax strategies play heads with
+   probability 0.43-0.46), a pair with worst-state Nash gap ~19 (``V*`` ranges over -1.5..6.0).
+   Measured in the tests and in ``benchmarks/bench_soft.py``.
 5. *Eqs. 14, 26 and A.3.1 put the prior inside the exponential* (``exp(Q P_prior)``); the
    normaliser is ``log sum_a P_prior(a) exp(Q(a))`` (eqs. 8-9, the derivation in A.1.2).
 6. *Eqs. 28 and 35 weight step t by gamma^(t-n+1)*; the recursion they expand (A.3.3) gives
