@@ -42,6 +42,8 @@ __all__ = [
     "coordination_v0",
     "distancing_v0",
     "multitask_gridworld_v0",
+    "tugofwar_v0",
+    "zerosum",
 ]
 
 #: Registered PettingZoo ids -> versioned module.
@@ -50,6 +52,7 @@ ENV_IDS = {
     "mpg/Coordination-v0": "mpg_envs.coordination_v0",
     "mpg/Distancing-v0": "mpg_envs.distancing_v0",
     "mpg/MultiTaskGridWorld-v0": "mpg_envs.multitask_gridworld_v0",
+    "mpg/TugOfWar-v0": "mpg_envs.tugofwar_v0",
 }
 #: Registered Gymnasium (single-agent) ids -> entry point.
 GYM_IDS = {
@@ -234,4 +237,6 @@ from mpg_envs import (  # noqa: E402
     coordination_v0,
     distancing_v0,
     multitask_gridworld_v0,
+    tugofwar_v0,
+    zerosum,
 )

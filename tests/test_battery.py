@@ -22,7 +22,7 @@ from helpers import (
 from pettingzoo.test import api_test, max_cycles_test, parallel_api_test, render_test
 
 import mpg_envs
-from mpg_envs import exact
+from mpg_envs import exact, zerosum
 
 SMALL = {
     "mpg/Congestion-v0": {"n_agents": 3, "slip": 0.3, "gamma": 0.9},
@@ -34,6 +34,7 @@ SMALL = {
     },
     "mpg/Distancing-v0": {"n_agents": 3, "gamma": 0.9},
     "mpg/Coordination-v0": {"n_agents": 3, "gamma": 0.9},
+    "mpg/TugOfWar-v0": {"n_positions": 4, "slip": 0.2, "gamma": 0.8},
 }
 IDS = sorted(mpg_envs.ENV_IDS)
 
@@ -119,7 +120,17 @@ def test_policy_gradient_matches_finite_differences(model):
 
 
 def test_nash_gap_zero_at_best_response_equilibrium(model):
+    """A pure equilibrium found by best-response dynamics in the potential games; in a zero-sum
+    game (matching pennies has no pure equilibrium, best responses cycle) the minimax policies of
+    Shapley's value iteration, verified by the exact Nash gap."""
     rng = np.random.default_rng(4)
+    if zerosum.is_zero_sum(model):
+        sol = zerosum.shapley(model, tol=1e-11)
+        gap = exact.nash_gap(model, sol.policies)
+        assert gap.worst <= 1e-9
+        np.testing.assert_allclose(exact.evaluate(model, sol.policies)[0], sol.values, atol=1e-9)
+        assert exact.nash_gap(model, exact.random_policy(model, rng)).worst > 1e-6
+        return
     pol = exact.random_policy(model, rng, deterministic=True)
     for _ in range(100):
         moved = False

@@ -21,6 +21,7 @@ CONFIGS = [
     ("mpg/MultiTaskGridWorld-v0", dict(layout="no_conflict", slip=0.2, max_cycles=12, observation="vector")),
     ("mpg/MultiTaskGridWorld-v0", dict(layout="chain_reversed", max_cycles=6)),
     ("mpg/MultiTaskGridWorld-v0", dict(layout="chain_slip", max_cycles=6, observation="onehot")),
+    ("mpg/TugOfWar-v0", dict(n_positions=4, max_cycles=6, observation="vector")),
 ]
 IDS = [f"{e.split('/')[1]}-{'-'.join(f'{k}={v}' for k, v in kw.items())}" for e, kw in CONFIGS]
 
@@ -82,6 +83,7 @@ FREQ_CONFIGS = [
     ("mpg/Distancing-v0", dict(n_agents=2, max_cycles=5)),
     ("mpg/MultiTaskGridWorld-v0", dict(layout="chain_slip", slip=0.2, max_cycles=4)),
     ("mpg/MultiTaskGridWorld-v0", dict(layout="chain_reversed", slip=0.3, max_cycles=4)),
+    ("mpg/TugOfWar-v0", dict(n_positions=4, slip=0.3, max_cycles=5)),
 ]
 
 

@@ -15,6 +15,7 @@ CASES = {  # small instances; the grid world with agents that finish separately
     "mpg/Coordination-v0": {"n_agents": 2},
     "mpg/Distancing-v0": {"n_agents": 4},
     "mpg/MultiTaskGridWorld-v0": {"layout": "no_conflict", "observation": "vector"},
+    "mpg/TugOfWar-v0": {"n_positions": 3},
 }
 
 

@@ -106,6 +106,12 @@ cong = congestion_v0.parallel_env
 dist = distancing_v0.parallel_env
 coord = coordination_v0.parallel_env
 grid = multitask_gridworld_v0.parallel_env
+try:  # the zero-sum game (absent from older versions of the package)
+    from mpg_envs import tugofwar_v0, zerosum
+
+    tug = tugofwar_v0.parallel_env
+except ImportError:
+    tug = zerosum = None
 
 
 def task(**kw):
@@ -240,7 +246,7 @@ def _ctor_cases() -> list[Case]:
         ("render_mode=True", "True"),
         ("no_such_option=1", "'no_such_option'"),
     ]
-    envs = {"cong": "cong", "dist": "dist", "coord": "coord", "grid": "grid"}
+    envs = {"cong": "cong", "dist": "dist", "coord": "coord", "grid": "grid", "tug": "tug"}
     for short, fn in envs.items():
         for kw, tok in common:
             out.append(E(f"{short}/{kw}", f"{fn}({kw})", tok))
@@ -416,6 +422,22 @@ def _ctor_cases() -> list[Case]:
         ),
         EITHER(
             "dist/rgb,N=1e4", "env = ready(dist(n_agents=10**4, render_mode='rgb_array')); env.render()", SIZE
+        ),
+        # tug of war (zero-sum) and its minimax oracle
+        E("tug/n_positions=1", "tug(n_positions=1)", "1"),
+        E("tug/n_positions=10**9", "tug(n_positions=10**9)", "1000000000"),
+        E("tug/n_positions=2.0", "tug(n_positions=2.0)", "2.0"),
+        E("tug/slip=-0.1", "tug(slip=-0.1)", "-0.1"),
+        E("tug/heads_bonus=nan", "tug(heads_bonus=float('nan'))", "nan"),
+        E("tug/position_reward=1e309", "tug(position_reward=1e309)", "inf"),
+        E("tug/gamma=1", "tug(gamma=1)", "1"),
+        E("zerosum/shapley coord", "zerosum.shapley(coord(n_agents=2).model())", "6.0"),
+        E("zerosum/shapley tol=0", "zerosum.shapley(tug().model(), tol=0)", "0"),
+        E("zerosum/matrix nan", "zerosum.solve_matrix_game([[1.0, float('nan')]])", "nan"),
+        A(
+            "zerosum/matrix 1e300",
+            "sol = zerosum.solve_matrix_game([[1e300, -1e300], [-1e300, 1e300]])",
+            check="assert abs(sol.value) < 1e288 and abs(sol.row[0] - 0.5) < 1e-9",
         ),
         # coordination
         E("coord/n_agents=1", "coord(n_agents=1)", "1"),
