@@ -114,7 +114,7 @@ from __future__ import annotations
 import math
 import warnings
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import scipy.sparse as sp
@@ -285,7 +285,7 @@ def _check_iteration(tol: Any, max_iter: Any) -> tuple[float, int]:
 
 
 # ---------------------------------------------------------------------------- shared machinery
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _Game:
     """The agent's view of a 2-player model: rewards and expectations on (S, A_i, A_-i) axes."""
 
@@ -392,7 +392,7 @@ def _iterate(
     return q, it, residual, bound, converged, ratio
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class _SoftResult:
     policies: list[np.ndarray]
     q: np.ndarray
@@ -403,9 +403,23 @@ class _SoftResult:
     converged: bool
     contraction: float
 
+    #: The arguments a result's repr shows first.
+    _params: ClassVar[tuple[str, ...]] = ()
+
+    def __repr__(self) -> str:
+        return concise_repr(
+            self,
+            **{k: getattr(self, k) for k in self._params},
+            iterations=self.iterations,
+            error_bound=self.error_bound,
+            converged=self.converged,
+            values=self.values,
+            policies=self.policies,
+        )
+
 
 # ---------------------------------------------------------------------------- Balancing-Q
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class BalancingQResult(_SoftResult):
     """The fixed point of Balancing-Q's soft Bellman operator and its policies.
 
@@ -429,19 +443,7 @@ class BalancingQResult(_SoftResult):
     beta: float
     beta_opponent: float
     agent: int
-
-    def __repr__(self) -> str:
-        return concise_repr(
-            self,
-            beta=self.beta,
-            beta_opponent=self.beta_opponent,
-            agent=self.agent,
-            iterations=self.iterations,
-            error_bound=self.error_bound,
-            converged=self.converged,
-            values=self.values,
-            policies=self.policies,
-        )
+    _params: ClassVar[tuple[str, ...]] = ("beta", "beta_opponent", "agent")
 
 
 class _Balancing:
@@ -580,7 +582,7 @@ def balancing_q(
 
 
 # ---------------------------------------------------------------------------- ROMMEO
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class RommeoResult(_SoftResult):
     """The fixed point of ROMMEO's soft Bellman operator and its policies.
 
@@ -604,18 +606,7 @@ class RommeoResult(_SoftResult):
     joint: np.ndarray
     beta: float
     agent: int
-
-    def __repr__(self) -> str:
-        return concise_repr(
-            self,
-            beta=self.beta,
-            agent=self.agent,
-            iterations=self.iterations,
-            error_bound=self.error_bound,
-            converged=self.converged,
-            values=self.values,
-            policies=self.policies,
-        )
+    _params: ClassVar[tuple[str, ...]] = ("beta", "agent")
 
 
 class _Rommeo:
