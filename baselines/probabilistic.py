@@ -165,7 +165,8 @@ def _soft(x: np.ndarray, prior: np.ndarray, beta: float, axis: int) -> np.ndarra
         m = np.where(support, x, -np.inf).max(axis=axis, keepdims=True)
     else:
         m = np.where(support, x, np.inf).min(axis=axis, keepdims=True)
-    y = beta * (np.where(support, x, m) - m)  # <= 0, 0 at the extreme
+    with np.errstate(over="ignore"):  # a huge |beta|: -inf, whose weight is exactly 0
+        y = beta * (np.where(support, x, m) - m)  # <= 0, 0 at the extreme
     s = (prior * np.expm1(y)).sum(axis=axis, keepdims=True)
     return np.squeeze(m + np.log1p(s) / beta, axis=axis)
 
@@ -177,7 +178,8 @@ def _gibbs(x: np.ndarray, prior: np.ndarray, beta: float, axis: int) -> np.ndarr
         m = np.where(support, x, -np.inf).max(axis=axis, keepdims=True)
     else:
         m = np.where(support, x, np.inf).min(axis=axis, keepdims=True)
-    w = prior * np.exp(beta * (np.where(support, x, m) - m))
+    with np.errstate(over="ignore"):  # a huge |beta|: exp(-inf) = 0
+        w = prior * np.exp(beta * (np.where(support, x, m) - m))
     return w / w.sum(axis=axis, keepdims=True)
 
 

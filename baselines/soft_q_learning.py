@@ -55,6 +55,7 @@ Example::
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -170,7 +171,8 @@ def soft_q_learning(
         omega: Step-size exponent in (0.5, 1]: ``alpha = n(s, a) ** -omega``.
         epsilon: Exploration: the weight of the uniform policy in the behaviour policy, in [0, 1].
         starts: ``"uniform"`` (exploring starts) or ``"mu"``.
-        q0: Starting joint Q in model order, (S, A_0, A_1) or (S, A); default zeros.
+        q0: Starting joint Q in model order, (S, A_0, A_1) or (S, A); default zeros. Terminal
+            states (absorbing, zero reward) are set to 0, their value at every fixed point.
         rng: A Generator, an int seed or None (fresh entropy): the only randomness.
         target: Optional joint Q to measure ``max |q - target|`` after every batch (e.g. the exact
             fixed point), shape as ``q0``.
@@ -182,7 +184,12 @@ def soft_q_learning(
     Raises:
         ValueError / TypeError: The bad argument, named -- the algorithm's own (N != 2,
             temperatures, priors, mode), sizes, ``omega``, ``epsilon``, ``starts``, ``q0``,
-            ``target``, ``tol`` without ``target``; TooLargeError: batches over the memory limit.
+            ``target``, ``tol`` without ``target``; a soft Q that overflows (rewards too large);
+            TooLargeError: batches over the memory limit.
+
+    Warns:
+        RuntimeWarning: Some non-terminal joint (s, a) was never visited (its q is q0's: not
+            learnt), e.g. with ``starts="mu"`` and unreachable states or ``epsilon = 0``.
     """
     base = _unwrap_env(env)
     algo = V.one_of("algo", algo, ALGORITHMS)
@@ -210,15 +217,18 @@ def soft_q_learning(
     S, ki, kj = game.shape
     A = ki * kj
     q = np.zeros((S, ki, kj)) if q0 is None else game.check_q(q0, "q0").copy()
+    terminal = np.asarray(model.terminal, bool)
+    q[terminal] = 0.0  # absorbing, zero-reward: their soft Q is 0 at every fixed point
     ref = None if target is None else game.check_q(target, "target")
     if tol is not None:
         if ref is None:
             raise ValueError(f"tol={tol!r} needs a target to measure the error against; pass target=")
         tol = V.real("tol", tol, low=0.0, low_open=True, what="a finite number > 0")
     V.check_bytes(
-        f"soft Q-learning batches of (episodes, horizon) = ({B:,}, {T:,}) transitions",
-        B * T * 8 * 12,
-        advice="sample fewer or shorter episodes",
+        f"soft Q-learning batches of (episodes, horizon) = ({B:,}, {T:,}) transitions"
+        + ("" if ref is None else f" and the error history of {K:,} batches"),
+        B * T * 8 * 12 + (0 if ref is None else 8 * K),
+        advice="sample fewer or shorter episodes, or fewer iterations",
     )
     sampler = BatchSampler(base.dynamics, gen)
     sizes = model.action_sizes
@@ -238,19 +248,36 @@ def soft_q_learning(
         a = ro.actions[alive]  # (M, 2) model order
         own, other = (a[:, 0], a[:, 1]) if game.agent == 0 else (a[:, 1], a[:, 0])
         idx = (s * ki + own) * kj + other  # flat index on the agent's (S, A_i, A_-i) axes
-        y = ro.rewards[..., game.agent][alive] + gamma * op.value(q)[s_next]
-        sums = np.bincount(idx, weights=y, minlength=S * A)
-        counts = np.bincount(idx, minlength=S * A)
-        seen = counts > 0
-        visits[seen] += 1
-        flat = q.reshape(-1)
-        alpha = (1.0 + (1.0 - gamma) * (visits[seen] - 1.0)) ** -omega
-        flat[seen] += alpha * (sums[seen] / counts[seen] - flat[seen])
+        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
+            y = ro.rewards[..., game.agent][alive] + gamma * op.value(q)[s_next]
+            sums = np.bincount(idx, weights=y, minlength=S * A)
+            counts = np.bincount(idx, minlength=S * A)
+            seen = counts > 0
+            visits[seen] += 1
+            flat = q.reshape(-1)
+            alpha = (1.0 + (1.0 - gamma) * (visits[seen] - 1.0)) ** -omega
+            flat[seen] += alpha * (sums[seen] / counts[seen] - flat[seen])
+        if not np.isfinite(flat[seen]).all():
+            raise ValueError(
+                f"{algo}'s sampled soft Q overflowed in batch {it}: the rewards (max |r| = "
+                f"{float(np.abs(model.R).max())!r}) divided by 1 - gamma = {1.0 - gamma!r} exceed the float "
+                "range; rescale the rewards"
+            )
         transitions += int(idx.size)
         if ref is not None:
             errors.append(float(np.abs(q - ref).max()))
             if tol is not None and errors[-1] <= tol:
                 break
+    missed = (visits.reshape(S, A) == 0) & ~terminal[:, None]
+    if missed.any():
+        s_bad, a_bad = (int(x[0]) for x in np.nonzero(missed))
+        warnings.warn(
+            f"{algo}: {int(missed.sum())} joint (state, action) entries were never visited in {it} batches "
+            f"(e.g. state {s_bad}, joint action {a_bad}); their q is still q0's. Use starts='uniform', "
+            "epsilon > 0, or more episodes",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return SoftQLearningResult(
         algo=algo,
         q=game.to_model(q),

@@ -159,3 +159,17 @@ def test_pfp_refuses_more_than_two_agents():
     three = coordination_v0.parallel_env(n_agents=3).model()
     with pytest.raises(ValueError, match="pfp supports exactly 2 agents.*N=3"):
         prob.pfp(three, 1.0, 1.0)
+
+
+def test_huge_temperatures_give_the_pure_limits_without_overflow_warnings(tug):
+    """|beta| = 1e308: beta * (x - m) overflows to -inf, whose Gibbs weight is exactly 0 -- no
+    RuntimeWarning, and the values are the pure min-max (PFP) and max-min (Balancing-Q) values."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        upper = prob.pfp(tug, 1e308, -1e308)
+        lower = prob.balancing_q(tug, 1e308, -1e308)
+        prob.rommeo(tug, 1e308)
+    np.testing.assert_allclose(upper.values, pure_minmax_values(tug), atol=1e-8)
+    assert np.all(lower.values < upper.values - 10)
