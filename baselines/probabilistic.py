@@ -867,10 +867,12 @@ def pfp(
     agent's step (eq. 42 with ``rho`` in place of P_prior(a_-i | s)) and the opponent step (eq. 46)
     while eq. 46 keeps the *fixed* prior ``p_-i`` is exactly the value iteration of eq. 50 above:
     this is what is computed. The other reading -- eq. 46's prior replaced by the latest ``rho``
-    too -- is not a fixed-point scheme: after k rounds ``rho_k ~ p_-i exp(beta^-i sum_m c_m)``,
-    the opponent's effective temperature grows like ``k beta^-i`` and the iteration anneals
-    towards the unregularised opponent (the limit |beta^-i| -> inf of this function) instead of
-    converging to a regularised fixed point; it is not implemented.
+    too, i.e. rounds ``rho_{k+1} = pfp(model, beta, beta_opponent, prior_opponent=rho_k).opponent``
+    -- is not a new fixed point: ``rho_k ~ p_-i exp(beta^-i sum_{m<k} c_m)``, so the opponent's
+    regularisation fades and the rounds converge to the *unregularised-opponent* limit
+    ``|beta_opponent| -> inf`` of this function (measured: within 0.02 after 10 rounds, 0 to 4
+    decimals after 50, on the tug of war and the coordination game at beta = 2, |beta^-i| = 1;
+    pinned in ``tests/test_pfp.py``). Run that loop to get it; it is not a separate function.
 
     **How it reconciles ROMMEO and Balancing-Q** (each pinned in ``tests/test_probabilistic.py``):
 

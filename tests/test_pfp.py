@@ -173,3 +173,22 @@ def test_huge_temperatures_give_the_pure_limits_without_overflow_warnings(tug):
         prob.rommeo(tug, 1e308)
     np.testing.assert_allclose(upper.values, pure_minmax_values(tug), atol=1e-8)
     assert np.all(lower.values < upper.values - 10)
+
+
+@pytest.mark.parametrize("game, beta_opp", [("tug", -1.0), ("coord", 1.0)])
+def test_rounds_with_the_latest_opponent_as_prior_reach_the_unregularised_opponent_limit(
+    game, beta_opp, tug, coord
+):
+    """§1.3's other reading (eq. 46's prior := the latest opponent model) is no new fixed point:
+    the rounds converge to pfp's |beta_opponent| -> inf limit (measured: 8e-4 after 10 rounds on the
+    tug of war, 0.015 on the coordination game; 0 to 4 decimals after 50)."""
+    model = tug if game == "tug" else coord
+    limit = prob.pfp(model, 2.0, beta_opp * 1e6).values
+    rho, errs = None, []
+    for _ in range(30):
+        sol = prob.pfp(model, 2.0, beta_opp, prior_opponent=rho)
+        rho = sol.opponent
+        errs.append(float(np.abs(sol.values - limit).max()))
+    assert errs[0] > 1.0 and errs[-1] < 1e-4
+    one_round = prob.pfp(model, 2.0, beta_opp).values
+    assert np.abs(one_round - limit).max() > 1.0  # the fixed-prior reading is a different point
