@@ -1,14 +1,20 @@
-"""Exact soft value iteration (Balancing-Q, ROMMEO) and the minimax oracle: time per sweep and to
-convergence.
+"""Exact soft value iteration (Balancing-Q, ROMMEO, probabilistic fictitious play), the minimax
+oracle and sampled soft Q-learning: time per sweep and to convergence.
 
 Games (two agents each): the coordination game (``mpg/Coordination-v0``, N = 2, gamma 0.95), the
 congestion game (``mpg/Congestion-v0``, N = 2, gamma 0.99 by default -- many sweeps) and the
 tug-of-war zero-sum game (``mpg/TugOfWar-v0``, defaults, gamma 0.9). For each: Balancing-Q
 cooperative (beta = beta_opponent = 10), Balancing-Q competitive (beta = 10, beta_opponent = -10)
-and ROMMEO (beta = 10), to ``tol = 1e-8``: the time of one operator sweep, the sweeps and the time
-to convergence; on the zero-sum game also Shapley's value iteration (one LP per state and sweep)
-and, as measured quantities, the distance of the soft values to the minimax value and the Nash
-gap of Balancing-Q's marginal policies.
+ROMMEO (beta = 10) and probabilistic fictitious play competitive (beta = 10, beta_opponent = -10),
+to ``tol = 1e-8``: the time of one operator sweep, the sweeps and the time to convergence; on the
+zero-sum game also Shapley's value iteration (one LP per state and sweep) and, as measured
+quantities, the distance of the soft values to the minimax value (Balancing-Q from below, PFP from
+above) and the Nash gap of their marginal policies.
+
+Sampled (:mod:`baselines.soft_q_learning`, batches of 32 episodes x 20 steps, seed 0): the time and
+batches until ``max |q - q*| <= tol`` against the exact fixed point, on the coordination game N = 2
+(tol 0.5) and the tug of war with K = 3 (tol 0.1), beta = 2 (Balancing-Q (2, 1) / (2, -2), ROMMEO,
+PFP (2, -2)) -- the settings of ``tests/test_soft_q_learning.py``.
 
 Run: ``python benchmarks/bench_soft.py [--quick] [--update-reference]``.
 """
@@ -26,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import add_output_args, best_of, report, save_results  # noqa: E402
 
 from baselines import probabilistic as prob  # noqa: E402
+from baselines.soft_q_learning import soft_q_learning  # noqa: E402
 from mpg_envs import congestion_v0, coordination_v0, exact, tugofwar_v0, zerosum  # noqa: E402
 
 GAMES = {
@@ -45,7 +52,15 @@ ALGOS = {
         dict(beta=10.0, beta_opponent=-10.0),
     ),
     "rommeo b=10": (prob.rommeo, prob.rommeo_operator, dict(beta=10.0)),
+    "pfp comp b=10": (prob.pfp, prob.pfp_operator, dict(beta=10.0, beta_opponent=-10.0)),
 }
+SAMPLED = [  # (game, env, algo, temperatures, tol)
+    ("coordination N=2", lambda: coordination_v0.parallel_env(n_agents=2), "balancing_q", (2.0, 1.0), 0.5),
+    ("coordination N=2", lambda: coordination_v0.parallel_env(n_agents=2), "rommeo", (2.0,), 0.5),
+    ("tug of war K=3", lambda: tugofwar_v0.parallel_env(n_positions=3), "balancing_q", (2.0, -2.0), 0.1),
+    ("tug of war K=3", lambda: tugofwar_v0.parallel_env(n_positions=3), "rommeo", (2.0,), 0.1),
+    ("tug of war K=3", lambda: tugofwar_v0.parallel_env(n_positions=3), "pfp", (2.0, -2.0), 0.1),
+]
 
 
 def main() -> None:
@@ -79,14 +94,27 @@ def main() -> None:
             total = time.perf_counter() - t0
             rows.append((f"{gname}: shapley, one sweep ({model.n_states} LPs)", sweep, "s", None))
             rows.append((f"{gname}: shapley, to tol 1e-8 ({sh.iterations} sweeps)", total, "s", None))
-            for beta in (1.0, 10.0, 100.0):
-                sol = prob.balancing_q(model, beta, -beta, mode="competitive", tol=1e-8)
-                dist = float(np.abs(sol.values - sh.values).max())
-                gap = exact.nash_gap(model, sol.policies).worst
-                rows.append((f"{gname}: balancing_q b={beta:g}/-{beta:g}, max |V - V*|", dist, "value", None))
-                rows.append(
-                    (f"{gname}: balancing_q b={beta:g}/-{beta:g}, Nash gap (worst state)", gap, "value", None)
-                )
+            for name, solve in (("balancing_q", prob.balancing_q), ("pfp", prob.pfp)):
+                for beta in (1.0, 10.0, 100.0):
+                    sol = solve(model, beta, -beta, mode="competitive", tol=1e-8)
+                    dist = float(np.abs(sol.values - sh.values).max())
+                    gap = exact.nash_gap(model, sol.policies).worst
+                    rows.append((f"{gname}: {name} b={beta:g}/-{beta:g}, max |V - V*|", dist, "value", None))
+                    rows.append(
+                        (f"{gname}: {name} b={beta:g}/-{beta:g}, Nash gap (worst state)", gap, "value", None)
+                    )
+    for gname, make, algo, temps, tol in SAMPLED:
+        env = make()
+        kw = dict(beta=temps[0]) if len(temps) == 1 else dict(beta=temps[0], beta_opponent=temps[1])
+        target = getattr(prob, algo)(env.model(), tol=1e-10, **kw).q
+        t0 = time.perf_counter()
+        sol = soft_q_learning(env, algo, iterations=5000, episodes=32, rng=0, target=target, tol=tol, **kw)
+        total = time.perf_counter() - t0
+        what = "/".join(f"{t:g}" for t in temps)
+        status = f"{sol.iterations} batches" if sol.converged else f"NOT reached in {sol.iterations} batches"
+        rows.append(
+            (f"{gname}: sampled {algo} b={what}, to max |q - q*| <= {tol:g} ({status})", total, "s", None)
+        )
     out = report(rows)
     save_results("soft", args, results=out, quick=args.quick)
 
