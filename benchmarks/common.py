@@ -82,6 +82,7 @@ REFERENCES = {
     "dcpg": "Decentralized consensus policy gradient (bench_dcpg.py)",
     "nav": "Navigation envs on MiniWorld, nav extra (bench_nav.py)",
     "dcpg_env": "DCPG with CNN policies on the navigation envs (bench_dcpg_env.py)",
+    "soft": "Report 002's soft value iteration, Shapley's minimax and soft Q-learning (bench_soft.py)",
     "sb3": "Stable-Baselines3 through baselines.sb3 (bench_sb3.py)",
     "vector": "Vector envs (bench_vector.py)",
     "threads": "Torch threads for small networks (bench_threads.py)",
