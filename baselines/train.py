@@ -277,6 +277,19 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(
             f"{cfg.algo} needs the estimator {' or '.join(needs)}, got estimator {cfg.estimator!r}"
         )
+    if cfg.stop_l1 > 0 and not getattr(algorithm_class(cfg.algo), "l1_stop", True):
+        raise ValueError(
+            f"stop_l1 is not available with {cfg.algo}: the L1 change of its marginal policies can be 0 "
+            "while its soft Q still moves, so it is no convergence test; run a fixed number of iterations "
+            f"and read the soft_residual metric, got stop_l1={cfg.stop_l1!r}"
+        )
+    try:  # everything config.json records must be JSON (a numpy scalar would fail after the folder exists)
+        json.dumps(config_dict(cfg))
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"the config cannot be recorded in config.json ({err}); pass plain Python numbers, strings and "
+            "lists in env_kwargs, algo_kwargs and estimator_kwargs"
+        ) from None
 
 
 def load_config(run_dir: str | Path) -> TrainConfig:

@@ -151,6 +151,8 @@ def test_priors_through_the_python_api(tmp_path):
         (["--algo", "balancing_q", "--env-kwargs", "n_agents=5"],
          r"balancing_q supports exactly 2 agents.*N=5"),
         (["--algo", "rommeo", "--estimator", "sampled"], r"rommeo needs the estimator exact"),
+        (["--algo", "rommeo", "--stop-l1", "1e-3"], r"stop_l1 is not available with rommeo.*soft_residual"),
+        (["--algo", "rommeo", "--obs", "own"], r"rommeo on the joint model needs obs='state'"),
     ],
 )  # fmt: skip
 def test_bad_input_is_refused_before_any_folder(tmp_path, capsys, argv, message):
@@ -193,3 +195,16 @@ def test_an_overflowing_game_ends_with_a_clear_error():
     with pytest.raises(ValueError, match=r"balancing_q's soft Q overflowed.*max \|r\| = 1e\+307.*rescale"):
         for _ in range(3000):
             alg.update(policy, ExactEstimator(model))
+
+
+def test_a_huge_temperature_gives_its_limit_without_warnings(tmp_path):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        res = train(_cfg(tmp_path, "balancing_q", {"beta": 1e308, "beta_opponent": 1e308}, iters=60),
+                    progress=False, plot=False)  # fmt: skip
+    model = coordination_v0.parallel_env(n_agents=2).model()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the reference's own policies at beta = 1e308
+        ref = balancing_q(model, 1e308, 1e308, max_iter=59)
+    np.testing.assert_allclose(res.policy.q, ref.q, rtol=1e-13, atol=1e-13)
+    assert all(np.isfinite(t).all() for t in res.policies)

@@ -59,6 +59,7 @@ class Algorithm(ABC):
         help: One line for ``python -m baselines list``.
         estimators: The estimators (``train``'s names) the algorithm works with; None: any.
         metric_fields: Columns the algorithm adds to every evaluated row (:meth:`metrics`).
+        l1_stop: Whether ``train``'s L1 stop rule is a convergence test for it.
 
     A field whose metadata has ``"cli": False`` is a Python-API-only option (no ``train`` flag).
     """
@@ -68,6 +69,7 @@ class Algorithm(ABC):
     policy_kind: ClassVar[str] = "softmax"
     help: ClassVar[str] = ""
     metric_fields: ClassVar[tuple[str, ...]] = ()
+    l1_stop: ClassVar[bool] = True
 
     @abstractmethod
     def make_policy(

@@ -10,7 +10,9 @@ evaluates (values, Nash gap, POA where the game has one) and checkpoints is the 
 resumed run equals an uninterrupted one bit for bit. Each evaluated iteration also logs the soft
 value ``soft_value = mu . V_q`` (reward units; Balancing-Q: ``V^i / beta^i``) and the soft
 Bellman residual ``soft_residual = max |T q - q|`` (``gamma / (1 - gamma)`` times it bounds the
-distance of ``T q`` to the fixed point).
+distance of ``T q`` to the fixed point). ``train``'s L1 stop rule is refused: the marginal
+policies can stand still while ``q`` moves (in the coordination game they are uniform at ``q = 0``
+and at ``q = r``), so their L1 change is no convergence test; ``soft_residual`` is.
 
 Everything is exact and deterministic: the seed and ``init`` do not matter. The model must have
 two agents (an agent and its opponent, as the report writes them) and gamma < 1; the exact
@@ -124,6 +126,7 @@ class _SoftVI(Algorithm):
     estimators: ClassVar[tuple[str, ...]] = ("exact",)
     policy_kind: ClassVar[str] = "soft_q"
     metric_fields: ClassVar[tuple[str, ...]] = SOFT_METRICS
+    l1_stop: ClassVar[bool] = False  # the marginals can stand still while q moves
 
     def make_policy(self, dynamics: Dynamics, n_rows: int, rng, init, obs_mode) -> SoftQPolicy:
         sizes = tuple(dynamics.action_sizes)
@@ -157,7 +160,11 @@ class _SoftVI(Algorithm):
         game = _game(model, self.agent, self.name)  # gamma < 1, memory
         op = self._op(game)  # priors checked against the model here
         self._game_, self._opobj = game, op
-        policy.bind(lambda q: op.policies(game.to_agent(q)))
+        policy.bind(lambda q: self._policies(game.to_agent(q)))
+
+    def _policies(self, q: np.ndarray) -> list[np.ndarray]:
+        with np.errstate(over="ignore"):  # beta (q - max) -> -inf for a huge |beta|: exp gives its limit 0
+            return self._opobj.policies(q)
 
     def _sweep(self, q: np.ndarray) -> np.ndarray:
         game = self._game_
@@ -180,7 +187,8 @@ class _SoftVI(Algorithm):
         """``soft_value`` (mu . V_q) and ``soft_residual`` (max |T q - q|) of the current q."""
         game, op = self._game_, self._opobj
         q = policy.q
-        values = op.value(game.to_agent(q))
+        with np.errstate(over="ignore"):
+            values = op.value(game.to_agent(q))
         residual = float(np.abs(self._sweep(q) - q).max())
         return {"soft_value": float(values @ game.model.mu), "soft_residual": residual}
 
