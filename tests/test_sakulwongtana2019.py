@@ -69,6 +69,9 @@ def test_quick_run_writes_summary_figure_and_rederives(quick):
     out, summary = quick
     folder = out / "sakulwongtana2019"
     assert (folder / "sakulwongtana2019.png").stat().st_size > 20_000
+    assert (folder / "curves.csv").read_text().startswith("curve,iteration,mean,spread,band,runs")
+    lines = (folder / "points.csv").read_text().splitlines()
+    assert lines[0].startswith("game,algorithm,beta,") and len(lines) == 1 + 2 * 3 * 3
     saved = json.loads((folder / "summary.json").read_text())
     assert saved["full"] is False and saved["results"]["betas"] == [0.01, 1000.0]
     res = saved["results"]

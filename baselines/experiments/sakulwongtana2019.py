@@ -17,6 +17,9 @@ random parts and INPG starts from the uniform policy with exact gradients, so on
 configuration decides, and the verdicts are measured numbers (no intervals). ``--seeds`` has no
 effect.
 
+**Files.** ``summary.json``, ``points.csv`` (the beta sweep, one row per game, algorithm and
+beta), ``curves.csv`` (INPG's Nash gap over iterations) and ``sakulwongtana2019.png``.
+
 **Summaries.** :meth:`Sakulwongtana2019.rederive` recomputes every claim of the summary from the
 per-point records it stores.
 """
@@ -29,7 +32,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from baselines.experiments.common import Context, Curve, fmt, plt, run_grid
+from baselines.experiments.common import Context, Curve, fmt, plt, run_grid, write_run_curves
 from baselines.probabilistic import balancing_q, rommeo
 from baselines.train import TrainConfig
 from mpg_envs import exact, zerosum
@@ -240,6 +243,8 @@ class Sakulwongtana2019:
         summary = Sakulwongtana2019.rederive(
             {"betas": betas, "inpg_iterations": iters, "references": refs_out, "points": points, "inpg": inpg}
         )
+        write_run_curves(ctx.out / "curves.csv", curves, runs)  # INPG's iterations
+        _write_points(ctx.out / "points.csv", points)  # the beta sweep
         _figure(ctx, summary)
         return summary
 
@@ -434,6 +439,18 @@ class Sakulwongtana2019:
                 ]
             )
         return cols, rows
+
+
+def _write_points(path, points: Sequence[dict]) -> None:
+    """The beta sweep, one row per (game, algorithm, beta), every measured column ("" where none)."""
+    import csv
+
+    cols = list(dict.fromkeys(k for p in points for k in p))
+    with open(path, "w", newline="") as f:
+        w = csv.writer(f)
+        w.writerow(cols)
+        for p in points:
+            w.writerow(["" if p.get(k) is None else p[k] for k in cols])
 
 
 def _figure(ctx: Context, summary: dict) -> None:
