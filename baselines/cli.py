@@ -63,6 +63,8 @@ def _owners() -> tuple[dict[str, tuple[Any, str, list[str]]], dict[str, tuple[An
     algo_opts: dict[str, tuple[Any, str, list[str]]] = {}
     for name in sorted(ALGORITHMS):
         for f in algorithm_class(name).config_fields():
+            if not f.metadata.get("cli", True):
+                continue  # a Python-API-only option
             default = f.default
             entry = algo_opts.setdefault(f.name, (default, f.metadata.get("help", ""), []))
             entry[2].append(name)
@@ -424,7 +426,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("algorithms:")
         for name in sorted(ALGORITHMS):
             cls = algorithm_class(name)
-            opts = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in cls.config_fields())
+            opts = ", ".join(f"--{f.name.replace('_', '-')} {f.default!r}" for f in cls.config_fields()
+                             if f.metadata.get("cli", True))  # fmt: skip
             print(wrap_text(f"  {name:<10} {cls.help}", indent=" " * 13))
             print(wrap_text(f"             options: {opts}", indent=" " * 22))
         print("estimators:")

@@ -277,6 +277,19 @@ def validate_config(cfg: TrainConfig) -> None:
         raise ValueError(
             f"{cfg.algo} needs the estimator {' or '.join(needs)}, got estimator {cfg.estimator!r}"
         )
+    if cfg.stop_l1 > 0 and not getattr(algorithm_class(cfg.algo), "l1_stop", True):
+        raise ValueError(
+            f"stop_l1 is not available with {cfg.algo}: the L1 change of its marginal policies can be 0 "
+            "while its soft Q still moves, so it is no convergence test; run a fixed number of iterations "
+            f"and read the soft_residual metric, got stop_l1={cfg.stop_l1!r}"
+        )
+    try:  # everything config.json records must be JSON (a numpy scalar would fail after the folder exists)
+        json.dumps(config_dict(cfg))
+    except (TypeError, ValueError) as err:
+        raise ValueError(
+            f"the config cannot be recorded in config.json ({err}); pass plain Python numbers, strings and "
+            "lists in env_kwargs, algo_kwargs and estimator_kwargs"
+        ) from None
 
 
 def load_config(run_dir: str | Path) -> TrainConfig:
@@ -455,11 +468,17 @@ def train(
         raise ValueError(f"iters extends a resumed run; pass it with resume, got iters={iters!r}")
     validate_config(cfg)
     setup = _setup(cfg)  # every refusal happens before the run folder exists
-    fields = METRIC_FIELDS + [f"value_{i}" for i in range(len(setup.action_sizes))]
+    fields = _fields(setup)
     folder = RunFolder.create(cfg.out, _run_name(cfg))
     with folder.lock():  # taken before config.json exists, so no resume can find the folder first
         folder.write_config(config_dict(cfg))
         return _guarded(_loop, cfg, setup, folder, fields, progress, stop_after, plot)
+
+
+def _fields(setup: _Setup) -> list[str]:
+    """The metrics CSV columns: the common ones, every agent's value, the algorithm's own."""
+    values = [f"value_{i}" for i in range(len(setup.action_sizes))]
+    return METRIC_FIELDS + values + list(setup.algorithm.metric_fields)
 
 
 def _prepare_resume(folder: RunFolder, iters: int | None) -> tuple[TrainConfig, _Setup, list[str]]:
@@ -489,7 +508,7 @@ def _prepare_resume(folder: RunFolder, iters: int | None) -> tuple[TrainConfig, 
         ) from None
     extended = dataclasses.replace(cfg, iters=int(iters)) if iters is not None else cfg
     setup = _setup(extended)
-    fields = METRIC_FIELDS + [f"value_{i}" for i in range(len(setup.action_sizes))]
+    fields = _fields(setup)
     if iters is not None:
         folder.write_config(config_dict(extended))  # the extension is recorded before anything else
         folder.final_path.unlink(missing_ok=True)
@@ -574,6 +593,7 @@ def _loop(cfg, setup: _Setup, folder: RunFolder, fields, progress, stop_after, p
             row = {
                 "iteration": it,
                 **evaluator(tables),
+                **alg.metrics(policy),
                 "l1_change": l1,
                 "wall_time": time.perf_counter() - t0,
             }

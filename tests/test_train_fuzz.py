@@ -489,3 +489,13 @@ def test_train_refuses_an_env_kwarg_given_twice(tmp_path):
     )  # fmt: skip
     assert p.returncode == 2 and "n_agents given more than once" in p.stderr
     assert not any(tmp_path.iterdir())
+
+
+def test_a_config_that_json_cannot_record_is_refused_before_any_folder(tmp_path):
+    """A numpy float32 option passed every check, then failed writing config.json after the run
+    folder existed."""
+    cfg = TrainConfig(env="mpg/Coordination-v0", env_kwargs={"n_agents": 2}, algo="inpg",
+                      algo_kwargs={"eta": np.float32(0.1)}, iters=2, out=str(tmp_path / "runs"))  # fmt: skip
+    with pytest.raises(ValueError, match=r"cannot be recorded in config.json .*float32"):
+        train(cfg, progress=False)
+    assert not (tmp_path / "runs").exists()

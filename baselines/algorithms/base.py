@@ -55,15 +55,21 @@ class Algorithm(ABC):
 
     Class attributes:
         name: Registry name (``--algo``).
-        policy_kind: ``"softmax"``, ``"direct"`` or ``"neural"``.
+        policy_kind: ``"softmax"``, ``"direct"``, ``"neural"`` or ``"soft_q"``.
         help: One line for ``python -m baselines list``.
         estimators: The estimators (``train``'s names) the algorithm works with; None: any.
+        metric_fields: Columns the algorithm adds to every evaluated row (:meth:`metrics`).
+        l1_stop: Whether ``train``'s L1 stop rule is a convergence test for it.
+
+    A field whose metadata has ``"cli": False`` is a Python-API-only option (no ``train`` flag).
     """
 
     name: ClassVar[str] = ""
     estimators: ClassVar[tuple[str, ...] | None] = None
     policy_kind: ClassVar[str] = "softmax"
     help: ClassVar[str] = ""
+    metric_fields: ClassVar[tuple[str, ...]] = ()
+    l1_stop: ClassVar[bool] = True
 
     @abstractmethod
     def make_policy(
@@ -90,6 +96,10 @@ class Algorithm(ABC):
         Raises:
             ValueError: Naming what does not fit.
         """
+
+    def metrics(self, policy: Policy) -> dict[str, float]:
+        """The :attr:`metric_fields` of the current policy, at an evaluated iteration (none by default)."""
+        return {}
 
     def state_dict(self) -> dict[str, Any]:
         """Optimiser state to checkpoint (none by default)."""
