@@ -11,10 +11,10 @@ import warnings
 import numpy as np
 import pytest
 
-from baselines.algorithms import ALGORITHMS, BalancingQ, Rommeo, make_algorithm
+from baselines.algorithms import ALGORITHMS, BalancingQ, Pfp, Rommeo, make_algorithm
 from baselines.cli import main
 from baselines.estimators import ExactEstimator
-from baselines.probabilistic import balancing_q, balancing_q_operator, rommeo
+from baselines.probabilistic import balancing_q, balancing_q_operator, pfp, rommeo
 from baselines.train import TrainConfig, train
 from mpg_envs import coordination_v0, exact, tugofwar_v0
 from mpg_envs.model import TabularModel
@@ -32,7 +32,12 @@ def _rows(run_dir):
 
 
 def test_registered_with_their_options():
-    assert ALGORITHMS["balancing_q"] is BalancingQ and ALGORITHMS["rommeo"] is Rommeo
+    assert (
+        ALGORITHMS["balancing_q"] is BalancingQ
+        and ALGORITHMS["rommeo"] is Rommeo
+        and ALGORITHMS["pfp"] is Pfp
+    )
+    assert [f.name for f in Pfp.config_fields()] == [f.name for f in BalancingQ.config_fields()]
     assert [f.name for f in BalancingQ.config_fields()] == [
         "beta", "beta_opponent", "mode", "agent", "prior", "prior_opponent",
     ]  # fmt: skip
@@ -54,6 +59,9 @@ def test_list_shows_them_without_the_python_only_priors(capsys):
         ("balancing_q", {"beta": 2.0, "beta_opponent": -2.0, "mode": "competitive", "agent": 1},
          lambda m, k: balancing_q(m, 2.0, -2.0, agent=1, max_iter=k)),
         ("rommeo", {"beta": 4.0}, lambda m, k: rommeo(m, 4.0, max_iter=k)),
+        ("pfp", {"beta": 3.0, "beta_opponent": 2.0}, lambda m, k: pfp(m, 3.0, 2.0, max_iter=k)),
+        ("pfp", {"beta": 2.0, "beta_opponent": -2.0, "mode": "competitive"},
+         lambda m, k: pfp(m, 2.0, -2.0, max_iter=k)),
     ],
 )  # fmt: skip
 def test_iteration_k_is_k_sweeps_from_zero(tmp_path, algo, kw, solve):
@@ -72,7 +80,8 @@ def test_iteration_k_is_k_sweeps_from_zero(tmp_path, algo, kw, solve):
     last = rows[-1]
     assert float(last["soft_value"]) == pytest.approx(float(sol.values @ model.mu), rel=1e-12)
     # the residual of q_6 is the change of the next sweep
-    nxt = balancing_q_operator(model, sol.q, 3.0, 2.0) if kw == {"beta": 3.0, "beta_opponent": 2.0} else None
+    same = algo == "balancing_q" and kw == {"beta": 3.0, "beta_opponent": 2.0}
+    nxt = balancing_q_operator(model, sol.q, 3.0, 2.0) if same else None
     if nxt is not None:
         assert float(last["soft_residual"]) == pytest.approx(float(np.abs(nxt - sol.q).max()), rel=1e-12)
     assert float(rows[0]["soft_value"]) == 0.0  # q = 0: the priors, V = 0
@@ -96,9 +105,16 @@ def test_converges_to_the_fixed_point_and_the_residual_falls(tmp_path):
     assert float(_rows(res.run_dir)[-1]["nash_gap"]) < 0.1
 
 
-@pytest.mark.parametrize("algo, kw", [("balancing_q", {"beta": 2.0, "beta_opponent": -1.0}), ("rommeo", {})])
+@pytest.mark.parametrize(
+    "algo, kw",
+    [
+        ("balancing_q", {"beta": 2.0, "beta_opponent": -1.0}),
+        ("rommeo", {}),
+        ("pfp", {"beta": 2.0, "beta_opponent": -1.0}),
+    ],
+)
 def test_resume_after_kill_gives_identical_run(tmp_path, algo, kw):
-    game = TUG if algo == "balancing_q" else COORD
+    game = TUG if algo != "rommeo" else COORD
     cfg = _cfg(tmp_path / "a", algo, kw, game, iters=23, checkpoint_every=5, eval_every=4)
     full = train(cfg, progress=False, plot=False)
     cfg_b = _cfg(tmp_path / "b", algo, kw, game, iters=23, checkpoint_every=5, eval_every=4)

@@ -7,8 +7,9 @@
 * :class:`~baselines.algorithms.neural.NeuralPG` -- exact-gradient PG of torch softmax networks
   (NN-PG with SGD, NN-Adam), and :class:`~baselines.algorithms.neural.Reinforce` -- sampled neural
   PG (REINFORCE with a baseline) on the batched sampler (both need torch);
-* :class:`~baselines.algorithms.soft.BalancingQ` and :class:`~baselines.algorithms.soft.Rommeo` --
-  report 002's exact soft value iteration, one sweep per iteration (two agents).
+* :class:`~baselines.algorithms.soft.BalancingQ`, :class:`~baselines.algorithms.soft.Rommeo` and
+  :class:`~baselines.algorithms.soft.Pfp` -- report 002's exact soft value iteration, one sweep per
+  iteration (two agents).
 
 Every softmax algorithm takes ``log_barrier = lambda`` (paper 003 §3.2).
 """
@@ -22,7 +23,7 @@ from baselines.algorithms.npg import INPG, npg_step
 from baselines.algorithms.npg_br import NPGBestResponse
 from baselines.algorithms.pg import IPG
 from baselines.algorithms.ppg import ProjectedPG, project_simplex
-from baselines.algorithms.soft import BalancingQ, Rommeo
+from baselines.algorithms.soft import BalancingQ, Pfp, Rommeo
 
 __all__ = [
     "Algorithm",
@@ -33,6 +34,7 @@ __all__ = [
     "ProjectedPG",
     "BalancingQ",
     "Rommeo",
+    "Pfp",
     "ALGORITHMS",
     "make_algorithm",
     "algorithm_class",
@@ -42,7 +44,7 @@ __all__ = [
 ]
 
 _NEURAL = ("nn_pg", "reinforce")
-_TABULAR = (IPG, INPG, NPGBestResponse, ProjectedPG, BalancingQ, Rommeo)
+_TABULAR = (IPG, INPG, NPGBestResponse, ProjectedPG, BalancingQ, Rommeo, Pfp)
 ALGORITHMS: dict[str, type[Algorithm] | None] = {a.name: a for a in _TABULAR}
 ALGORITHMS.update(dict.fromkeys(_NEURAL))  # imported on first use: they need torch
 

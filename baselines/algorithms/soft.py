@@ -1,4 +1,5 @@
-"""Report 002's exact soft value iteration as training algorithms: Balancing-Q and ROMMEO.
+"""Report 002's exact soft value iteration as training algorithms: Balancing-Q, ROMMEO and
+probabilistic fictitious play (PFP).
 
 Each training iteration is one sweep ``q <- T q`` of the algorithm's soft Bellman operator
 (:mod:`baselines.probabilistic`) on the joint soft Q of the two agents, shape (S, |A_0|, |A_1|),
@@ -31,11 +32,11 @@ import numpy as np
 from baselines.algorithms.base import Algorithm
 from baselines.estimators import Estimate, Estimator, ExactEstimator
 from baselines.policies.tabular import TabularPolicy, _entry
-from baselines.probabilistic import _Balancing, _check_beta, _check_mode, _game, _Rommeo
+from baselines.probabilistic import _Balancing, _check_beta, _check_mode, _game, _Pfp, _Rommeo
 from mpg_envs import _validate as V
 from mpg_envs.core import Dynamics
 
-__all__ = ["BalancingQ", "Rommeo", "SoftQPolicy", "SOFT_METRICS"]
+__all__ = ["BalancingQ", "Rommeo", "Pfp", "SoftQPolicy", "SOFT_METRICS"]
 
 #: The metrics every soft value-iteration run adds to its rows.
 SOFT_METRICS = ("soft_value", "soft_residual")
@@ -265,3 +266,21 @@ class Rommeo(_SoftVI):
 
     def _op(self, game) -> _Rommeo:
         return _Rommeo(game, self.beta, self.prior, self.prior_opponent)
+
+
+@dataclasses.dataclass
+class Pfp(BalancingQ):
+    """Probabilistic fictitious play (report 002 §1.3, App. A.5): exact soft value iteration of
+    eq. 50 -- the agent's conditional policy at temperature beta^i against an opponent model at
+    beta^-i (see :func:`baselines.probabilistic.pfp`: ROMMEO when the temperatures are equal,
+    Balancing-Q with eq. 25's nesting reversed otherwise). Options as :class:`BalancingQ`; the
+    agent's prior may depend on the opponent's action (Python API)."""
+
+    name: ClassVar[str] = "pfp"
+    help: ClassVar[str] = (
+        "probabilistic fictitious play: one exact soft value-iteration sweep per iteration, temperatures "
+        "beta^i, beta^-i (report 002 §1.3; 2 agents)"
+    )
+
+    def _op(self, game) -> _Pfp:
+        return _Pfp(game, self.beta, self.beta_opponent, self.prior, self.prior_opponent, None)
