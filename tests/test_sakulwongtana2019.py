@@ -71,11 +71,11 @@ def test_quick_run_writes_summary_figure_and_rederives(quick):
     assert (folder / "sakulwongtana2019.png").stat().st_size > 20_000
     assert (folder / "curves.csv").read_text().startswith("curve,iteration,mean,spread,band,runs")
     lines = (folder / "points.csv").read_text().splitlines()
-    assert lines[0].startswith("game,algorithm,beta,") and len(lines) == 1 + 2 * 3 * 3
+    assert lines[0].startswith("game,algorithm,beta,") and len(lines) == 1 + 2 * 3 * len(sk.ALGOS)
     saved = json.loads((folder / "summary.json").read_text())
     assert saved["full"] is False and saved["results"]["betas"] == [0.01, 1000.0]
     res = saved["results"]
-    assert len(res["points"]) == 2 * 3 * 3 and set(res["inpg"]) == set(sk.GAMES)
+    assert len(res["points"]) == 2 * 3 * len(sk.ALGOS) and set(res["inpg"]) == set(sk.GAMES)
     assert_same(sk.Sakulwongtana2019.rederive(res), res)
 
 
@@ -93,10 +93,14 @@ def test_quick_run_measures_the_report_claims(quick):
 def test_headline_and_tables_render(quick):
     res = quick[1]["results"]
     rows = sk.Sakulwongtana2019.headline(res)
-    assert len(rows) == 6 and all(len(r) == 3 for r in rows)
-    assert "confirmed" in rows[0][2] and "holds only for equal temperatures" in rows[2][2]
+    assert len(rows) == 7 and all(len(r) == 3 for r in rows)
+    assert (
+        "confirmed" in rows[0][2]
+        and "holds only for equal temperatures" in rows[3][2]
+        and "pure-strategy min-max" in rows[2][2]
+    )
     cols, body = sk.Sakulwongtana2019.table(res)
-    assert len(body) == 2 * 3 * 3 + 3 and all(len(r) == len(cols) for r in body)
+    assert len(body) == 2 * 3 * len(sk.ALGOS) + 3 and all(len(r) == len(cols) for r in body)
 
 
 def test_an_edited_record_changes_the_rederived_claims(quick):
@@ -105,3 +109,15 @@ def test_an_edited_record_changes_the_rederived_claims(quick):
         if p["game"] == "tugofwar" and p["algorithm"] == "ROMMEO":
             p["nash_gap_worst"] = 0.0
     assert sk.Sakulwongtana2019.rederive(res)["claims"]["rommeo"]["verdict"] == "not confirmed"
+
+
+def test_pure_minmax_is_above_the_minimax_value_and_pfp_tends_to_it():
+    """The pure min-max (upper) value bounds V* from above (the pure max-min from below); PFP with
+    beta^-i = -beta^i tends to it within log 2 / (beta (1 - gamma)) (measured: tests/test_pfp.py)."""
+    from mpg_envs import zerosum
+
+    model = sk._model("tugofwar")
+    upper, lower, v_star = sk.pure_minmax(model), sk.pure_maxmin(model), zerosum.shapley(model).values
+    assert np.all(lower <= v_star + 1e-9) and np.all(v_star <= upper + 1e-9) and np.all(upper - lower > 1)
+    rec, _ = sk.measure_point("tugofwar", "PFP (competitive)", 1e3, model)
+    assert rec["soft_minmax_distance_worst"] <= np.log(2) / (1e3 * (1 - model.gamma)) + 1e-9

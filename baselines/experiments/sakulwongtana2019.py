@@ -1,15 +1,16 @@
-"""Seed report 002 (Sakulwongtana 2019, §1): ROMMEO and Balancing-Q by exact soft value iteration
+"""Seed report 002 (Sakulwongtana 2019, §1): ROMMEO, Balancing-Q and PFP by exact soft value iteration
 against the temperature beta, beside INPG, on the coordination game (N = 2), the congestion game
 (N = 2) and the zero-sum tug of war, with the report's claims measured one by one.
 
 **What is run.** For every beta of a log-spaced grid (quick: 6 points in [1e-2, 1e3]; ``--full``:
 26), the fixed points of :func:`~baselines.probabilistic.balancing_q` with cooperative
 temperatures (``beta^-i = beta^i = beta``) and competitive ones (``beta^-i = -beta^i``), and of
-:func:`~baselines.probabilistic.rommeo` (``beta``), agent 0's reward being the game's; each
+:func:`~baselines.probabilistic.rommeo` (``beta``) and of :func:`~baselines.probabilistic.pfp` with
+competitive temperatures, agent 0's reward being the game's; each
 gives a marginal product policy that :mod:`mpg_envs.exact` measures like any baseline (values at
 mu, Nash gap at mu and in the worst state, POA where the game has a positive optimal welfare,
 and on the zero-sum game the distance of agent 0's value to the minimax value of
-:func:`mpg_envs.zerosum.shapley` and to the pure-strategy max-min value). INPG (``train --algo
+:func:`mpg_envs.zerosum.shapley` and to the pure-strategy max-min and min-max values). INPG (``train --algo
 inpg``, exact gradients, uniform initial policy, eta = 0.1) is run beside each game.
 
 **No seeds.** Everything here is exact and deterministic: the soft value iterations have no
@@ -33,7 +34,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from baselines.experiments.common import Context, Curve, fmt, plt, run_grid, write_run_curves
-from baselines.probabilistic import balancing_q, rommeo
+from baselines.probabilistic import balancing_q, pfp, rommeo
 from baselines.train import TrainConfig
 from mpg_envs import exact, zerosum
 
@@ -46,8 +47,14 @@ GAMES = {
     "tugofwar": ("mpg/TugOfWar-v0", {}, "tug of war (zero-sum)"),
 }
 #: Algorithms of the beta sweep: label -> (function, temperature of the opponent as a multiple of beta).
-ALGOS = ("Balancing-Q (cooperative)", "Balancing-Q (competitive)", "ROMMEO")
-COLORS = {"Balancing-Q (cooperative)": "C0", "Balancing-Q (competitive)": "C3", "ROMMEO": "C2", "INPG": "C7"}
+ALGOS = ("Balancing-Q (cooperative)", "Balancing-Q (competitive)", "ROMMEO", "PFP (competitive)")
+COLORS = {
+    "Balancing-Q (cooperative)": "C0",
+    "Balancing-Q (competitive)": "C3",
+    "ROMMEO": "C2",
+    "PFP (competitive)": "C1",
+    "INPG": "C7",
+}
 TOL = 1e-10  # soft value iteration: sup-norm distance of q to the fixed point
 INPG_ETA = 0.1
 GAP_FLOOR = 1e-10  # Nash gaps are drawn clipped here (exact solvers' round-off is ~1e-13)
@@ -79,6 +86,22 @@ def pure_maxmin(model, tol: float = 1e-12) -> np.ndarray:
         nxt = np.asarray(model.P @ V).reshape(S, a0 * a1)
         q = (model.R[0].reshape(S, a0 * a1) + model.gamma * nxt).reshape(S, a0, a1)
         new = q.min(axis=2).max(axis=1)
+        done = np.abs(new - V).max() * model.gamma / (1 - model.gamma) <= tol
+        V = new
+        if done:
+            break
+    return V
+
+
+def pure_minmax(model, tol: float = 1e-12) -> np.ndarray:
+    """The pure-strategy min-max (upper) value of agent 0 in a 2-agent game:
+    ``V(s) = min_{a_1} max_{a_0} [r_0 + gamma P V](s, a_0, a_1)`` (value iteration), shape (S,)."""
+    S, (a0, a1) = model.n_states, model.action_sizes
+    V = np.zeros(S)
+    for _ in range(100_000):
+        nxt = np.asarray(model.P @ V).reshape(S, a0 * a1)
+        q = (model.R[0].reshape(S, a0 * a1) + model.gamma * nxt).reshape(S, a0, a1)
+        new = q.max(axis=1).min(axis=1)
         done = np.abs(new - V).max() * model.gamma / (1 - model.gamma) <= tol
         V = new
         if done:
@@ -128,6 +151,9 @@ def measure_point(game: str, algo: str, beta: float, model=None, refs=None) -> t
         if algo == "ROMMEO":
             sol = rommeo(model, beta, tol=TOL)
             extra = {"beta_opponent": None, "opponent_soft_value": None}
+        elif algo == "PFP (competitive)":
+            sol = pfp(model, beta, -beta, tol=TOL)
+            extra = {"beta_opponent": -beta, "opponent_soft_value": None}
         else:
             b_opp = beta if algo == "Balancing-Q (cooperative)" else -beta
             sol = balancing_q(model, beta, b_opp, tol=TOL)
@@ -143,6 +169,8 @@ def measure_point(game: str, algo: str, beta: float, model=None, refs=None) -> t
     if minimax is not None:
         extra["soft_minimax_distance_worst"] = float(np.abs(sol.values - minimax).max())
         extra["soft_maxmin_distance_worst"] = float(np.abs(sol.values - maxmin).max())
+        if algo == "PFP (competitive)":
+            extra["soft_minmax_distance_worst"] = float(np.abs(sol.values - pure_minmax(model)).max())
     rec = {
         "game": game,
         "algorithm": algo,
@@ -180,7 +208,7 @@ class Sakulwongtana2019:
     """``sakulwongtana2019``: seed report 002's claims, measured exactly."""
 
     NAME = "sakulwongtana2019"
-    TITLE = "Report 002, ROMMEO and Balancing-Q against beta (§1)"
+    TITLE = "Report 002, ROMMEO, Balancing-Q and PFP against beta (§1)"
     PAPER = "Sakulwongtana 2019, report 002 §1"
     DESCRIPTION = (
         "Exact soft value iteration to the fixed point (sup-norm error <= 1e-10) of Balancing-Q with "
@@ -210,13 +238,15 @@ class Sakulwongtana2019:
             model = _model(game)
             refs = _references(model)
             for beta in betas:
-                sols = {}
+                sols, recs = {}, {}
                 for algo in ALGOS:
-                    rec, sols[algo] = measure_point(game, algo, beta, model, refs)
-                    points.append(rec)
+                    recs[algo], sols[algo] = measure_point(game, algo, beta, model, refs)
+                    points.append(recs[algo])
                 coop, rom = sols["Balancing-Q (cooperative)"], sols["ROMMEO"]
-                points[-3]["q_distance_to_rommeo"] = float(np.abs(coop.q - rom.q).max())
-                points[-3]["policy_l1_to_rommeo"] = float(
+                recs["Balancing-Q (cooperative)"]["q_distance_to_rommeo"] = float(
+                    np.abs(coop.q - rom.q).max()
+                )
+                recs["Balancing-Q (cooperative)"]["policy_l1_to_rommeo"] = float(
                     max(np.abs(a - b).sum(axis=1).max() for a, b in zip(coop.policies, rom.policies))
                 )
             if ctx.progress:
@@ -239,6 +269,7 @@ class Sakulwongtana2019:
                 "team_optimum_welfare": float(optimum.welfare),
                 "minimax_value": None if minimax is None else float(minimax @ model.mu),
                 "pure_maxmin_value": None if maxmin is None else float(maxmin @ model.mu),
+                "pure_minmax_value": None if maxmin is None else float(pure_minmax(model) @ model.mu),
             }
         summary = Sakulwongtana2019.rederive(
             {"betas": betas, "inpg_iterations": iters, "references": refs_out, "points": points, "inpg": inpg}
@@ -265,7 +296,7 @@ class Sakulwongtana2019:
         def over(algo: str, key: str) -> float:
             return max(p[key] for p in pts if p["algorithm"] == algo)
 
-        coop, comp, rom = ALGOS
+        coop, comp, rom, pf = ALGOS
         c: dict = {}
         rc, rt = at("coordination", rom, hi), at("tugofwar", rom, hi)
         c["rommeo"] = {
@@ -299,6 +330,17 @@ class Sakulwongtana2019:
                 and bt["nash_gap_worst"] > FAILURE
                 else "; competitive: see the numbers"
             ),
+        }
+        pt = at("tugofwar", pf, hi)
+        c["pfp"] = {
+            "tugofwar_soft_minmax_distance_worst": pt["soft_minmax_distance_worst"],
+            "tugofwar_soft_minimax_distance_worst": pt["soft_minimax_distance_worst"],
+            "tugofwar_nash_gap_worst": pt["nash_gap_worst"],
+            "verdict": "in the zero-sum game it tends to the pure-strategy min-max, above the minimax value "
+            "(Balancing-Q's pure max-min is below it): neither gives minimax policies"
+            if pt["soft_minmax_distance_worst"] <= CLOSER * pt["soft_minimax_distance_worst"]
+            and pt["nash_gap_worst"] > FAILURE
+            else "see the numbers",
         }
         e_coop, e_comp = over(coop, "eq25_gap"), over(comp, "eq25_gap")
         c["eq25"] = {
@@ -357,6 +399,16 @@ class Sakulwongtana2019:
                 f"{fmt(b['tugofwar_soft_minimax_distance_worst'])} from the minimax value (worst state); "
                 f"played marginals' Nash gap {fmt(b['tugofwar_nash_gap_worst'])} (best over beta "
                 f"{fmt(b['tugofwar_best_nash_gap_worst'])}): {b['verdict']}",
+            ),
+            (
+                "Report 002: probabilistic fictitious play, competitive",
+                "reconciles ROMMEO and Balancing-Q (§1.3)",
+                f"tug of war, beta^-i = -beta^i, beta = {hi}: soft value "
+                f"{fmt(c['pfp']['tugofwar_soft_minmax_distance_worst'])} from the pure-strategy min-max, "
+                f"{fmt(c['pfp']['tugofwar_soft_minimax_distance_worst'])} from the minimax value "
+                "(worst state); "
+                f"played marginals' Nash gap {fmt(c['pfp']['tugofwar_nash_gap_worst'])}: "
+                f"{c['pfp']['verdict']} (with beta^-i = beta^i it equals ROMMEO: tests/test_pfp.py)",
             ),
             (
                 "Report 002: eq. 25, V* = V^i/beta^i = V^-i/beta^-i",
@@ -487,6 +539,10 @@ def _figure(ctx: Context, summary: dict) -> None:
             axes[0, j].axhline(
                 ref["pure_maxmin_value"], color="k", lw=0.8, ls="--", label="pure max-min value"
             )
+            if ref.get("pure_minmax_value") is not None:
+                axes[0, j].axhline(
+                    ref["pure_minmax_value"], color="k", lw=0.8, ls=":", label="pure min-max value"
+                )
         else:
             axes[0, j].axhline(
                 ref["team_optimum_welfare"] / 2, color="k", lw=0.8, label="optimal welfare / 2"
@@ -496,7 +552,8 @@ def _figure(ctx: Context, summary: dict) -> None:
         axes[0, j].legend(fontsize=6.5)
     axes[1, 0].legend(fontsize=7)
     fig.suptitle(
-        "Report 002: Balancing-Q (beta^-i = +beta, -beta) and ROMMEO against beta, exact fixed points; "
+        "Report 002: Balancing-Q (beta^-i = +beta, -beta), ROMMEO and PFP (beta^-i = -beta) against beta, "
+        "exact fixed points; "
         "INPG beside"
     )
     fig.tight_layout()
