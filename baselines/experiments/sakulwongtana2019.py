@@ -77,36 +77,31 @@ def _model(game: str):
     return pettingzoo.make("parallel", env_id, **kwargs).unwrapped.model()
 
 
-def pure_maxmin(model, tol: float = 1e-12) -> np.ndarray:
-    """The pure-strategy max-min value of agent 0 in a 2-agent game:
-    ``V(s) = max_{a_0} min_{a_1} [r_0 + gamma P V](s, a_0, a_1)`` (value iteration), shape (S,)."""
+def _pure_value(model, upper: bool, tol: float) -> np.ndarray:
+    """Agent 0's pure-strategy max-min (``upper`` False) or min-max value by value iteration."""
     S, (a0, a1) = model.n_states, model.action_sizes
     V = np.zeros(S)
     for _ in range(100_000):
         nxt = np.asarray(model.P @ V).reshape(S, a0 * a1)
         q = (model.R[0].reshape(S, a0 * a1) + model.gamma * nxt).reshape(S, a0, a1)
-        new = q.min(axis=2).max(axis=1)
+        new = q.max(axis=1).min(axis=1) if upper else q.min(axis=2).max(axis=1)
         done = np.abs(new - V).max() * model.gamma / (1 - model.gamma) <= tol
         V = new
         if done:
             break
     return V
+
+
+def pure_maxmin(model, tol: float = 1e-12) -> np.ndarray:
+    """The pure-strategy max-min value of agent 0 in a 2-agent game:
+    ``V(s) = max_{a_0} min_{a_1} [r_0 + gamma P V](s, a_0, a_1)`` (value iteration), shape (S,)."""
+    return _pure_value(model, False, tol)
 
 
 def pure_minmax(model, tol: float = 1e-12) -> np.ndarray:
     """The pure-strategy min-max (upper) value of agent 0 in a 2-agent game:
     ``V(s) = min_{a_1} max_{a_0} [r_0 + gamma P V](s, a_0, a_1)`` (value iteration), shape (S,)."""
-    S, (a0, a1) = model.n_states, model.action_sizes
-    V = np.zeros(S)
-    for _ in range(100_000):
-        nxt = np.asarray(model.P @ V).reshape(S, a0 * a1)
-        q = (model.R[0].reshape(S, a0 * a1) + model.gamma * nxt).reshape(S, a0, a1)
-        new = q.max(axis=1).min(axis=1)
-        done = np.abs(new - V).max() * model.gamma / (1 - model.gamma) <= tol
-        V = new
-        if done:
-            break
-    return V
+    return _pure_value(model, True, tol)
 
 
 def joint_values(model, joint: np.ndarray) -> np.ndarray:
