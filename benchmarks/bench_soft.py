@@ -2,8 +2,9 @@
 oracle and sampled soft Q-learning: time per sweep and to convergence.
 
 Games (two agents each): the coordination game (``mpg/Coordination-v0``, N = 2, gamma 0.95), the
-congestion game (``mpg/Congestion-v0``, N = 2, gamma 0.99 by default -- many sweeps) and the
-tug-of-war zero-sum game (``mpg/TugOfWar-v0``, defaults, gamma 0.9). For each: Balancing-Q
+congestion game (``mpg/Congestion-v0``, N = 2, gamma 0.99 by default -- many sweeps), the
+distancing game (``mpg/Distancing-v0``, N = 2, gamma 0.99) and the tug-of-war zero-sum game
+(``mpg/TugOfWar-v0``, defaults, gamma 0.9). For each: Balancing-Q
 cooperative (beta = beta_opponent = 10), Balancing-Q competitive (beta = 10, beta_opponent = -10)
 ROMMEO (beta = 10) and probabilistic fictitious play competitive (beta = 10, beta_opponent = -10),
 to ``tol = 1e-8``: the time of one operator sweep, the sweeps and the time to convergence; on the
@@ -33,11 +34,12 @@ from common import add_output_args, best_of, report, save_results  # noqa: E402
 
 from baselines import probabilistic as prob  # noqa: E402
 from baselines.soft_q_learning import soft_q_learning  # noqa: E402
-from mpg_envs import congestion_v0, coordination_v0, exact, tugofwar_v0, zerosum  # noqa: E402
+from mpg_envs import congestion_v0, coordination_v0, distancing_v0, exact, tugofwar_v0, zerosum  # noqa: E402
 
 GAMES = {
     "coordination N=2": lambda: coordination_v0.parallel_env(n_agents=2).model(),
     "congestion N=2": lambda: congestion_v0.parallel_env(n_agents=2).model(),
+    "distancing N=2": lambda: distancing_v0.parallel_env(n_agents=2).model(),
     "tug of war": lambda: tugofwar_v0.parallel_env().model(),
 }
 ALGOS = {
