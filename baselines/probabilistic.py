@@ -111,8 +111,6 @@ Example::
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
@@ -122,6 +120,7 @@ import scipy.sparse.linalg as spla
 
 from mpg_envs import _validate as V
 from mpg_envs import exact
+from mpg_envs._fixedpoint import iterate_contraction
 from mpg_envs._repr import concise_repr
 from mpg_envs.model import TabularModel
 
@@ -154,7 +153,8 @@ BETA_MIN = 1e-100
 _PRIOR_TOL = 1e-9
 #: Round-off floor of a sweep's change, relative to max(1, max |q|), and the sweeps spent on it
 #: before the iteration stops (a ``tol`` below it cannot be met in float64).
-_FLOOR, _STALL_SWEEPS = 1e-12, 50
+#: Relative round-off floor of a soft value-iteration sweep's change (see mpg_envs._fixedpoint).
+_FLOOR = 1e-12
 
 
 # ---------------------------------------------------------------------------- the soft aggregate
@@ -352,51 +352,23 @@ def _game(model: Any, agent: Any, algo: str) -> _Game:
 def _iterate(
     game: _Game, operator, q0: np.ndarray | None, tol: float, max_iter: int, algo: str
 ) -> tuple[np.ndarray, int, float, float, bool, float]:
-    """Iterate ``q <- operator(q)`` from q0 (default r_i) until gamma/(1-gamma) ||dq|| <= tol.
+    """Iterate ``q <- operator(q)`` from q0 (default r_i) until gamma/(1-gamma) ||dq|| <= tol
+    (:func:`mpg_envs._fixedpoint.iterate_contraction`).
 
     Returns (q, iterations, residual, error bound, converged, largest observed contraction ratio).
     """
     g = game.model.gamma
-    factor = g / (1.0 - g)
-    q = game.reward().copy() if q0 is None else q0
-    residual, prev, ratio, it, stall, floor, best = math.inf, None, 0.0, 0, 0, 0.0, math.inf
-    while it < max_iter:
-        it += 1
-        with np.errstate(over="ignore", invalid="ignore"):  # an overflow is reported below
-            new = operator(q)
-        if not np.isfinite(new).all():
-            raise ValueError(
-                f"{algo}'s soft Q overflowed to {float(new[~np.isfinite(new)].flat[0])!r} in sweep {it}: the "
-                f"rewards (max |r| = {float(np.abs(game.model.R).max())!r}) divided by 1 - gamma = "
-                f"{1.0 - g!r} exceed the float range; rescale the rewards"
-            )
-        diff = float(np.abs(new - q).max())
-        if prev is not None and prev > 0 and diff > 1e-9 * max(1.0, float(np.abs(new).max())):
-            ratio = max(ratio, diff / prev)
-        prev, residual, q = diff, diff, new
-        if factor * residual <= tol:
-            break
-        floor = _FLOOR * max(1.0, float(np.abs(q).max()))
-        if residual < best:
-            best, stall = residual, 0
-        elif residual <= floor:  # no progress at round-off level
-            stall += 1
-        if stall >= _STALL_SWEEPS:  # round-off: further sweeps cannot get closer
-            break
-    bound = factor * residual
-    converged = bound <= tol
-    if not converged:
-        why = (
-            f"reached the round-off floor (sweep changes <= {floor:.3g}) after {it} sweeps"
-            if stall >= _STALL_SWEEPS
-            else f"stopped after max_iter={max_iter} sweeps"
+
+    def overflow(it: int, new: np.ndarray) -> ValueError:
+        return ValueError(
+            f"{algo}'s soft Q overflowed to {float(new[~np.isfinite(new)].flat[0])!r} in sweep {it}: the "
+            f"rewards (max |r| = {float(np.abs(game.model.R).max())!r}) divided by 1 - gamma = "
+            f"{1.0 - g!r} exceed the float range; rescale the rewards"
         )
-        warnings.warn(
-            f"{algo} {why} with error bound {bound:.3g} > tol={tol:g}; raise tol (or max_iter)",
-            RuntimeWarning,
-            stacklevel=3,
-        )
-    return q, it, residual, bound, converged, ratio
+
+    q0 = game.reward().copy() if q0 is None else q0
+    fp = iterate_contraction(operator, q0, g, tol, max_iter, algo, overflow, _FLOOR, stacklevel=3)
+    return fp.x, fp.iterations, fp.residual, fp.error_bound, fp.converged, fp.contraction
 
 
 @dataclass(frozen=True, repr=False)

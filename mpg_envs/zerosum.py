@@ -35,8 +35,6 @@ Example::
 
 from __future__ import annotations
 
-import math
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +42,7 @@ import numpy as np
 from scipy.optimize import linprog
 
 from mpg_envs import _validate as V
+from mpg_envs._fixedpoint import iterate_contraction
 from mpg_envs._repr import concise_repr
 from mpg_envs.model import TabularModel
 
@@ -64,7 +63,8 @@ ZERO_SUM_TOL = 1e-12
 MAX_MATRIX_ENTRIES = 1 << 20
 #: Round-off floor of a sweep's change, relative to max(1, max |V|), and the sweeps spent on it
 #: before the iteration stops (a ``tol`` below it cannot be met).
-_FLOOR, _STALL_SWEEPS = 1e-10, 50
+#: Relative round-off floor of a Shapley sweep's change (the LPs resolve ~1e-10; mpg_envs._fixedpoint).
+_FLOOR = 1e-10
 
 
 @dataclass(frozen=True)
@@ -312,41 +312,17 @@ def shapley(
         if v.shape != (S,):
             raise ValueError(f"values must have shape (S,) = ({S},), got {v.shape}")
     g = model.gamma
-    factor = g / (1.0 - g)
-    residual, it, stall, floor, best = math.inf, 0, 0, 0.0, math.inf
-    while it < max_iter:
-        it += 1
-        new = _sweep(model, v)[0]
-        if not np.isfinite(new).all():
-            raise ValueError(
-                f"shapley's values overflowed in sweep {it}: the rewards (max |r| = "
-                f"{float(np.abs(model.R).max())!r}) divided by 1 - gamma = {1.0 - g!r} exceed the float "
-                "range; rescale the rewards"
-            )
-        residual = float(np.abs(new - v).max())
-        v = new
-        if factor * residual <= tol:
-            break
-        floor = _FLOOR * max(1.0, float(np.abs(v).max()))
-        if residual < best:
-            best, stall = residual, 0
-        elif residual <= floor:  # no progress at round-off level
-            stall += 1
-        if stall >= _STALL_SWEEPS:  # round-off of the LPs: further sweeps cannot get closer
-            break
-    bound = factor * residual
-    converged = bound <= tol
-    if not converged:
-        why = (
-            f"reached the round-off floor (sweep changes <= {floor:.3g}) after {it} sweeps"
-            if stall >= _STALL_SWEEPS
-            else f"stopped after max_iter={max_iter} sweeps"
+
+    def overflow(it: int, new: np.ndarray) -> ValueError:
+        return ValueError(
+            f"shapley's values overflowed in sweep {it}: the rewards (max |r| = "
+            f"{float(np.abs(model.R).max())!r}) divided by 1 - gamma = {1.0 - g!r} exceed the float "
+            "range; rescale the rewards"
         )
-        warnings.warn(
-            f"shapley {why} with error bound {bound:.3g} > tol={tol:g}; raise tol (or max_iter)",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+
+    # round-off of the LPs sets the floor
+    fp = iterate_contraction(lambda x: _sweep(model, x)[0], v, g, tol, max_iter, "shapley", overflow, _FLOOR)
+    v, it, residual, bound, converged = fp.x, fp.iterations, fp.residual, fp.error_bound, fp.converged
     # minimax strategies of the stage games at the final values
     sols = _sweep(model, v)[1]
     pols = [np.stack([sol.row for sol in sols]), np.stack([sol.col for sol in sols])]
