@@ -485,14 +485,16 @@ class Adam:
         self.t = np.zeros(shape[0], np.int64)
         self.beta1, self.beta2, self.eps = beta1, beta2, eps
 
-    def step(self, g: np.ndarray, lr: float) -> np.ndarray:
-        """The ascent step for gradients g (n, ...)."""
+    def step(self, g: np.ndarray, lr: float, row: int | None = None) -> np.ndarray:
+        """The ascent step for gradients g (n, ...), or with ``row=k`` for agent k's alone (g of
+        one row's shape; the other rows are left as they are)."""
         b1, b2 = self.beta1, self.beta2
-        self.m = b1 * self.m + (1 - b1) * g
-        self.v = b2 * self.v + (1 - b2) * g * g
-        self.t += 1
-        t = self.t.reshape((-1,) + (1,) * (g.ndim - 1))
-        return lr * (self.m / (1 - b1**t)) / (np.sqrt(self.v / (1 - b2**t)) + self.eps)
+        k = slice(None) if row is None else row
+        self.m[k] = b1 * self.m[k] + (1 - b1) * g
+        self.v[k] = b2 * self.v[k] + (1 - b2) * g * g
+        self.t[k] += 1
+        t = self.t.reshape((-1,) + (1,) * (g.ndim - 1)) if row is None else int(self.t[row])
+        return lr * (self.m[k] / (1 - b1**t)) / (np.sqrt(self.v[k] / (1 - b2**t)) + self.eps)
 
     def state(self, k: int, prefix: str) -> dict[str, np.ndarray]:
         return {f"{prefix}m": self.m[k], f"{prefix}v": self.v[k], f"{prefix}t": np.array(self.t[k])}

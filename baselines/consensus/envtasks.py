@@ -388,20 +388,8 @@ class EnvAgents(AgentStates):
             return ((v - batch["G"]) ** 2).mean()
 
         _, g = self.critic.value_and_grad(self.critic_params[k], loss)
-        self.critic_params[k] = self.critic_params[k] + self._adam_step(
-            self.critic_adam, k, -g, self.cfg.critic_lr
-        )
+        self.critic_params[k] = self.critic_params[k] + self.critic_adam.step(-g, self.cfg.critic_lr, row=k)
         return vals["v"].to(torch.float32)
-
-    @staticmethod
-    def _adam_step(adam: Adam, k: int, g: np.ndarray, lr: float) -> np.ndarray:
-        """Agent k's Adam ascent step for gradient g (d,) (the stacked optimiser, one row)."""
-        b1, b2 = adam.beta1, adam.beta2
-        adam.m[k] = b1 * adam.m[k] + (1 - b1) * g
-        adam.v[k] = b2 * adam.v[k] + (1 - b2) * g * g
-        adam.t[k] += 1
-        t = int(adam.t[k])
-        return lr * (adam.m[k] / (1 - b1**t)) / (np.sqrt(adam.v[k] / (1 - b2**t)) + adam.eps)
 
     def _agent_step(self, k: int, theta: np.ndarray, alpha: float) -> np.ndarray:
         cfg = self.cfg
@@ -409,7 +397,7 @@ class EnvAgents(AgentStates):
         adv = batch["G"] if self.critic is None else batch["G"] - self._critic_fit(k, batch)
         if cfg.gradient != "ppo":
             _, g = self.net.value_and_grad(theta, lambda f: self._loss(f(batch["x"]), batch, adv))
-            return self._adam_step(self.adam, k, -g, alpha)
+            return self.adam.step(-g, alpha, row=k)
         torch = self.net.torch
         with torch.no_grad():
             logp_old = torch.log_softmax(
@@ -421,7 +409,7 @@ class EnvAgents(AgentStates):
             _, g = self.net.value_and_grad(
                 theta + delta, lambda f: self._loss(f(batch["x"]), batch, adv, logp_old)
             )
-            delta = delta + self._adam_step(self.adam, k, -g, alpha)
+            delta = delta + self.adam.step(-g, alpha, row=k)
             if e + 1 < cfg.ppo_epochs:
                 self._critic_fit(k, batch)
         return delta
