@@ -24,11 +24,13 @@ Example::
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 __all__ = ["make_torchrl_env"]
 
 
+@functools.cache
 def _keep_last_observation_class() -> type:
     import torch
     from torchrl.envs.libs.pettingzoo import PettingZooWrapper
@@ -51,10 +53,6 @@ def _keep_last_observation_class() -> type:
             return out
 
     return KeepLastObservation
-
-
-def _KeepLastObservation(*args: Any, **kwargs: Any):
-    return _keep_last_observation_class()(*args, **kwargs)
 
 
 def make_torchrl_env(
@@ -92,7 +90,7 @@ def make_torchrl_env(
     torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     penv = pettingzoo.make("parallel", env_id, **env_kwargs)
     separate = bool(getattr(penv.unwrapped, "agents_finish_separately", False))
-    env = (_KeepLastObservation if separate else PettingZooWrapper)(
+    env = (_keep_last_observation_class() if separate else PettingZooWrapper)(
         penv,
         use_mask=separate,
         categorical_actions=True,

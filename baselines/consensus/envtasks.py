@@ -55,9 +55,11 @@ from baselines.consensus.dcpg import (
     agent_generator,
     load_config,
     make_backend,
+    resume_config,
     train_agents,
 )
 from baselines.consensus.graphs import Topology
+from baselines.consensus.objective import softmax_logits
 from baselines.runs import RunFolder, run_name
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
@@ -187,10 +189,7 @@ def load_env_config(data: dict[str, Any], source: str | Path = "config.json") ->
 # ------------------------------------------------------------------------------ rollouts
 def _sample(logits: np.ndarray, u: float) -> int:
     """The action of uniform ``u`` under softmax(logits) (float64 inverse CDF)."""
-    z = logits - logits.max()
-    p = np.exp(z)
-    cdf = np.cumsum(p[:-1] / p.sum())
-    return int((u >= cdf).sum())
+    return int((u >= np.cumsum(softmax_logits(logits)[:-1])).sum())
 
 
 def rollout(env, policy: Callable[[np.ndarray], np.ndarray], rng: np.random.Generator) -> dict[str, Any]:
@@ -259,7 +258,7 @@ class EnvAgents(AgentStates):
     def __init__(
         self, cfg: EnvDCPGConfig, makers: Sequence[Callable[[], Any]], agents: Sequence[int]
     ) -> None:
-        from baselines.policies.nets import FlatNet, build_network, initial_parameters
+        from baselines.policies.nets import FlatNet, build_network, seeded_module
 
         self.cfg = cfg
         self.agents = np.asarray(agents, dtype=np.int64)
@@ -270,16 +269,16 @@ class EnvAgents(AgentStates):
         hidden = cfg.hidden_widths()
         self._check_sizes(cfg, len(self.agents), hidden)
         actor = lambda: build_network(cfg.policy, self.obs_space, self.n_actions, hidden)  # noqa: E731
-        self.net = FlatNet(actor())
-        self.theta0 = initial_parameters(actor, cfg.seed)
+        self.net = FlatNet(seeded_module(actor, cfg.seed))
+        self.theta0 = self.net.get()
         self.rngs = [agent_generator(cfg.seed, i) for i in self.agents]
         n, d = len(self.agents), self.net.size
         self.adam = Adam((n, d))
         self.critic = None
         if cfg.gradient in ("a2c", "ppo"):
             critic = lambda: build_network(cfg.policy, self.obs_space, 1, hidden)  # noqa: E731
-            self.critic = FlatNet(critic())
-            self.critic_params = np.repeat(initial_parameters(critic, cfg.seed + 1)[None], n, axis=0)
+            self.critic = FlatNet(seeded_module(critic, cfg.seed + 1))
+            self.critic_params = np.repeat(self.critic.get()[None], n, axis=0)
             self.critic_adam = Adam(self.critic_params.shape)
         # training episodes since the last evaluation: distance sum, return sum, steps, count
         self.window = np.zeros((n, 4))
@@ -582,8 +581,6 @@ def run_dcpg_env(
         >>> cfg = EnvDCPGConfig(env_kwargs={"resolution": 64, "max_cycles": 100}, iters=20, eval_every=10)
         >>> res = run_dcpg_env(cfg)  # four MiniWorld envs, the C3F2 network, REINFORCE, ring
     """
-    from baselines.consensus.dcpg import resume_config
-
     folder = None
     if resume is not None:
         folder = RunFolder(resume)

@@ -21,6 +21,7 @@ on views of the vector), so gradients come back as flat vectors too.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from typing import Any
@@ -36,7 +37,7 @@ __all__ = [
     "build_network",
     "network_size",
     "observation_tensor",
-    "initial_parameters",
+    "seeded_module",
 ]
 
 NETWORKS = ("cnn", "mlp")
@@ -147,10 +148,11 @@ def build_network(kind: str, obs_space: Any, n_outputs: int, hidden: Sequence[in
         raise ValueError(
             f"policy='cnn' has one fully connected hidden layer: hidden must be one width, got {hidden}"
         )
-    return _C3F2(shape, n_outputs, hidden[0])
+    return _c3f2_class()(shape, n_outputs, hidden[0])
 
 
-def _c3f2_class():
+@functools.cache
+def _c3f2_class() -> type:
     torch = _torch()
     nn = torch.nn
 
@@ -180,10 +182,6 @@ def _c3f2_class():
             return self.head(self.features((x - mean) / std))
 
     return C3F2
-
-
-def _C3F2(shape: tuple[int, ...], n_outputs: int, hidden: int) -> Any:
-    return _c3f2_class()(shape, n_outputs, hidden)
 
 
 class FlatNet:
@@ -233,9 +231,10 @@ class FlatNet:
             return self.forward(torch.as_tensor(theta, dtype=torch.float32), x).double().numpy()
 
 
-def initial_parameters(module_factory, seed: int) -> np.ndarray:
-    """A freshly built module's parameters, seeded (the global torch stream is left as it was)."""
+def seeded_module(module_factory, seed: int) -> Any:
+    """``module_factory()`` built under torch seed ``seed`` (the global torch stream is left as it
+    was), so that its initial parameters depend on the seed only."""
     torch = _torch()
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(int(seed))
-        return FlatNet(module_factory()).get()
+        return module_factory()
