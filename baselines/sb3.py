@@ -28,7 +28,7 @@ SB3 2.9):
 
 :class:`ExactMetricsCallback` tabulates the SB3 policy on every model state's observation (the
 policy bridge of :mod:`baselines.policies`) and records the exact metrics of our own runs
-(:class:`baselines.evaluation.JointEvaluator`: Nash gap, potential where the env has one, price of
+(:class:`baselines.evaluation.ExactMetrics`: Nash gap, potential where the env has one, price of
 anarchy, each agent's value) while SB3 trains -- into SB3's logger and a CSV in the run folder.
 
 :func:`run_sb3` (the CLI's ``sb3``) trains PPO or A2C into a run folder: ``config.json``,
@@ -50,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from baselines.evaluation import JointEvaluator, welfare
+from baselines.evaluation import ExactMetrics
 from baselines.policies.base import Policy
 from baselines.threads import torch_threads
 from mpg_envs import _validate as V
@@ -488,12 +488,13 @@ def _callback_base():
 class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
     """Every ``every`` environment steps, the exact Nash gap, values and potential of the SB3 policy.
 
-    The policy is tabulated on every model state's observation (:meth:`Policy.table`) and
-    evaluated by :class:`baselines.evaluation.JointEvaluator` -- the metrics of our own training
-    runs: ``nash_gap`` (max over agents of the best-response improvement at mu) and
-    ``nash_gap_worst``, ``potential``, ``poa`` (the price of anarchy), each agent's value
-    ``value_i`` -- plus ``welfare`` (their sum) and ``timesteps``. Rows go to SB3's logger
-    (``exact/...``) and to ``csv_path``.
+    The policy is tabulated on every evaluated state's observation and evaluated by
+    :class:`baselines.evaluation.ExactMetrics` (the joint model, or one model per task for
+    MultiTaskGridWorld with ``observation="own"``, whose 10x10 layouts have no joint model that
+    fits) -- the metrics of our own training runs: ``nash_gap`` (max over agents of the
+    best-response improvement at mu) and ``nash_gap_worst``, ``potential``, ``poa`` (the price
+    of anarchy), each agent's value ``value_i`` -- plus ``welfare`` (their sum) and
+    ``timesteps``. Rows go to SB3's logger (``exact/...``) and to ``csv_path``.
 
     Args:
         env: One parallel env of the kind SB3 trains on (its exact model is built once).
@@ -517,19 +518,20 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
             )
         torch_threads()  # before SB3 trains: one thread unless the user chose (baselines.threads)
         self.penv = env.unwrapped
-        self.mdl = self.penv.model()
-        self.evaluator = JointEvaluator(self.mdl)
+        self.metrics = ExactMetrics(env)  # the joint model, or one per task (MultiTaskGridWorld, "own")
         self.rows: list[dict[str, float]] = []
         self._next = 0
 
     def _tables(self) -> list[np.ndarray]:
-        pol = SB3Policy(self.model, self.penv.dynamics.action_sizes, self.penv.observation_mode)
-        return pol.table(self.penv.dynamics)
+        """The policy on the evaluated states' observations, N tables (S, |A_i|)."""
+        pol = SB3Policy(self.model, self.metrics.action_sizes, self.metrics.observation_mode)
+        obs = self.metrics.observations
+        return [pol._probs_checked(i, obs[:, i]) for i in range(pol.n_agents)]
 
     def evaluate(self) -> dict[str, float]:
         """The exact metrics of the current policy (also called at the end of training)."""
-        metrics = self.evaluator(self._tables())
-        row = {"timesteps": float(self.num_timesteps), **metrics, "welfare": welfare(metrics)}
+        metrics = self.metrics(self._tables())
+        row = {"timesteps": float(self.num_timesteps), **metrics}
         self.rows.append(row)
         for k, v in row.items():
             if k != "timesteps":
@@ -648,9 +650,10 @@ def _rollout_steps(cfg: dict[str, Any], n_slots: int) -> tuple[int, int]:
     return 5, 5 * n_slots
 
 
-def _check_run_bytes(cfg: dict[str, Any], env: Any) -> None:
+def _check_run_bytes(cfg: dict[str, Any], env: Any, n_states: int) -> None:
     """Refuse, before SB3 allocates anything, a run whose rollout buffer, network or exact
-    tabulation would not fit (exact Python ints: no overflow whatever the sizes)."""
+    tabulation (over ``n_states`` evaluated states) would not fit (exact Python ints: no overflow
+    whatever the sizes)."""
     from stable_baselines3.common.preprocessing import get_flattened_obs_dim, get_obs_shape
 
     raw = env.unwrapped
@@ -661,7 +664,7 @@ def _check_run_bytes(cfg: dict[str, Any], env: Any) -> None:
     A = int(max(raw.dynamics.action_sizes))
     slots = int(cfg["n_envs"]) * N
     n_steps, batch = _rollout_steps(cfg, slots)
-    S = int(raw.dynamics.n_states) if hasattr(raw.dynamics, "n_states") else 0
+    S = int(n_states)
     rollout = 2 * n_steps * slots * (Fs + 8) * 4  # SB3's buffer and the flattened copies get() makes
     step = slots * (8 * Fs * 4 + F * 4 + 400)  # the vector env's arrays, copies, one-hot, info dicts
     net = 16 * (2 * (F * 64 + 64 * 64 + 64) + 64 * (A + 1)) + batch * (F + 4 * 64) * 4 * 3
@@ -879,13 +882,13 @@ class _Setup:
 
         self.cfg = cfg
         self.one = _make_env(cfg["env"], cfg["env_kwargs"])
-        try:  # too large for the exact evaluation: refused now (the model is cached for it)
-            self.one.unwrapped.model()
+        try:  # too large for the exact evaluation: refused now (the callback reuses it)
+            self.metrics = ExactMetrics(self.one)
         except ModelTooLargeError as err:
             raise ModelTooLargeError(
-                f"an sb3 run evaluates its policy exactly on {cfg['env']}'s joint model, and {err}"
+                f"an sb3 run evaluates its policy exactly on {cfg['env']}: {err}"
             ) from None
-        _check_run_bytes(cfg, self.one)
+        _check_run_bytes(cfg, self.one, self.metrics.n_states)
         self.venv = make_vec_env(cfg["env"], n_envs=cfg["n_envs"], seed=cfg["seed"], **cfg["env_kwargs"])
         cls = PPO if cfg["algo"] == "ppo" else A2C
         self.fields = exact_fields(len(self.one.unwrapped.possible_agents))
