@@ -118,7 +118,7 @@ def test_extending_a_finished_run(tmp_path):
 def test_metrics_and_final_table(tmp_path):
     cfg = _cfg(tmp_path, iters=10, eval_every=5)
     res = run_dcpg_env(cfg)
-    assert set(res.metrics[0]) == set(env_metric_fields(2, True))
+    assert set(res.metrics[0]) == set(env_metric_fields(2, True, exact=True))
     assert [r["iteration"] for r in res.metrics] == [0, 5, 10]
     last = res.metrics[-1]
     assert last["objective"] == pytest.approx(last["return_task_0"] + last["return_task_1"])
@@ -135,6 +135,65 @@ def test_metrics_and_final_table(tmp_path):
         assert z["distance"][i, i].mean() == pytest.approx(last[f"distance_agent_{i}"])
     cfg_json = json.loads((Path(res.run_dir) / "config.json").read_text())
     assert cfg_json["kind"] == "dcpg-env" and cfg_json["env_kwargs"]["observation"] == "onehot"
+
+
+@pytest.mark.parametrize("communicate", [True, False])
+def test_exact_task_values_of_grid_world_env_runs(tmp_path, communicate):
+    """Env runs on MultiTaskGridWorld log each task's exact discounted value: pinned against the
+    joint env's own task models (``task_models()``, another path) on the network tabulated by hand,
+    and against discounted Monte Carlo returns of the final policy."""
+    import pettingzoo
+    import torch
+
+    from baselines.consensus.objective import softmax_logits
+    from baselines.policies.nets import FlatNet, build_network
+    from mpg_envs import exact
+
+    res = run_dcpg_env(_cfg(tmp_path, iters=10, communicate=communicate))
+    last = res.metrics[-1]
+    penv = pettingzoo.make("parallel", "mpg/MultiTaskGridWorld-v0", **GRID).unwrapped
+    env = task_env_makers("mpg/MultiTaskGridWorld-v0", **GRID)[0]()
+    net = FlatNet(build_network("mlp", env.observation_space, 4, (8,)))
+    S = penv.dynamics.n_cells
+    onehot = np.eye(S, dtype=np.float32)  # the task env's "onehot" observation of each cell
+
+    def value(theta, i):
+        with torch.no_grad():
+            logits = net.forward(torch.as_tensor(theta, dtype=torch.float32), torch.as_tensor(onehot))
+        m = penv.task_models()[i]
+        return float(exact.evaluate(m, [softmax_logits(logits.double().numpy())])[0] @ m.mu)
+
+    th = res.thetas
+    for i in range(2):
+        assert last[f"exact_value_agent_{i}"] == pytest.approx(value(th[i], i), rel=1e-6, abs=1e-9)
+        if communicate:
+            assert last[f"exact_value_task_{i}"] == pytest.approx(
+                value(th.mean(axis=0), i), rel=1e-6, abs=1e-9
+            )
+    who = "task" if communicate else "agent"
+    assert last["exact_objective"] == pytest.approx(
+        last[f"exact_value_{who}_0"] + last[f"exact_value_{who}_1"]
+    )
+    # discounted Monte Carlo returns of agent 0's final policy in its task
+    gamma = penv.gamma
+    with torch.no_grad():
+        logits = net.forward(torch.as_tensor(th[0], dtype=torch.float32), torch.as_tensor(onehot))
+    p = softmax_logits(logits.double().numpy())
+    rng = np.random.default_rng(0)
+    rets = []
+    env = task_env_makers("mpg/MultiTaskGridWorld-v0", **{**GRID, "max_cycles": 400})[0]()
+    for _ in range(3000):
+        obs, _ = env.reset(seed=int(rng.integers(2**31)))
+        g, disc, done = 0.0, 1.0, False
+        while not done:
+            a = int(rng.choice(4, p=p[int(np.argmax(obs))]))
+            obs, r, term, trunc, _ = env.step(a)
+            g += disc * r
+            disc *= gamma
+            done = term or trunc
+        rets.append(g)
+    se = np.std(rets) / np.sqrt(len(rets))
+    assert abs(np.mean(rets) - last["exact_value_agent_0"]) < 4 * se + gamma**400
 
 
 def test_evaluation_uses_common_random_numbers():

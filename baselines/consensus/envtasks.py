@@ -72,6 +72,7 @@ __all__ = [
     "rollout",
     "evaluate_policy",
     "env_metric_fields",
+    "env_has_exact_model",
     "ENV_GRADIENTS",
     "CONFIG_KIND",
 ]
@@ -434,23 +435,54 @@ class EnvAgents(AgentStates):
 
 
 # ------------------------------------------------------------------------------ evaluation
-def env_metric_fields(n_tasks: int, communicate: bool) -> list[str]:
-    """metrics.csv's columns of an env run with N tasks."""
+def env_metric_fields(n_tasks: int, communicate: bool, exact: bool = False) -> list[str]:
+    """metrics.csv's columns of an env run with N tasks; ``exact``: the tasks have exact models
+    (MultiTaskGridWorld), whose discounted values at the start distribution are added."""
     per = lambda who, n: [f"{m}_{who}_{i}" for i in range(n) for m in (  # noqa: E731
         "distance", "distance_ci", "return", "return_ci", "terminated")]  # fmt: skip
     out = ["iteration", "objective", "consensus_error", *per("agent", n_tasks)]
     if communicate:
         out += per("task", n_tasks)
     out += [f"train_{m}_agent_{i}" for i in range(n_tasks) for m in ("distance", "return", "length")]
+    if exact:
+        out += ["exact_objective", *(f"exact_value_agent_{i}" for i in range(n_tasks))]
+        out += [f"exact_value_task_{i}" for i in range(n_tasks)] if communicate else []
     return [*out, "alpha", "wall_time"]
 
 
+def env_has_exact_model(env_id: str) -> bool:
+    """Whether the tasks of ``env_id`` have exact models (its single-agent task envs ``model()``)."""
+    import mpg_envs
+
+    return env_id in mpg_envs.ENV_IDS
+
+
+class _TaskValue:
+    """The exact discounted value at the start distribution of a policy network in one task env
+    (an env with ``model()``: the task's single-agent exact model and its observations)."""
+
+    def __init__(self, env: Any) -> None:
+        raw = env.unwrapped
+        self.model = raw.model()
+        dyn = raw.dynamics
+        self.obs = dyn.observe(dyn.states(), raw.observation_mode)[:, 0]  # (S, ...) as the env emits
+
+    def __call__(self, logits: Callable[[np.ndarray], np.ndarray]) -> float:
+        from mpg_envs import exact
+
+        p = softmax_logits(logits(self.obs))  # (S, A) float64
+        return float(exact.evaluate(self.model, [p])[0] @ self.model.mu)
+
+
 class EnvEvaluation:
-    """Monte Carlo metrics of an env run; every process evaluates in its own tasks."""
+    """Monte Carlo metrics of an env run, plus exact task values where the tasks have exact models;
+    every process evaluates in its own tasks."""
 
     def __init__(self, cfg: EnvDCPGConfig, local: EnvAgents, n_tasks: int) -> None:
         self.cfg, self.local, self.N = cfg, local, n_tasks
-        self.fields = env_metric_fields(n_tasks, cfg.communicate)
+        self.exact = env_has_exact_model(cfg.env)
+        self.fields = env_metric_fields(n_tasks, cfg.communicate, self.exact)
+        self.values = [_TaskValue(env) for env in local.envs] if self.exact else []
 
     def _everyone(self, thetas: np.ndarray, backend: Any) -> np.ndarray:
         """Every agent's parameters (N, d) on every process."""
@@ -477,9 +509,12 @@ class EnvEvaluation:
         for k, i in enumerate(local.agents):
             pols = [thetas[k], everyone.mean(axis=0)] if cfg.communicate else [thetas[k]]
             res = [evaluate_policy(local.envs[k], local.policy(p), cfg.seed, it, int(i), E) for p in pols]
-            mine.append(np.concatenate([np.asarray(a, float) for r in res for a in r] + [local.window[k]]))
+            exact = [self.values[k](local.policy(p)) for p in pols] if self.exact else []
+            parts = [np.asarray(a, float) for r in res for a in r]
+            mine.append(np.concatenate([*parts, local.window[k], np.asarray(exact, float)]))
         local.window[:] = 0.0
-        gathered = backend.gather(np.stack(mine))  # (N, 3 E [+ 3 E] + 4)
+        gathered = backend.gather(np.stack(mine))  # (N, 3 E [+ 3 E] + 4 [+ 1 [+ 1]])
+        x = len(pols) if self.exact else 0  # exact values at the end of each row
         if not backend.is_main:
             return None
         row: dict[str, float] = {
@@ -493,10 +528,17 @@ class EnvEvaluation:
                 avg = gathered[i, 3 * E : 6 * E].reshape(3, E)
                 row.update(self._stats("task", i, avg[0], avg[1], avg[2].astype(bool)))
             row["objective"] += row[f"return_{'task' if cfg.communicate else 'agent'}_{i}"]
-            dist, ret, steps, count = gathered[i, -4:]
+            dist, ret, steps, count = gathered[i, len(gathered[i]) - 4 - x : len(gathered[i]) - x]
             row[f"train_distance_agent_{i}"] = float(dist / count) if count else 0.0
             row[f"train_return_agent_{i}"] = float(ret / count) if count else 0.0
             row[f"train_length_agent_{i}"] = float(steps / count) if count else 0.0
+        if self.exact:
+            for i in range(self.N):
+                row[f"exact_value_agent_{i}"] = float(gathered[i, -x])
+                if cfg.communicate:
+                    row[f"exact_value_task_{i}"] = float(gathered[i, -1])
+            who = "task" if cfg.communicate else "agent"
+            row["exact_objective"] = sum(row[f"exact_value_{who}_{i}"] for i in range(self.N))
         return row
 
     def final(self, thetas: np.ndarray, backend: Any) -> tuple[np.ndarray | None, dict[str, np.ndarray]]:

@@ -106,12 +106,12 @@ def load_dcpg_run(run_dir: Path, cfg: Any) -> DCPGRun:
         fin = folder.load_final(("thetas",))
         n = len(fin["thetas"])
         return DCPGRun(cfg, Path(run_dir), np.asarray(fin["thetas"]), folder.read_metrics(metric_fields(n)))
-    from baselines.consensus.envtasks import env_metric_fields
+    from baselines.consensus.envtasks import env_has_exact_model, env_metric_fields
 
     keys = ("thetas", "distance", "return", "terminated")
     fin = folder.load_final(keys)
     n = len(fin["thetas"])
-    fields = env_metric_fields(n, bool(cfg.communicate))
+    fields = env_metric_fields(n, bool(cfg.communicate), env_has_exact_model(cfg.env))
     final = {k: np.asarray(fin[k]) for k in keys[1:]}
     return DCPGRun(cfg, Path(run_dir), np.asarray(fin["thetas"]), folder.read_metrics(fields), final)
 
