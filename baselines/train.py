@@ -362,6 +362,7 @@ class _Setup:
     tabulate: Callable[[], list[np.ndarray]]
     action_sizes: tuple[int, ...]
     snapshots: bool
+    n_states: int  # the largest exact model's states (one BLAS thread per run below 1,025)
 
 
 def _setup(cfg: TrainConfig) -> _Setup:
@@ -401,7 +402,8 @@ def _setup(cfg: TrainConfig) -> _Setup:
 
         observations = observe_all(dyn, obs_mode)
         tabulate = lambda: policy.table(dyn, observations)  # noqa: E731
-    return _Setup(env, algorithm, policy, estimator, evaluator, tabulate, sizes, keep_snapshots)
+    n_states = model.n_states if model is not None else max(m.n_states for m in task_models)
+    return _Setup(env, algorithm, policy, estimator, evaluator, tabulate, sizes, keep_snapshots, n_states)
 
 
 def _check_run_memory(cfg: TrainConfig, snapshot_entries: int, n_agents: int) -> None:
@@ -522,7 +524,8 @@ def _guarded(
     """Run the loop; a file the run folder cannot take (a folder in place of a file, a full disk)
     ends with a ValueError naming it."""
     try:
-        return loop(cfg, setup, folder, *args)
+        with exact.blas_scope(setup.n_states):  # once per run, not in every exact call
+            return loop(cfg, setup, folder, *args)
     except OSError as err:
         name = str(err.filename or folder.path).removesuffix(TMP_SUFFIX)
         raise ValueError(

@@ -63,6 +63,7 @@ __all__ = [
     "NashGap",
     "SocialOptimum",
     "Certificate",
+    "blas_scope",
     "check_policy",
     "check_policy_table",
     "uniform_policy",
@@ -146,6 +147,25 @@ def _one_blas_thread(n: int) -> Iterator[None]:
             yield
     finally:
         _blas_scope.active = False
+
+
+def blas_scope(n_states: int) -> contextlib.AbstractContextManager[None]:
+    """One BLAS thread for everything run inside, on models of ``n_states`` states (none above
+    1,024, where threads pay off): set once for a whole run instead of by every exact call.
+
+    Every public function of this module limits the BLAS threads itself for small models, which
+    costs ~40 us per call (threadpoolctl) -- a third of a whole exact estimate on the coordination
+    game. Inside this scope they skip it. The previous limit is restored on exit.
+
+    Args:
+        n_states: The largest number of states of the models used inside.
+
+    Example:
+        >>> with exact.blas_scope(model.n_states):   # doctest: +SKIP
+        ...     for _ in range(1000):
+        ...         exact.values_q_occupancy(model, policies)
+    """
+    return _one_blas_thread(chk.integer("n_states", n_states, minimum=0))
 
 
 _P = ParamSpec("_P")

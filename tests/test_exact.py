@@ -353,3 +353,31 @@ def test_dense_and_sparse_solvers_agree(monkeypatch, kw):
         )
     for a, b in zip(out["dense"], out["sparse"]):
         np.testing.assert_allclose(a, b, atol=1e-10)
+
+
+def test_blas_scope_sets_the_thread_limit_once_for_many_exact_calls(monkeypatch):
+    """Inside ``blas_scope`` the exact calls skip their own BLAS-thread switch (one switch for a
+    whole run); outside it every call switches; the results are the same."""
+    import pettingzoo
+
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    calls = []
+    original = threadpoolctl.ThreadpoolController.limit
+
+    def limit(self, *args, **kwargs):
+        calls.append(kwargs.get("limits"))
+        return original(self, *args, **kwargs)
+
+    monkeypatch.setattr(threadpoolctl.ThreadpoolController, "limit", limit)
+    m = pettingzoo.make("parallel", "mpg/Coordination-v0", n_agents=2).unwrapped.model()
+    pol = exact.random_policy(m, np.random.default_rng(0))
+    outside = [exact.values_q_occupancy(m, pol)[0] for _ in range(5)]
+    assert len(calls) == 5
+    calls.clear()
+    with exact.blas_scope(m.n_states):
+        inside = [exact.values_q_occupancy(m, pol)[0] for _ in range(5)]
+        exact.nash_gap(m, pol)
+    assert calls == [1]
+    np.testing.assert_array_equal(outside[0], inside[0])
+    with pytest.raises(ValueError, match="n_states"):
+        exact.blas_scope(-1)

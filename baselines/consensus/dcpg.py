@@ -68,7 +68,7 @@ from baselines.runs import (
 from baselines.sampler import returns_to_go
 from mpg_envs import _validate as V
 from mpg_envs._repr import Raw, concise_repr
-from mpg_envs.exact import _one_blas_thread
+from mpg_envs.exact import blas_scope
 
 __all__ = [
     "DCPGConfig",
@@ -1164,7 +1164,7 @@ def run_dcpg(
 
     pclass = make_policy_class(cfg, env.tasks)
     local = LocalAgents(cfg, env.tasks, taskset, backend.agents, pclass)
-    with _one_blas_thread(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
+    with blas_scope(taskset.n_states):  # small dense solves: one BLAS thread (see mpg_envs.exact)
         res = train_agents(
             cfg, CONFIG_KIND, _run_name(cfg), backend, local, _GridEvaluation(cfg, taskset, pclass),
             folder=folder, resume=resume, iters=iters, progress=progress, stop_after=stop_after,

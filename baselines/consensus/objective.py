@@ -25,7 +25,7 @@ import numpy as np
 from baselines.policies.tabular import softmax_rows
 from mpg_envs import _validate as V
 from mpg_envs._repr import Raw, concise_repr
-from mpg_envs.exact import _one_blas_thread
+from mpg_envs.exact import blas_scope
 from mpg_envs.model import TabularModel
 
 __all__ = [
@@ -208,7 +208,7 @@ class TaskSet:
 
     def _values(self, pi: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         r_pi = (self.R[t] * pi).sum(axis=2)
-        with _one_blas_thread(self.n_states):  # small batched solves: one BLAS thread
+        with blas_scope(self.n_states):  # small batched solves: one BLAS thread
             v = np.linalg.solve(self._eye - self.gamma * self._transition(pi, t), r_pi[..., None])[..., 0]
         q = self.R[t] + self.gamma * np.einsum("ksat,kt->ksa", self.P[t], v)
         return v, q
@@ -262,7 +262,7 @@ class TaskSet:
                     f"got shape {mu.shape}"
                 )
         m = self._eye - self.gamma * self._transition(pi, t)
-        with _one_blas_thread(self.n_states):
+        with blas_scope(self.n_states):
             occ = np.linalg.solve(np.swapaxes(m, 1, 2), mu[..., None])[..., 0]
         g = occ[..., None] * pi * (q - v[..., None])
         if lam:
@@ -300,7 +300,7 @@ class TaskSet:
         M, b = p_pi, np.einsum("kst,kt->ks", p_pi, obst)
         entered = np.zeros(len(t))
         rest = H
-        with _one_blas_thread(self.n_states):
+        with blas_scope(self.n_states):
             while True:
                 if rest & 1:
                     entered += (d * b).sum(axis=1)
