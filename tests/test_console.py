@@ -292,3 +292,21 @@ def test_a_quick_reproduction_is_labelled_as_one(capsys):
     print_headline("Paper 001", Path("results/x"), rows, decides=True)
     full = " ".join(capsys.readouterr().out.split())
     assert QUICK_NOTE not in full and "quick run" not in full and "measured" in full
+
+
+def test_the_parser_lists_every_reproduction_without_importing_them():
+    """``train`` starts without importing the reproductions, torch or matplotlib: the parser's
+    list of reproduction names is kept equal to the registry here."""
+    import subprocess
+    import sys
+
+    from baselines.cli import REPRODUCTION_NAMES
+
+    assert REPRODUCTION_NAMES == tuple(REPRODUCTIONS)
+    code = (
+        "import sys; from baselines.cli import build_parser; build_parser().parse_args(['train']); "
+        "heavy = [m for m in ('baselines.experiments', 'torch', 'matplotlib', 'stable_baselines3') "
+        "if m in sys.modules]; print(heavy)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
