@@ -33,6 +33,7 @@ import argparse
 import dataclasses
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -172,6 +173,9 @@ def parse_args(argv: list[str] | None = None) -> Args:
 # --------------------------------------------------------------------------- env and agent
 def make_env(args: Args) -> ParallelVectorEnv:
     """``num_envs`` copies of the game, stepped as arrays (observations (n, N, ...))."""
+    from mpg_envs import check_env_kwargs
+
+    check_env_kwargs(args.env_id, args.env_kwargs)  # unknown arguments: a ValueError naming them
     return make_parallel_vec(args.env_id, args.num_envs, **args.env_kwargs)
 
 
@@ -241,25 +245,57 @@ class Agent(nn.Module):
 
 
 # --------------------------------------------------------------------------- training
-def train(args: Args) -> dict[str, Any]:
-    """Train; returns the last update's numbers, ``rows`` (every exact evaluation) and ``agent``."""
+def setup(args: Args) -> tuple[ParallelVectorEnv, ExactMetrics]:
+    """The env and its exact metrics, every size checked before anything big is allocated.
+
+    Raises:
+        ValueError: Bad env arguments, an env without exact metrics, a network or rollout buffers
+            over the memory limit (``mpg_envs.TooLargeError``).
+    """
+    from mpg_envs import _validate as V
+
+    envs = make_env(args)  # checks the env's arguments and the copies' arrays
+    em = ExactMetrics(envs.env)  # the joint model, or per-task models (MultiTaskGridWorld, "own")
+    n, N, T = args.num_envs, envs.n_agents, args.num_steps
+    space = envs.observation_spaces[envs.possible_agents[0]]
+    width = int(space.n) if hasattr(space, "n") else int(np.prod(space.shape, dtype=np.int64))
+    n_act = max(int(envs.action_spaces[a].n) for a in envs.possible_agents)
+    h = args.hidden
+    params = 2 * (width * h + h * h + h * (n_act + 1) + 3 * h)  # actor + critic (weights, biases)
+    V.check_bytes(
+        "the actor-critic network (parameters, gradients, Adam's two moments)",
+        4 * params * 4,
+        advice="lower --hidden",
+    )
+    # the rollout: observations (int64 or float32) and their float32 features (one-hot for indices),
+    # twice (the rollout and the flattened batch), plus ~12 float32 arrays of shape (T, n, N)
+    V.check_bytes(
+        "the rollout buffers",
+        T * n * N * (2 * 8 * width + 2 * 4 * width + 12 * 4),
+        advice="lower --num-steps or --num-envs",
+    )
+    return envs, em
+
+
+def train(
+    args: Args, envs: ParallelVectorEnv | None = None, em: ExactMetrics | None = None
+) -> dict[str, Any]:
+    """Train; returns ``rows`` (every exact evaluation), the ``agent``, ``global_step`` and ``exact``.
+
+    Args:
+        args: The arguments.
+        envs, em: What :func:`setup` returned (None: call it).
+    """
     from torch.utils.tensorboard import SummaryWriter
 
     from baselines.threads import torch_threads
-    from mpg_envs import _validate as V
 
     torch_threads()  # one thread for a small network, unless the user chose
-    envs = make_env(args)
-    em = ExactMetrics(envs.env)  # the joint model, or per-task models (MultiTaskGridWorld, "own")
+    if envs is None or em is None:
+        envs, em = setup(args)
     n, N, T = args.num_envs, envs.n_agents, args.num_steps
     obs_shape = envs.single_observation_space.shape[1:]  # one agent's observation
     gamma = envs.gamma if args.gamma is None else args.gamma
-    # the rollout's arrays: observations (float32 or int64) plus ~8 float32 arrays of (T, n, N)
-    V.check_bytes(
-        "the rollout buffers",
-        T * n * N * (8 * int(np.prod(obs_shape, dtype=np.int64)) + 8 * 4),
-        advice="lower --num-steps or --num-envs",
-    )
     batch_slots = T * n * N
     num_updates = max(1, args.total_timesteps // batch_slots)
     run_name = f"{args.env_id.replace('/', '_')}__{args.exp_name}__{args.seed}__{int(time.time())}"
@@ -449,4 +485,10 @@ def train(args: Args) -> dict[str, Any]:
 
 
 if __name__ == "__main__":
-    train(parse_args())
+    args = parse_args()
+    try:
+        envs, em = setup(args)
+    except ValueError as err:  # bad env arguments or sizes: refused before anything is written
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+    train(args, envs, em)

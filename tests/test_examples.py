@@ -248,3 +248,15 @@ def test_cleanrl_ppo_refuses_bad_arguments(argv, capsys):
         ex.parse_args(argv)
     assert err.value.code == 2
     assert argv[0] in capsys.readouterr().err
+
+
+def test_cleanrl_ppo_refuses_bad_env_arguments_before_writing(tmp_path):
+    out = tmp_path / "tb"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cleanrl_ppo_exact.py"), "--out", str(out),
+         "--env-kwargs", '{"n_agents": 2, "bogus": 1}'],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: unknown env keyword argument(s) ['bogus']")
+    assert not out.exists()
