@@ -240,6 +240,20 @@ def exact_metrics_callback(env: str, *, every: int = 1, module_id: str = "shared
                 )
             return em(module_probs(module, em.observations))
 
+        def on_algorithm_init(self, *, algorithm: Any, metrics_logger: Any = None, **kwargs) -> None:
+            # an env registered here (register) must be the one these metrics describe: another env
+            # or other arguments would give metrics of a game the policy was not trained on
+            name = algorithm.config.env
+            if isinstance(name, str) and name in _REGISTERED:
+                env_id, kw = _REGISTERED[name]
+                trained = (env_id, {**kw, **dict(algorithm.config.env_config or {})})
+                if trained != spec:
+                    raise ValueError(
+                        f"the exact-metrics callback describes {spec[0]} with {spec[1]}, but the algorithm "
+                        f"trains on {name!r} = {trained[0]} with {trained[1]}; make the callback with the "
+                        "same env and arguments (shared_ppo_config(name, exact_every=k) does)"
+                    )
+
         def on_train_result(self, *, algorithm: Any, metrics_logger: Any = None, result: dict, **kwargs):
             it = int(result.get("training_iteration", len(self.rows) + 1))
             if it % every:

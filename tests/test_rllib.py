@@ -206,3 +206,15 @@ def test_the_readme_snippet_runs(tmp_path, monkeypatch, capsys):
     monkeypatch.chdir(tmp_path)
     exec(compile(code, "README.md", "exec"), {})
     assert float(capsys.readouterr().out.split()[-1]) > 0  # the exact Nash gap of the first policy
+
+
+def test_a_callback_for_another_game_is_refused_when_the_algorithm_is_built():
+    # metrics of gamma = 0.5 for a policy trained with the env's default gamma would be silently wrong
+    name = register("mpg/Coordination-v0", **COORD)
+    other = exact_metrics_callback("mpg/Coordination-v0", gamma=0.5, **COORD)
+    with pytest.raises(ValueError, match="the algorithm trains on 'mpg_Coordination-v0'"):
+        shared_ppo_config(name, **SHORT).callbacks(other).build_algo()
+    # env_config overrides the registered arguments, and the check sees it
+    config = shared_ppo_config(name, exact_every=1, **SHORT).environment(name, env_config={"gamma": 0.5})
+    with pytest.raises(ValueError, match="'gamma': 0.5"):
+        config.build_algo()
