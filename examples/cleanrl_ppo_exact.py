@@ -280,7 +280,8 @@ def setup(args: Args) -> tuple[ParallelVectorEnv, ExactMetrics]:
 def train(
     args: Args, envs: ParallelVectorEnv | None = None, em: ExactMetrics | None = None
 ) -> dict[str, Any]:
-    """Train; returns ``rows`` (every exact evaluation), the ``agent``, ``global_step`` and ``exact``.
+    """Train; returns ``rows`` (every exact evaluation), the ``agent``, ``global_step``, ``samples``
+    (the entries the losses saw) and ``exact`` (the ``ExactMetrics``).
 
     Args:
         args: The arguments.
@@ -332,6 +333,7 @@ def train(
         return row
 
     global_step = 0  # agent-steps: actions of live agents
+    samples = 0  # (step, copy, agent) entries the losses saw: the live ones
     start_time = time.time()
     next_obs, infos = envs.reset(seed=args.seed)
     next_alive = torch.as_tensor(infos["alive"])
@@ -401,6 +403,7 @@ def train(
         b_returns = returns.reshape(-1)[keep]
         b_values = values.reshape(-1)[keep]
         batch_size = int(keep.sum())
+        samples += batch_size
 
         # optimizing the policy and value network
         b_inds = np.arange(batch_size)
@@ -481,7 +484,7 @@ def train(
         f"{time.time() - start_time:.1f} s: exact Nash gap {rows[0]['nash_gap']:.4f} -> "
         f"{last['nash_gap']:.4f}, welfare {rows[0]['welfare']:.3f} -> {last['welfare']:.3f}"
     )
-    return {"rows": rows, "agent": agent, "global_step": global_step, "exact": em}
+    return {"rows": rows, "agent": agent, "global_step": global_step, "samples": samples, "exact": em}
 
 
 if __name__ == "__main__":
