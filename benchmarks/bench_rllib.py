@@ -3,7 +3,8 @@
 Needs the optional ``rllib`` extra in its own environment (RLlib pins gymnasium 1.2.2); see
 ``baselines/rllib_envs.py``. PPO on the coordination game, N = 2 (observation "vector"), until
 32,768 agent-steps are sampled; then the shared RLModule is tabulated on every state's observation
-and the exact welfare, Nash gap and price of anarchy are computed -- as ``bench_sb3.py`` does for SB3.
+(``baselines.rllib_envs.module_probs``) and the exact welfare, Nash gap and price of anarchy are
+computed (``baselines.evaluation.ExactMetrics``) -- as ``bench_sb3.py`` does for SB3.
 
 Run: ``python benchmarks/bench_rllib.py [--quick] [--update-reference]``.
 """
@@ -24,23 +25,17 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="one short run")
     add_output_args(ap)
     args = ap.parse_args()
-    import pettingzoo
-    import torch
-
-    from baselines.evaluation import JointEvaluator, welfare
-    from baselines.policies.base import observe_all
-    from baselines.rllib_envs import register, shared_ppo_config
+    from baselines.evaluation import ExactMetrics
+    from baselines.rllib_envs import module_probs, register, shared_ppo_config
     from baselines.threads import torch_threads
     from mpg_envs import exact
 
     torch_threads()  # our policy for small networks (bench_threads.py measures it)
     kw = {"n_agents": 2, "observation": "vector"}
     name = register("mpg/Coordination-v0", **kw)
-    env = pettingzoo.make("parallel", "mpg/Coordination-v0", **kw).unwrapped
-    m = env.model()
-    obs = observe_all(env.dynamics, "vector")  # (S, N, F)
+    em = ExactMetrics("mpg/Coordination-v0", **kw)
+    m = em.model
     opt = exact.social_optimum(m)
-    evaluator = JointEvaluator(m)
     budget = 4096 if args.quick else 32_768
     rows, notes = [], []
     for seed in (0,) if args.quick else (0, 1, 2):
@@ -53,19 +48,12 @@ def main() -> None:
             # env steps x N agents (every agent acts at every step of this game)
             steps = int(res["env_runners"]["num_env_steps_sampled_lifetime"]) * m.n_agents
         secs = time.perf_counter() - t0
-        module = algo.get_module("shared")
-        tables = []
-        with torch.no_grad():
-            for i in range(m.n_agents):
-                out = module.forward_inference({"obs": torch.as_tensor(obs[:, i])})
-                p = torch.softmax(out["action_dist_inputs"], dim=-1).double().numpy()
-                tables.append(p / p.sum(axis=1, keepdims=True))
+        metrics = em(module_probs(algo.get_module("shared"), em.observations))
         algo.stop()
-        metrics = evaluator(tables)
         tag = f"RLlib PPO coordination N=2, {steps:,} agent-steps, seed {seed}"
         rows += [
             (f"{tag}: training speed", steps / secs, "agent-steps/s", None),
-            (f"{tag}: exact welfare", welfare(metrics), "value", None),
+            (f"{tag}: exact welfare", metrics["welfare"], "value", None),
             (f"{tag}: exact Nash gap", metrics["nash_gap"], "value", None),
             (f"{tag}: price of anarchy", metrics["poa"], "value", None),
         ]

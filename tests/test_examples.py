@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import assert_same
 
@@ -139,3 +140,124 @@ def test_sb3_example(tmp_path):
     assert all(0 < float(r["poa"]) <= 1 + 1e-9 and float(r["nash_gap"]) >= 0 for r in rows)
     assert res.stdout.count("exact Nash gap") == len(rows)
     assert (tmp_path / "sb3_exact_nash_gap.png").stat().st_size > 10_000
+
+
+def _example(name: str):
+    """An example script as a module (its ``main`` not run)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"example_{name}", ROOT / "examples" / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = mod  # dataclasses look their module up
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_sb3_tensorboard_example_writes_the_callback_rows_to_tensorboard(tmp_path):
+    pytest.importorskip("tensorboard")
+    ex = _example("sb3_tensorboard")
+    cb = ex.train(steps=4096, seed=0, out=tmp_path, every=2048)
+    scalars = ex.read_scalars(tmp_path / "tb")
+    assert len(cb.rows) >= 3  # before training, after each update, at the end
+    for key in ("nash_gap", "nash_gap_worst", "potential", "poa", "value_0", "value_1", "welfare"):
+        logged = [v for _, v in scalars[f"exact/{key}"]]
+        # TensorBoard stores float32; one point per evaluation, in order
+        np.testing.assert_allclose(logged, [r[key] for r in cb.rows], rtol=1e-6, err_msg=key)
+    ex.plot(scalars, optimum=95.6, figure=tmp_path / "fig.png")
+    assert (tmp_path / "fig.png").stat().st_size > 10_000
+
+
+def _cleanrl_run(tmp_path, *argv: str):
+    ex = _example("cleanrl_ppo_exact")
+    args = ex.parse_args(["--out", str(tmp_path / "tb"), *argv])
+    return ex, args, ex.train(args)
+
+
+def _hand_metrics(agent, em) -> dict[str, float]:
+    """ExactMetrics of the final network, its tables written out agent by agent."""
+    import torch
+
+    tables = []
+    with torch.no_grad():
+        for i in range(em.n_agents):
+            o = torch.as_tensor(np.array(em.observations[:, i]))
+            x = torch.nn.functional.one_hot(o, agent.n_index).float() if agent.n_index else o.float()
+            tables.append(torch.softmax(agent.actor(x).double(), dim=-1).numpy())
+    return em(tables)
+
+
+def test_cleanrl_ppo_logs_the_exact_gap_of_its_final_policy(tmp_path):
+    pytest.importorskip("tensorboard")
+    ex, args, out = _cleanrl_run(
+        tmp_path, "--total-timesteps", "2048", "--num-envs", "4", "--num-steps", "16", "--exact-every", "4"
+    )
+    rows = out["rows"]
+    assert [r["update"] for r in rows] == [0, 4, 8, 12, 16]  # 2048 / (16 steps x 4 copies x 2 agents)
+    scalars = _example("sb3_tensorboard").read_scalars(tmp_path / "tb")
+    assert [s for s, _ in scalars["exact/nash_gap"]] == [int(r["global_step"]) for r in rows]
+    logged = [v for _, v in scalars["exact/nash_gap"]]
+    np.testing.assert_allclose(logged, [r["nash_gap"] for r in rows], rtol=1e-6)
+    expect = _hand_metrics(out["agent"], out["exact"])
+    for k, v in expect.items():
+        assert rows[-1][k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+
+
+def test_cleanrl_ppo_lowers_the_exact_nash_gap(tmp_path):
+    # coordination N = 2, 20 updates (20,480 agent-steps; measured 3.83 -> 0.15 with seed 1)
+    _, _, out = _cleanrl_run(tmp_path, "--total-timesteps", "20480", "--exact-every", "20")
+    first, last = out["rows"][0]["nash_gap"], out["rows"][-1]["nash_gap"]
+    assert first > 1.0 and last < 0.25 * first, (first, last)
+    assert out["rows"][-1]["welfare"] > out["rows"][0]["welfare"] + 20
+
+
+def test_cleanrl_ppo_masks_agents_that_finished_on_the_grid_world(tmp_path):
+    # the default 10x10 layout, agents read their own cell: exact metrics over the 4 task models
+    _, args, out = _cleanrl_run(
+        tmp_path,
+        "--env-id", "mpg/MultiTaskGridWorld-v0", "--env-kwargs", '{"observation": "own"}',
+        "--total-timesteps", "4096", "--num-envs", "4", "--num-steps", "64", "--exact-every", "2",
+    )  # fmt: skip
+    em = out["exact"]
+    assert em.decomposed and em.observations.shape == (100, 4)
+    updates = int(out["rows"][-1]["update"])
+    # agents that reached their goal sat out: their steps are not in the losses' batches
+    assert out["samples"] == out["global_step"] < updates * 64 * 4 * 4
+    expect = _hand_metrics(out["agent"], em)
+    for k, v in expect.items():
+        assert out["rows"][-1][k] == pytest.approx(v, rel=1e-9, abs=1e-12), k
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--num-envs", "0"],
+        ["--num-steps", "-3"],
+        ["--learning-rate", "nan"],
+        ["--learning-rate", "inf"],
+        ["--gamma", "1.5"],
+        ["--gae-lambda", "-0.1"],
+        ["--env-kwargs", "[1]"],
+        ["--env-kwargs", "{bad"],
+        ["--exact-every", "x"],
+        ["--anneal-lr", "maybe"],
+        ["--total-timesteps", "1e308"],
+    ],
+)
+def test_cleanrl_ppo_refuses_bad_arguments(argv, capsys):
+    ex = _example("cleanrl_ppo_exact")
+    with pytest.raises(SystemExit) as err:
+        ex.parse_args(argv)
+    assert err.value.code == 2
+    assert argv[0] in capsys.readouterr().err
+
+
+def test_cleanrl_ppo_refuses_bad_env_arguments_before_writing(tmp_path):
+    out = tmp_path / "tb"
+    proc = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "cleanrl_ppo_exact.py"), "--out", str(out),
+         "--env-kwargs", '{"n_agents": 2, "bogus": 1}'],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.startswith("error: unknown env keyword argument(s) ['bogus']")
+    assert not out.exists()
