@@ -533,9 +533,10 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
         metrics = self.metrics(self._tables())
         row = {"timesteps": float(self.num_timesteps), **metrics}
         self.rows.append(row)
-        for k, v in row.items():
-            if k != "timesteps":
-                self.logger.record(f"exact/{k}", v)
+        values = {f"exact/{k}": v for k, v in row.items() if k != "timesteps"}
+        for k, v in values.items():  # SB3's table and CSV at its next dump (as its own records)
+            self.logger.record(k, v, exclude="tensorboard")
+        self._write_tensorboard(values)
         if self.csv_path is not None:
             new = not self.csv_path.exists()
             with open(self.csv_path, "a", newline="") as f:
@@ -544,6 +545,16 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
                     w.writeheader()
                 w.writerow(row)
         return row
+
+    def _write_tensorboard(self, values: dict[str, float]) -> None:
+        """TensorBoard gets the row now, at the evaluation's step: through SB3's records it would
+        land one rollout late, and the evaluation at the end of training not at all (no dump
+        follows it)."""
+        from stable_baselines3.common.logger import TensorBoardOutputFormat
+
+        for fmt in self.logger.output_formats:
+            if isinstance(fmt, TensorBoardOutputFormat):
+                fmt.write(values, dict.fromkeys(values), int(self.num_timesteps))
 
     def _on_training_start(self) -> None:
         self._next = self.num_timesteps

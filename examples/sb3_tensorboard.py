@@ -54,10 +54,7 @@ def train(steps: int, seed: int, out: Path, every: int = 2048) -> ExactMetricsCa
     cb = ExactMetricsCallback(pettingzoo.make("parallel", ENV, **KW), every=every)
     model = PPO("MlpPolicy", venv, n_steps=128, batch_size=256, seed=seed, tensorboard_log=str(logdir))
     model.learn(steps, callback=cb, tb_log_name="ppo")
-    # SB3 writes its logger's records at the next dump: the evaluation after the last update is
-    # recorded when training ends, after the last dump
-    model.logger.dump(model.num_timesteps)
-    model.logger.close()
+    model.logger.close()  # the callback wrote each row to TensorBoard at its own step
     return cb
 
 

@@ -163,6 +163,7 @@ def test_sb3_tensorboard_example_writes_the_callback_rows_to_tensorboard(tmp_pat
         logged = [v for _, v in scalars[f"exact/{key}"]]
         # TensorBoard stores float32; one point per evaluation, in order
         np.testing.assert_allclose(logged, [r[key] for r in cb.rows], rtol=1e-6, err_msg=key)
+        assert [s for s, _ in scalars[f"exact/{key}"]] == [r["timesteps"] for r in cb.rows]  # its own step
     ex.plot(scalars, optimum=95.6, figure=tmp_path / "fig.png")
     assert (tmp_path / "fig.png").stat().st_size > 10_000
 
