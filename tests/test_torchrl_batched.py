@@ -268,6 +268,26 @@ def test_step_counter_truncation_resets_running_copies():
     assert (td["step_count"][:, ::3] == 0).all()
 
 
+def test_reward_sum_as_benchmarl_adds_it():
+    """BenchMARL's RewardSum(reset_keys=["_reset"]) sums each copy's episode and restarts at its end."""
+    from torchrl.envs import RewardSum, TransformedEnv
+
+    base = make_torchrl_env(
+        "mpg/MultiTaskGridWorld-v0", seed=0, num_envs=4, layout="chain_slip", observation="own", max_cycles=5
+    )
+    td = TransformedEnv(base, RewardSum(reset_keys=["_reset"])).rollout(30, break_when_any_done=False)
+    reward, total = td["next", G, "reward"], td["next", G, "episode_reward"]
+    done = td["next", "done"][..., 0]
+    for k in range(4):
+        running = torch.zeros_like(reward[k, 0])
+        for t in range(30):
+            running = running + reward[k, t]
+            assert torch.equal(total[k, t], running)
+            if done[k, t]:
+                running = torch.zeros_like(running)
+    assert done.any()
+
+
 def test_collector_on_the_batched_env():
     env = make_torchrl_env("mpg/Coordination-v0", seed=0, num_envs=8, n_agents=2, observation="vector")
     actor = _actor(4, 2)
