@@ -22,15 +22,17 @@ Keys (one group, ``"agent"``, the wrapper's name for agents ``agent_0 ... agent_
 ``("agent", "observation")`` (N, ...) -- one-hot int64 (N, K) for the index modes ``"state"`` and
 ``"own"``, float32 features for ``"vector"``/``"onehot"``; ``("agent", "action")`` (N,) int64;
 ``("agent", "reward")`` (N, 1) float32; per-agent ``done``/``terminated``/``truncated`` (N, 1) and the
-episode's (1,) (all agents done); ``("agent", "info", key)`` (N,) float32 (the env's infos; zeros for
-agents that had finished); ``("agent", "mask")`` (N,) where agents finish separately (False once an
-agent finished); ``"state"`` (F,) float32 with ``return_state=True``. An agent that had already
-finished before a step gets done, terminated and truncated True in it (the wrapper's convention).
+episode's (1,) (all agents done); ``("agent", "info", key)`` (N,) float32 (the env's infos, as the
+wrapper converts them: exact integers up to 2^24 only; zeros for agents that had finished);
+``("agent", "mask")`` (N,) where agents finish separately (False once an agent finished);
+``"state"`` (F,) float32 with ``return_state=True``. An agent that had already finished before a
+step gets done, terminated and truncated True in it (the wrapper's convention).
 
 **Batched** (``num_envs=n``): one TorchRL env with ``batch_size=[n]`` -- the same keys and specs
 with a leading dimension n, a drop-in replacement for ``SerialEnv``/``ParallelEnv`` of n wrappers --
 whose n copies are stepped in one call of :class:`mpg_envs.vector.ParallelVectorEnv` (the env's own
-vectorised dynamics), tens of times faster per agent-step (``benchmarks/bench_torchrl.py``).
+vectorised dynamics): collection ~12x faster per agent-step than ``SerialEnv`` at 16 copies, ~3
+million agent-steps/s at 256 copies (``benchmarks/bench_torchrl.py``).
 Resets follow TorchRL's convention for batched envs: a copy whose episode ends reports it in its
 ``"done"`` entries (with its final observation), and TorchRL restarts it through ``reset`` with a
 ``"_reset"`` mask (``rollout``, ``step_and_maybe_reset`` and the collectors do) while the others go
@@ -219,7 +221,23 @@ def _batched_env_class() -> type:
 
     class MPGBatchedEnv(EnvBase):
         """``num_envs`` copies of one of our envs as one TorchRL env with ``batch_size=[num_envs]``,
-        stepped by :class:`mpg_envs.vector.ParallelVectorEnv` (see the module docstring)."""
+        stepped by :class:`mpg_envs.vector.ParallelVectorEnv` (see the module docstring).
+
+        Its specs are those of the single env's wrapper (built once, then closed) with
+        ``num_envs`` in front. Attributes: ``venv`` (the :class:`ParallelVectorEnv`), ``group``
+        (``"agent"``), ``group_map``, ``agents_finish_separately``.
+
+        Args:
+            env_id: A registered id.
+            num_envs: Copies, n.
+            device: The TorchRL device.
+            return_state: Also emit ``"state"`` (n, F) float32.
+            **env_kwargs: The env's arguments.
+
+        Raises:
+            TooLargeError: The copies' observations or arrays over the memory limit, before
+                they are allocated.
+        """
 
         def __init__(
             self,
@@ -488,14 +506,7 @@ class TorchRLExactMetrics:
         if isinstance(env, EnvBase):
             if env_kwargs:
                 raise ValueError("env_kwargs go with a registered id, not with an env")
-            venv = getattr(env, "venv", None)
-            penv = venv.env if venv is not None else getattr(env, "_env", None)
-            if penv is None:
-                raise V.ArgumentTypeError(
-                    f"env must be a registered id, one of our parallel envs or a TorchRL env of "
-                    f"make_torchrl_env, got {V.show(env)}"
-                )
-            env = penv
+            env = _parallel_env_of(env)
         self.metrics = em = ExactMetrics(env, decompose=decompose, **env_kwargs)
         self.group = group
         obs = em.observations
@@ -530,6 +541,13 @@ class TorchRLExactMetrics:
         except (AttributeError, StopIteration):
             device = torch.device("cpu")
         run = getattr(policy, "get_dist_params", None) or policy
+        reads = [k if isinstance(k, tuple) else (k,) for k in getattr(policy, "in_keys", [])]
+        missing = [k for k in reads if k != (g, "observation")]
+        if missing:
+            raise ValueError(
+                f"the policy reads {missing}; the env gives each agent's observation only, under "
+                f"({g!r}, 'observation') (group={g!r})"
+            )
         S = self.observations.shape[0]
         out = []
         with torch.no_grad():
@@ -540,6 +558,11 @@ class TorchRLExactMetrics:
                 res = run(td)
                 logits = res.get((g, "logits"), None)
                 if logits is not None:
+                    if not torch.isfinite(logits).all():
+                        bad = logits[~torch.isfinite(logits)][0].item()
+                        raise ValueError(
+                            f"the policy's logits must be finite, got {bad} (a diverged network?)"
+                        )
                     p = torch.softmax(logits.to(torch.float64), dim=-1)
                 else:
                     p = res.get((g, "probs"), None)
@@ -555,6 +578,24 @@ class TorchRLExactMetrics:
     def __call__(self, policy: Any) -> dict[str, float]:
         """The exact metrics of ``policy`` (``ExactMetrics.__call__`` on :meth:`probs`)."""
         return self.metrics(self.probs(policy))
+
+
+def _parallel_env_of(env: Any) -> Any:
+    """The PettingZoo env under a TorchRL env of :func:`make_torchrl_env` (through transforms)."""
+    from torchrl.envs import TransformedEnv
+    from torchrl.envs.libs.pettingzoo import PettingZooWrapper
+
+    base = env
+    while isinstance(base, TransformedEnv):
+        base = base.base_env
+    if isinstance(base, _batched_env_class()):
+        return base.venv.env
+    if isinstance(base, PettingZooWrapper):
+        return base._env
+    raise V.ArgumentTypeError(
+        "env must be a registered id, one of our parallel envs or a TorchRL env of make_torchrl_env "
+        f"(single or batched, transforms allowed), got {type(env).__name__}"
+    )
 
 
 def exact_metrics(policy: Any, env: Any, **env_kwargs: Any) -> dict[str, float]:

@@ -464,3 +464,28 @@ def test_helper_probs_key_and_refusals():
         helper("not a policy")
     with pytest.raises(TypeError, match="group"):
         TorchRLExactMetrics("mpg/Coordination-v0", group=3)
+    for bad in (float("nan"), float("inf")):
+        diverged = TensorDictModule(
+            lambda x, b=bad: torch.full((*x.shape[:-1], 2), b),
+            in_keys=[(G, "observation")],
+            out_keys=[(G, "logits")],
+        )
+        with pytest.raises(ValueError, match=r"the policy's logits must be finite, got (nan|inf)"):
+            helper(diverged)
+    elsewhere = TensorDictModule(
+        lambda x: x, in_keys=[("agents", "observation")], out_keys=[("agents", "logits")]
+    )
+    with pytest.raises(ValueError, match=r"the policy reads \[\('agents', 'observation'\)\]"):
+        helper(elsewhere)
+
+
+def test_helper_takes_transformed_envs_and_refuses_others():
+    from torchrl.envs import RewardSum, SerialEnv, TransformedEnv
+
+    env = TransformedEnv(make_torchrl_env("mpg/Coordination-v0", num_envs=2, n_agents=3), RewardSum())
+    assert TorchRLExactMetrics(env).metrics.n_agents == 3
+    assert TorchRLExactMetrics(make_torchrl_env("mpg/Coordination-v0", n_agents=3)).metrics.n_agents == 3
+    with pytest.raises(TypeError, match="got SerialEnv"):
+        TorchRLExactMetrics(SerialEnv(2, lambda: make_torchrl_env("mpg/Coordination-v0")))
+    with pytest.raises(ValueError, match="env_kwargs go with a registered id"):
+        TorchRLExactMetrics(env, n_agents=2)
