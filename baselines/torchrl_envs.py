@@ -150,10 +150,11 @@ def make_torchrl_env(
     env, or ``num_envs`` copies batched on the vectorised dynamics (see the module docstring).
 
     Args:
-        env_id: A registered id (``mpg_envs.ENV_IDS``).
+        env_id: A registered id (``mpg_envs.ENV_IDS``, or ``NAV_ENV_IDS`` for one env).
         seed: Seeds the env (``env.set_seed``), if given.
         num_envs: None: one env (``PettingZooWrapper``, ``batch_size=[]``); a positive int n: the
-            batched env (``batch_size=[n]``, same keys and specs with a leading n).
+            batched env (``batch_size=[n]``, same keys and specs with a leading n; envs with
+            vectorised dynamics, ``mpg_envs.ENV_IDS``).
         device: The TorchRL device (None: TorchRL's default).
         return_state: Also return the env's global ``state()`` (its state features, float32) under
             the key ``"state"`` (centralised critics, e.g. BenchMARL's MAPPO).
@@ -170,8 +171,14 @@ def make_torchrl_env(
     import mpg_envs
     from baselines.threads import torch_threads
 
-    if not isinstance(env_id, str) or env_id not in mpg_envs.ENV_IDS:
-        raise ValueError(f"env_id must be one of {list(mpg_envs.ENV_IDS)}, got {V.show(env_id)}")
+    known = [*mpg_envs.ENV_IDS, *mpg_envs.NAV_ENV_IDS]
+    if not isinstance(env_id, str) or env_id not in known:
+        raise ValueError(f"env_id must be one of {known}, got {V.show(env_id)}")
+    if num_envs is not None and env_id not in mpg_envs.ENV_IDS:
+        raise ValueError(
+            f"num_envs batches envs with vectorised dynamics ({list(mpg_envs.ENV_IDS)}); {env_id!r} renders "
+            "each copy: use num_envs=None and TorchRL's SerialEnv/ParallelEnv"
+        )
     return_state = V.flag("return_state", return_state)
     if seed is not None:
         seed = V.seed(seed)

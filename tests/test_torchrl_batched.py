@@ -316,6 +316,8 @@ def test_bad_env_id_and_seed():
         make_torchrl_env("mpg/Nope-v0", num_envs=2)
     with pytest.raises(ValueError, match="seed"):
         make_torchrl_env("mpg/Coordination-v0", seed=-1, num_envs=2)
+    with pytest.raises(ValueError, match="num_envs batches envs with vectorised dynamics"):
+        make_torchrl_env("mpg/IndoorNav-v0", num_envs=2)  # refused before MiniWorld is imported
 
 
 # ----------------------------------------------------------------------------- exact metrics
