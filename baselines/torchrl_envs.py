@@ -185,6 +185,7 @@ def make_torchrl_env(
     torch_threads()  # small networks: one thread unless the user chose (baselines.threads)
     if num_envs is None:
         penv = pettingzoo.make("parallel", env_id, **env_kwargs)
+        _check_observation_bytes(penv, None)
         env = _wrap(penv, device=device, return_state=return_state)
     else:
         num_envs = V.positive_int("num_envs", num_envs)
@@ -194,9 +195,40 @@ def make_torchrl_env(
     return env
 
 
-#: One-hot observations the batched env holds at once per copy (the step's output, the kept last
-#: observations of finished agents, the cached current observations and the reset rows).
-_ONEHOT_COPIES = 4
+#: Observation tensors a TorchRL env of ours holds at once per copy (the wrapper's cached zeros for
+#: reset and step and its output; the batched env's output, kept last observations, cached current
+#: observations and reset rows).
+_OBSERVATION_COPIES = 4
+
+
+def _check_observation_bytes(penv: Any, num_envs: int | None) -> int:
+    """Refuse, before TorchRL allocates them, observation tensors over the memory limit: an index
+    observation (``"state"``, ``"own"``) becomes a one-hot int64 over its K values per agent, which
+    for the joint state of a 10x10 MultiTaskGridWorld (K = 10^8) is 3.2 GB per copy."""
+    n_agents = len(penv.possible_agents)
+    space = penv.observation_space(penv.possible_agents[0])
+    k = getattr(space, "n", None)
+    per_agent = 8 * int(k) if k is not None else 4 * int(np.prod(space.shape, dtype=object))
+    per_copy = per_agent * n_agents * _OBSERVATION_COPIES
+    n = 1 if num_envs is None else int(num_envs)
+    most = V.max_bytes() // per_copy
+    if most >= 1:
+        advice = f"use at most num_envs={most:,} copies" if num_envs is not None else ""
+    else:
+        advice = ""
+    if k is not None and most < n:
+        advice = (
+            (advice + "; or " if advice else "")
+            + f"observe fewer values than the one-hot's {int(k):,} per agent (e.g. observation='own' or "
+            "'vector')"
+        )
+    what = "the batched TorchRL env's" if num_envs is not None else "the TorchRL env's"
+    return V.check_bytes(
+        f"{what} observation tensors of {n:,} cop{'y' if n == 1 else 'ies'} ({per_copy:,} bytes per copy: "
+        f"{n_agents} agents x {per_agent:,} bytes, {_OBSERVATION_COPIES} times)",
+        n * per_copy,
+        advice=advice or "use fewer copies",
+    )
 
 
 def _encoder(obs_spec: Any, device: Any):
@@ -263,18 +295,12 @@ def _batched_env_class() -> type:
             penv = pettingzoo.make("parallel", env_id, **env_kwargs)
             raw = penv.unwrapped
             self.agents_finish_separately = bool(getattr(raw, "agents_finish_separately", False))
+            _check_observation_bytes(penv, n)  # before the wrapper allocates its one-hot zeros
+            self.venv = ParallelVectorEnv(raw, n)  # refuses its own arrays over the limit
             # the specs are the single env's wrapper's, with the batch dimension in front
             template = _wrap(penv, device=device, return_state=return_state)
             (self.group,) = template.group_map  # our envs: one group ("agent")
             obs_spec = template.observation_spec[self.group, "observation"]
-            per_copy = 8 * int(obs_spec.shape.numel()) * _ONEHOT_COPIES
-            V.check_bytes(
-                f"the batched TorchRL env's observations of num_envs={n:,} copies "
-                f"({per_copy:,} bytes per copy)",
-                n * per_copy,
-                advice=f"use at most num_envs={max(1, V.max_bytes() // max(1, per_copy)):,} copies",
-            )
-            self.venv = ParallelVectorEnv(raw, n)
             super().__init__(device=device, batch_size=torch.Size([n]))
             self.group_map = {g: list(a) for g, a in template.group_map.items()}
             self.return_state = bool(return_state)

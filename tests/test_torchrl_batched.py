@@ -311,6 +311,15 @@ def test_huge_num_envs_refused_before_allocating():
         make_torchrl_env("mpg/MultiTaskGridWorld-v0", num_envs=10**9, observation="own")
 
 
+@pytest.mark.parametrize("num_envs", [None, 2])
+def test_one_hot_of_a_huge_state_space_refused_before_torchrl_allocates_it(num_envs):
+    """observation="state" on a 10x10 MultiTaskGridWorld is an index among 10^8 joint states: the
+    wrapper's one-hot zeros took 6.6 GB and 12 s before any check."""
+    match = r"observation tensors of (1 copy|2 copies) .* observe fewer values than the one-hot's 100,000,000"
+    with pytest.raises(mpg_envs.TooLargeError, match=match):
+        make_torchrl_env("mpg/MultiTaskGridWorld-v0", num_envs=num_envs, observation="state")
+
+
 def test_bad_env_id_and_seed():
     with pytest.raises(ValueError, match="env_id"):
         make_torchrl_env("mpg/Nope-v0", num_envs=2)
