@@ -262,7 +262,7 @@ def _batched_env_class() -> type:
         """``num_envs`` copies of one of our envs as one TorchRL env with ``batch_size=[num_envs]``,
         stepped by :class:`mpg_envs.vector.ParallelVectorEnv` (see the module docstring).
 
-        Its specs are those of the single env's wrapper (built once, then closed) with
+        Its specs are those of the single env's wrapper (built once, then dropped) with
         ``num_envs`` in front. Attributes: ``venv`` (the :class:`ParallelVectorEnv`), ``group``
         (``"agent"``), ``group_map``, ``agents_finish_separately``.
 
@@ -310,12 +310,11 @@ def _batched_env_class() -> type:
             self.full_done_spec = template.full_done_spec.expand(n).clone()
             self._info_keys = list(template.observation_spec[self.group, "info"].keys())
             self._encode = _encoder(obs_spec, self.device)
-            self._obs_dtype = obs_spec.dtype
             self._cur: Any = None  # the last emitted observations, infos, mask and state (a TensorDict)
             self._flags: Any = None  # the last emitted done flags (a TensorDict)
             self._pending = np.zeros(n, bool)  # copies that ended: the vector env already restarted them
             self._venv_obs: np.ndarray | None = None  # the vector env's current observations (numpy)
-            template.close()
+            # the template is dropped, not closed: its PettingZoo env is the one the vector env copies
 
         # ------------------------------------------------------------ helpers
         @property
