@@ -31,8 +31,8 @@ step gets done, terminated and truncated True in it (the wrapper's convention).
 **Batched** (``num_envs=n``): one TorchRL env with ``batch_size=[n]`` -- the same keys and specs
 with a leading dimension n, a drop-in replacement for ``SerialEnv``/``ParallelEnv`` of n wrappers --
 whose n copies are stepped in one call of :class:`mpg_envs.vector.ParallelVectorEnv` (the env's own
-vectorised dynamics): collection ~12x faster per agent-step than ``SerialEnv`` at 16 copies, ~3
-million agent-steps/s at 256 copies (``benchmarks/bench_torchrl.py``).
+vectorised dynamics): collection 10-12x faster per agent-step than ``SerialEnv`` at 16 copies and
+about 2.4 million agent-steps/s at 256 copies on a shared 2-core machine (``benchmarks/bench_torchrl.py``).
 Resets follow TorchRL's convention for batched envs: a copy whose episode ends reports it in its
 ``"done"`` entries (with its final observation), and TorchRL restarts it through ``reset`` with a
 ``"_reset"`` mask (``rollout``, ``step_and_maybe_reset`` and the collectors do) while the others go
