@@ -88,6 +88,7 @@ REFERENCES = {
     "threads": "Torch threads for small networks (bench_threads.py)",
     "rllib": "RLlib, optional extra in its own environment (bench_rllib.py)",
     "benchmarl": "BenchMARL, optional extra in its own environment (bench_benchmarl.py)",
+    "torchrl": "TorchRL: batched env vs SerialEnv, exact metrics (bench_torchrl.py)",
 }
 README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
 README_END = "<!-- benchmarks:end -->"

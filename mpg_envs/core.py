@@ -682,7 +682,7 @@ class MPGParallelEnv(LazyRandom, ParallelEnv):
     """PettingZoo ``ParallelEnv`` driven by a :class:`Dynamics` (base of every env here).
 
     Subclasses set ``metadata`` and build their dynamics, then call ``super().__init__``. They
-    may override :meth:`_extra_infos` and the renderers. Observations come from the dynamics
+    may override :meth:`batch_extra_infos` and the renderers. Observations come from the dynamics
     (:meth:`Dynamics.observe`; override :meth:`Dynamics.state_features` and
     :meth:`Dynamics.own_observation` there), so the env, the batched samplers and the tabulation
     of a policy over the model states read the same features.
@@ -800,7 +800,32 @@ class MPGParallelEnv(LazyRandom, ParallelEnv):
 
     # ---------------------------------------------------------------- hooks for subclasses
     def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
-        """Per-agent numeric infos beyond ``state``: name -> array of shape (N,)."""
+        """Per-agent numeric infos beyond ``state``: name -> array of shape (N,) (the current
+        state's row of :meth:`batch_extra_infos`)."""
+        actions = None if self._last_actions is None else self._last_actions[None]
+        prev = None if actions is None else self._prev_state
+        rows = self.batch_extra_infos(self._state, prev, actions, np.asarray(rewards)[None])
+        return {k: v[0] for k, v in rows.items()}
+
+    def batch_extra_infos(
+        self,
+        states: np.ndarray,
+        prev_states: np.ndarray | None,
+        actions: np.ndarray | None,
+        rewards: np.ndarray,
+    ) -> dict[str, np.ndarray]:
+        """Per-agent numeric infos beyond ``state`` of B copies: name -> array (B, N).
+
+        The single env's infos are row 0 of this; batched envs (the batched TorchRL env) call it
+        for many copies at once. Subclasses override it (not :meth:`_extra_infos`).
+
+        Args:
+            states: The states the step reached (or the reset started from), (B, d) int64.
+            prev_states: The states before the step, (B, d), or None after a reset.
+            actions: The step's joint actions (B, N) int64 (0 for agents that had finished), or
+                None after a reset.
+            rewards: The step's rewards (B, N) (zeros after a reset).
+        """
         return {}
 
     def render_ansi(self) -> str:

@@ -265,6 +265,40 @@ class ParallelVectorEnv(LazyRandom):
         idx = self.dynamics.index(self._states)
         return self._observe(self._states, idx), {"state": idx, "alive": self._alive.copy()}
 
+    def reset_copies(self, copies: Any) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        """Start a new episode in some copies only; the others go on where they are.
+
+        The new initial states are drawn from mu with the batch's generator (one draw of
+        ``sample_initial`` for the selected copies, in copy order), as :meth:`step` draws those of
+        copies it resets. For libraries that reset copies themselves (TorchRL's ``"_reset"``).
+
+        Args:
+            copies: Bools of shape (num_envs,): which copies restart.
+
+        Returns:
+            ``obs`` (n, N, ...) of every copy (the new first observations of the restarted ones),
+            and ``infos`` with ``"state"`` (n,) int64 and ``"alive"`` (n, N) bool.
+
+        Raises:
+            RuntimeError: Before :meth:`reset`.
+            ValueError / TypeError: ``copies`` not bools of shape (num_envs,).
+        """
+        self._require_reset("reset_copies()")
+        n = self.num_envs
+        arr = np.asarray(copies) if isinstance(copies, (list, tuple, np.ndarray)) else None
+        if arr is None or arr.dtype != bool or arr.shape != (n,):
+            raise V.ArgumentTypeError(
+                f"copies must be bools of shape (num_envs,) = ({n},), got {V.show(copies)}"
+            )
+        states = self._states.copy()
+        if arr.any():
+            states[arr] = self.dynamics.sample_initial(int(arr.sum()), self.np_random)
+            self._alive[arr] = True
+            self._t[arr] = 0
+        self._states = states
+        idx = self.dynamics.index(states)
+        return self._observe(states, idx), {"state": idx, "alive": self._alive.copy()}
+
     def _observe(self, states: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Every agent's observation of states (B, d) with model indices (B,): (B, N, ...), never
         a view of ``states`` (the "own" observation of some games is the state itself)."""

@@ -310,3 +310,54 @@ def test_num_envs_beyond_int64_is_refused_by_size():
     """10**30 copies raised a raw OverflowError when the arrays were allocated."""
     with pytest.raises(mpg_envs.TooLargeError, match="e\\+23 GiB"):
         make_parallel_vec("mpg/Coordination-v0", 10**30)
+
+
+def test_reset_copies_restarts_only_the_chosen_copies():
+    """Chosen copies draw new starts from mu with the batch's generator (one draw of
+    sample_initial for them, in copy order); the others keep their states, steps and live agents."""
+    kw = {"layout": "chain_slip", "observation": "own", "max_cycles": 50}
+    venv = make_parallel_vec("mpg/MultiTaskGridWorld-v0", 4, **kw)
+    venv.reset(seed=3)
+    venv.step(np.zeros((4, 2), np.int64))
+    before, steps = venv.states, venv.episode_steps
+    rng_copy = np.random.Generator(np.random.PCG64())
+    rng_copy.bit_generator.state = venv.np_random.bit_generator.state
+    chosen = np.array([True, False, True, False])
+    obs, infos = venv.reset_copies(chosen)
+    want = venv.dynamics.sample_initial(2, rng_copy)
+    np.testing.assert_array_equal(venv.states[chosen], want)
+    np.testing.assert_array_equal(venv.states[~chosen], before[~chosen])
+    assert venv.episode_steps.tolist() == [0, steps[1], 0, steps[3]]
+    assert venv.alive[chosen].all() and obs.shape == (4, 2)
+    np.testing.assert_array_equal(infos["state"], venv.dynamics.index(venv.states))
+    for bad in ([True, False], np.ones(4), "all", None):
+        with pytest.raises(ValueError, match="copies must be bools of shape"):
+            venv.reset_copies(bad)
+    with pytest.raises(RuntimeError, match="reset"):
+        make_parallel_vec("mpg/Coordination-v0", 2).reset_copies(np.ones(2, bool))
+
+
+@pytest.mark.parametrize("env_id", sorted(mpg_envs.ENV_IDS))
+def test_batch_extra_infos_are_the_single_envs(env_id):
+    """The single env's infos are row 0 of batch_extra_infos (which batched envs call)."""
+    env = pettingzoo.make("parallel", env_id).unwrapped
+    rng = np.random.default_rng(0)
+    obs, infos = env.reset(seed=1)
+    for _ in range(12):
+        if not env.agents:
+            obs, infos = env.reset()
+        acts = {a: int(rng.integers(env.action_space(a).n)) for a in env.agents}
+        _, rewards, _, _, infos = env.step(acts)
+        prev = env._prev_state
+        a = np.zeros(env.dynamics.n_agents, np.int64)
+        for agent, x in acts.items():
+            a[env.possible_agents.index(agent)] = x
+        r = np.array([[rewards.get(ag, 0.0) for ag in env.possible_agents]])
+        rows = env.batch_extra_infos(
+            np.repeat(env._state, 3, 0), np.repeat(prev, 3, 0), np.repeat(a[None], 3, 0), np.repeat(r, 3, 0)
+        )
+        for agent, info in infos.items():
+            i = env.possible_agents.index(agent)
+            for key, arr in rows.items():
+                assert arr.shape == (3, env.dynamics.n_agents)
+                assert info[key] == arr[0, i] == arr[2, i], (key, agent)

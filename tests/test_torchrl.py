@@ -56,5 +56,22 @@ def test_finished_agents_keep_a_valid_observation(observation):
     td = env.rollout(60, break_when_any_done=False)
     obs, mask = td["next", "agent", "observation"], td["next", "agent", "mask"]
     for t in range(1, 60):  # a finished agent's observation stays what it was when it finished
-        dead = ~mask[t]
+        dead = ~td[t]["agent", "mask"]  # finished before step t
         assert torch.equal(obs[t][dead], obs[t - 1][dead])
+    assert (~mask).any()
+
+
+def test_agents_see_the_observation_they_finish_on():
+    """An agent that terminates, or is truncated at the time limit, gets the observation of the
+    state it reached (a critic bootstraps from it at the time limit); the wrapper kept the
+    observation of the step before (the last one while it was live) instead."""
+    env = make_torchrl_env(
+        "mpg/MultiTaskGridWorld-v0", seed=0, layout="chain_slip", observation="own", max_cycles=4
+    )
+    td = env.rollout(80, break_when_any_done=False)
+    live = td["agent", "mask"]  # live before each step
+    cell = td["next", "agent", "info", "cell"].long()  # the cell each live agent reached
+    seen = td["next", "agent", "observation"].argmax(-1)
+    assert torch.equal(seen[live], cell[live])
+    finishing = live & ~td["next", "agent", "mask"]
+    assert finishing.any() and td["next", "agent", "truncated"][finishing].any()

@@ -138,8 +138,13 @@ class CongestionEnv(MPGParallelEnv):
             return np.zeros(self.dynamics.n_agents, np.int64)
         return self.dynamics.loads(self._prev_state, self._last_actions[None])[0]
 
-    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
-        return {"vertex": self._state[0], "load": self._last_loads()}
+    def batch_extra_infos(self, states, prev_states, actions, rewards) -> dict[str, np.ndarray]:
+        st = np.asarray(states, dtype=np.int64)
+        if prev_states is None or actions is None:
+            loads = np.zeros(st.shape, np.int64)
+        else:
+            loads = np.asarray(self.dynamics.loads(prev_states, actions), dtype=np.int64)
+        return {"vertex": st.copy(), "load": loads}
 
     # ---------------------------------------------------------------- rendering
     def _vertex_name(self, v: int) -> str:

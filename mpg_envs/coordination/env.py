@@ -124,13 +124,14 @@ class CoordinationEnv(MPGParallelEnv):
         )
 
     # ---------------------------------------------------------------- infos
-    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
-        st = self._state[0]
+    def batch_extra_infos(self, states, prev_states, actions, rewards) -> dict[str, np.ndarray]:
+        st = np.asarray(states, dtype=np.int64)
         N = self.dynamics.n_agents
+        zeros = N - st.sum(axis=1, keepdims=True)
         return {
             "local_state": st,
-            "n_zeros": np.full(N, N - int(st.sum()), np.int64),
-            "team_reward": np.full(N, float(rewards[0])),
+            "n_zeros": np.broadcast_to(zeros, st.shape).copy(),
+            "team_reward": np.broadcast_to(np.asarray(rewards, dtype=np.float64)[:, :1], st.shape).copy(),
         }
 
     # ---------------------------------------------------------------- rendering

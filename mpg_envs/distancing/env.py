@@ -161,13 +161,14 @@ class DistancingEnv(MPGParallelEnv):
             return np.zeros(self.dynamics.n_facilities, np.int64)
         return self.dynamics.counts(self._last_actions[None])[0]
 
-    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
-        N = self.dynamics.n_agents
-        if self._last_actions is None:
-            return {"facility": np.full(N, -1, np.int64), "count": np.zeros(N, np.int64)}
+    def batch_extra_infos(self, states, prev_states, actions, rewards) -> dict[str, np.ndarray]:
+        B, N = len(states), self.dynamics.n_agents
+        if actions is None:
+            return {"facility": np.full((B, N), -1, np.int64), "count": np.zeros((B, N), np.int64)}
+        actions = np.asarray(actions, dtype=np.int64)
         return {
-            "facility": self._last_actions.copy(),
-            "count": self.last_counts()[self._last_actions],
+            "facility": actions.copy(),
+            "count": np.take_along_axis(self.dynamics.counts(actions), actions, axis=1),
         }
 
     # ---------------------------------------------------------------- rendering

@@ -286,8 +286,8 @@ class MultiTaskGridWorldEnv(MPGParallelEnv):
             ]
         return self._task_models
 
-    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
-        return {"cell": self._state[0]}
+    def batch_extra_infos(self, states, prev_states, actions, rewards) -> dict[str, np.ndarray]:
+        return {"cell": np.asarray(states, dtype=np.int64)}
 
     def render_ansi(self) -> str:
         cells = self._state[0]

@@ -98,11 +98,14 @@ class TugOfWarEnv(MPGParallelEnv):
         )
 
     # ---------------------------------------------------------------- infos
-    def _extra_infos(self, rewards: np.ndarray) -> dict[str, np.ndarray]:
-        k = int(self._state[0, 0])
-        last = self._last_actions
-        matched = 0 if last is None else int(last[0] == last[1])
-        return {"position": np.full(2, k, np.int64), "matched": np.full(2, matched, np.int64)}
+    def batch_extra_infos(self, states, prev_states, actions, rewards) -> dict[str, np.ndarray]:
+        k = np.asarray(states, dtype=np.int64)[:, :1]
+        B = len(k)
+        if actions is None:
+            matched = np.zeros((B, 1), np.int64)
+        else:
+            matched = (actions[:, :1] == actions[:, 1:2]).astype(np.int64)
+        return {"position": np.repeat(k, 2, axis=1), "matched": np.repeat(matched, 2, axis=1)}
 
     # ---------------------------------------------------------------- rendering
     def render_ansi(self) -> str:
