@@ -154,6 +154,9 @@ class MPGTaskClass(_common.TaskClass):
         self.env_id = DEFAULT_CONFIGS[name][0]
         self._penv = None
         self._exact = None
+        #: Collect through one batched env when :func:`batched_env_available` (False: single envs
+        #: in BenchMARL's SerialEnv/ParallelEnv, as before it existed; benchmarks compare both).
+        self.use_batched_env = True
         penv = self.parallel_env()  # bad arguments fail here, with the env's message
         self.observation_mode: str = penv.observation_mode
         #: One-hot width of an index observation mode (None for float modes).
@@ -227,7 +230,8 @@ class MPGTaskClass(_common.TaskClass):
         torch_threads()  # BenchMARL builds the envs before its networks (see baselines.threads)
 
         env_id, config = self.env_id, copy.deepcopy(self.config)
-        if batched_env_available():  # one env of num_envs copies: BenchMARL uses it as it is
+        if getattr(self, "use_batched_env", True) and batched_env_available():
+            # one env of num_envs copies: BenchMARL uses it as it is
             n = V.positive_int("num_envs", num_envs)
             return lambda: make_torchrl_env(
                 env_id, seed=seed, num_envs=n, device=device, return_state=True, **config
