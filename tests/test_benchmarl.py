@@ -308,3 +308,18 @@ def test_benchmarl_command_line_runs_every_task(tmp_path):
     cmd = [*run, *tiny, "task=mpg/congestion", "+task.max_cycles=0", f"hydra.run.dir={tmp_path}/one"]
     out = subprocess.run(cmd, cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode != 0 and "max_cycles must be" in out.stderr, out.stderr[-3000:]
+
+
+def test_readme_benchmarl_example_runs(tmp_path, monkeypatch, capsys):
+    """The README's BenchMARL script (its ```py block, run as written; it writes into the cwd)."""
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    (code,) = [b for b in re.findall(r"```py\n(.*?)```", readme, flags=re.S) if "ExactMetricsCallback" in b]
+    monkeypatch.chdir(tmp_path)
+    torch.set_num_threads(1)
+    exec(compile(code, "README.md", "exec"), {})
+    assert float(capsys.readouterr().out.strip().splitlines()[-1]) >= 0
+    (folder,) = tmp_path.glob("mappo_coordination_*")
+    assert len(_read_csv(folder / "exact_metrics.csv")) == 2
+    assert list(folder.glob("*/events.out.tfevents.*"))  # TensorBoard's scalars
