@@ -264,9 +264,10 @@ class MPGTaskClass(_common.TaskClass):
     def group_map(self, env) -> dict[str, list[str]]:
         return env.group_map
 
+    # BenchMARL reads specs without the batch dimension of a batched env (as VMAS gives them)
     def _only(self, env, keep: str):
-        """``env.observation_spec`` with only ``keep`` under each group, without the state."""
-        spec = env.observation_spec.clone()
+        """The unbatched observation spec with only ``keep`` under each group, without the state."""
+        spec = env.full_observation_spec_unbatched.clone()
         for group in self.group_map(env):
             for key in list(spec[group].keys()):
                 if key != keep:
@@ -289,10 +290,10 @@ class MPGTaskClass(_common.TaskClass):
     def state_spec(self, env):
         from torchrl.data import Composite
 
-        return Composite({"state": env.observation_spec["state"].clone()})
+        return Composite({"state": env.full_observation_spec_unbatched["state"].clone()})
 
     def action_spec(self, env):
-        return env.full_action_spec
+        return env.full_action_spec_unbatched
 
     @staticmethod
     def env_name() -> str:

@@ -66,7 +66,10 @@ def test_every_task_builds_a_valid_torchrl_env():
         task = member.get_task(SMALL[member.name])
         # the default survives a partial config
         assert task.config["observation"] == DEFAULT_CONFIGS[member.name][1]["observation"]
-        env = task.get_env_fun(num_envs=1, continuous_actions=False, seed=0, device="cpu")()
+        env = task.get_env_fun(num_envs=3, continuous_actions=False, seed=0, device="cpu")()
+        # one env of 3 copies, or one single env (BenchMARL then steps 3 of them in a SerialEnv)
+        batch = (3,) if batched_env_available() else ()
+        assert tuple(env.batch_size) == batch
         env = TransformedEnv(env, *task.get_env_transforms(env))  # as BenchMARL wraps it
         check_env_specs(env)
         group = next(iter(task.group_map(env)))
@@ -77,7 +80,8 @@ def test_every_task_builds_a_valid_torchrl_env():
         assert task.max_steps(env) == task.parallel_env().max_cycles
         assert task.supports_discrete_actions() and not task.supports_continuous_actions()
         td = env.rollout(3 * task.max_steps(env), break_when_any_done=False)
-        assert td["next", group, "reward"].shape[:2] == (
+        assert td["next", group, "reward"].shape[: len(batch) + 2] == (
+            *batch,
             3 * task.max_steps(env),
             len(task.group_map(env)[group]),
         )
@@ -260,11 +264,24 @@ def test_bad_callbacks_are_refused(tmp_path):
     assert len(cb.rows) == 1 and not list(tmp_path.glob("*/exact_metrics.csv"))
 
 
-def test_experiment_collects_through_the_batched_env_when_there_is_one(tmp_path):
-    exp = _experiment(tmp_path, MPGTask.COORDINATION.get_task(SMALL["COORDINATION"]))
-    # BenchMARL wraps an env without a batch size in a SerialEnv, and uses a batched one as it is
-    want = (exp.config.evaluation_episodes,) if batched_env_available() else ()
-    assert tuple(exp.test_env.batch_size) == want
+@pytest.mark.parametrize("use_batched", [True, False])
+def test_experiment_collects_through_the_batched_env_when_there_is_one(tmp_path, use_batched):
+    """BenchMARL wraps an env without a batch size in a SerialEnv of num_envs copies, and uses a
+    batched one as it is; both train (MultiTaskGridWorld: agents that finish separately)."""
+    from torchrl.envs import SerialEnv
+
+    task = MPGTask.MULTITASK_GRIDWORLD.get_task(SMALL["MULTITASK_GRIDWORLD"])
+    task.use_batched_env = use_batched
+    cb = ExactMetricsCallback()
+    exp = _experiment(tmp_path, task, callbacks=[cb])
+    batched = use_batched and batched_env_available()
+    assert tuple(exp.test_env.batch_size) == ((exp.config.evaluation_episodes,) if batched else ())
+    train_env = exp.collector.env if hasattr(exp.collector, "env") else exp.env_func()
+    assert isinstance(train_env.base_env, SerialEnv) != batched
+    assert tuple(train_env.batch_size) == (exp.config.on_policy_n_envs_per_worker,)
+    exp.config.evaluation = True  # BenchMARL's evaluation rollouts too
+    exp.run()
+    assert len(cb.rows) == 1 and np.isfinite(cb.rows[0]["nash_gap"])
 
 
 def test_task_configs_of_the_command_line_are_the_defaults():
