@@ -439,6 +439,7 @@ class ExactMetricsCallback(_Callback):
         self.rows: list[dict[str, float]] = []
         self._last = 0
         self._file: Path | None = None
+        self._fields: list[str] = []
 
     def __getstate__(self) -> dict[str, Any]:
         # BenchMARL pickles its callbacks into the experiment folder: not the experiment itself
@@ -449,7 +450,8 @@ class ExactMetricsCallback(_Callback):
     def on_setup(self) -> None:
         exp = self.experiment
         task, _ = _task_and_group(exp)
-        task.exact_metrics()  # the exact models now: a config without one fails before training
+        em = task.exact_metrics()  # the exact models now: a config without one fails before training
+        self._fields = ["iteration", "frames", *em.fields()]
         self._last = int(exp.config.get_max_n_iters(exp.on_policy)) - 1
         self._file = None
         if self.csv_path is not None:
@@ -458,7 +460,27 @@ class ExactMetricsCallback(_Callback):
                 raise ValueError(f"csv_path must be a file to append rows to, got the folder {str(path)!r}")
             if not path.parent.is_dir():
                 raise ValueError(f"csv_path's folder {str(path.parent)!r} does not exist")
+            if path.exists() and path.stat().st_size > 0:  # appending: the same columns, or refuse
+                try:
+                    with open(path, newline="") as f:
+                        header = next(csv.reader(f), [])
+                except (OSError, UnicodeDecodeError, csv.Error) as err:
+                    header = [f"<unreadable: {err}>"]
+                if header != self._fields:
+                    raise ValueError(
+                        f"{path}: its columns {header} are not this run's {self._fields}; give another "
+                        "csv_path, or delete the file"
+                    )
             self._file = path
+
+    def _write_all(self) -> None:
+        """Rewrite the CSV with :attr:`rows` (atomically: a temporary file, then a rename)."""
+        tmp = self._file.with_name(self._file.name + ".tmp")
+        with open(tmp, "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=self._fields)
+            w.writeheader()
+            w.writerows(self.rows)
+        os.replace(tmp, self._file)
 
     def on_train_end(self, training_td, group: str) -> None:
         k = int(self.experiment.n_iters_performed)
@@ -472,14 +494,17 @@ class ExactMetricsCallback(_Callback):
         if exp is None:
             raise ValueError("the callback is not attached to an experiment (pass it in callbacks=[...])")
         k = int(exp.n_iters_performed)
-        metrics = exact_metrics(exp)
+        try:
+            metrics = exact_metrics(exp)
+        except ValueError as err:
+            raise ValueError(f"exact metrics of the policy after iteration {k}: {err}") from err
         row = {"iteration": float(k), "frames": float(exp.total_frames), **metrics}
         self.rows.append(row)
         exp.logger.log({f"exact/{key}": value for key, value in metrics.items()}, step=k)
         if self._file is not None:
             new = not self._file.exists() or self._file.stat().st_size == 0
             with open(self._file, "a", newline="") as f:
-                w = csv.DictWriter(f, fieldnames=list(row))
+                w = csv.DictWriter(f, fieldnames=self._fields)
                 if new:
                     w.writeheader()
                 w.writerow(row)
@@ -489,4 +514,8 @@ class ExactMetricsCallback(_Callback):
         state_dict["exact_metrics_rows"] = copy.deepcopy(self.rows)
 
     def on_load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        # a restored run goes on from its checkpoint: rows written after it (by the run that went on
+        # before it stopped) would come twice, so the CSV is rewritten with the checkpoint's rows
         self.rows = copy.deepcopy(list(state_dict.get("exact_metrics_rows", [])))
+        if self._file is not None:
+            self._write_all()

@@ -44,13 +44,17 @@ SMALL = {  # small versions of every task (fast env specs, exact models of a few
 }
 
 
-def _experiment(tmp_path, task, frames=0, seed=0, callbacks=None, loggers=(), batch=200, checkpoint=False):
+def _experiment(
+    tmp_path, task, frames=0, seed=0, callbacks=None, loggers=(), batch=200, checkpoint=False, **cf
+):
     torch.set_num_threads(1)
     cfg = ExperimentConfig.get_from_yaml()
     cfg.max_n_frames, cfg.on_policy_collected_frames_per_batch = max(frames, batch), batch
     cfg.on_policy_n_envs_per_worker, cfg.on_policy_minibatch_size, cfg.on_policy_n_minibatch_iters = 2, 100, 2
     cfg.loggers, cfg.evaluation, cfg.render, cfg.checkpoint_at_end = list(loggers), False, False, checkpoint
     cfg.save_folder = str(tmp_path)
+    for key, value in cf.items():
+        setattr(cfg, key, value)
     exp = Experiment(
         task, MappoConfig.get_from_yaml(), MlpConfig.get_from_yaml(), seed=seed, config=cfg,
         critic_model_config=MlpConfig.get_from_yaml(), callbacks=callbacks,
@@ -241,6 +245,53 @@ def test_callback_on_the_10x10_multitask_gridworld_and_resume(tmp_path):
     again.run()
     assert [r["iteration"] for r in cb2.rows] == [0, 2, 3]
     assert [r["iteration"] for r in _read_csv(exp.folder_name / "exact_metrics.csv")] == [0, 2, 3]
+
+
+def test_resume_from_an_earlier_checkpoint_rewrites_the_csv(tmp_path):
+    """A run checkpointed after iteration 1 went on to iteration 2 (and wrote its row) before it
+    stopped; resumed from the checkpoint, iteration 2 is evaluated again: the CSV holds it once."""
+    cb = ExactMetricsCallback(every=2)
+    task = MPGTask.COORDINATION.get_task(SMALL["COORDINATION"])
+    exp = _experiment(tmp_path, task, frames=600, callbacks=[cb], checkpoint_interval=400)
+    csv_file = exp.folder_name / "exact_metrics.csv"
+    assert [r["iteration"] for r in _read_csv(csv_file)] == [0, 2]
+    (ckpt,) = (exp.folder_name / "checkpoints").glob("checkpoint_400.pt")
+    again = Experiment.reload_from_file(str(ckpt))
+    (cb2,) = again.callbacks
+    assert [r["iteration"] for r in cb2.rows] == [0] and again.n_iters_performed == 2
+    assert _read_csv(csv_file) == cb2.rows  # rewritten at the checkpoint's rows
+    again.run()
+    assert [r["iteration"] for r in _read_csv(csv_file)] == [0, 2]
+    assert _read_csv(csv_file) == cb2.rows
+
+
+def test_callback_refuses_a_csv_of_other_columns(tmp_path):
+    """An existing CSV whose columns differ (another env, or a damaged file) is refused before
+    training, not appended to with other columns."""
+    task = MPGTask.COORDINATION.get_task(SMALL["COORDINATION"])
+    other = tmp_path / "other.csv"
+    other.write_text("iteration,frames,nash_gap\n0,1,2\n")
+    with pytest.raises(ValueError, match="other.csv: its columns"):
+        _experiment(tmp_path, task, callbacks=[ExactMetricsCallback(csv_path=other)])
+    other.write_bytes(b"\xff\xfe\x00garbage")
+    with pytest.raises(ValueError, match="other.csv: its columns"):
+        _experiment(tmp_path, task, callbacks=[ExactMetricsCallback(csv_path=other)])
+    assert other.read_bytes() == b"\xff\xfe\x00garbage"  # untouched
+    shared = tmp_path / "shared.csv"  # the same columns: two runs append to one file
+    for seed in (0, 1):
+        _experiment(tmp_path, task, frames=200, seed=seed, callbacks=[ExactMetricsCallback(csv_path=shared)])
+    assert len(_read_csv(shared)) == 2
+
+
+def test_callback_names_the_iteration_of_a_broken_policy(tmp_path):
+    cb = ExactMetricsCallback()
+    exp = _experiment(tmp_path, MPGTask.COORDINATION.get_task(SMALL["COORDINATION"]), callbacks=[cb])
+    with torch.no_grad():
+        for p in exp.policy.parameters():
+            p.fill_(float("nan"))  # a diverged network
+    with pytest.raises(ValueError, match=r"after iteration 0: probs\[0\] has non-finite entries"):
+        cb.evaluate()
+    assert cb.rows == []
 
 
 def test_bad_callbacks_are_refused(tmp_path):
