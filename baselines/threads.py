@@ -20,7 +20,8 @@ sets torch's intra-op thread count to 1 **unless the user chose a count**, check
 3. a count set with ``torch.set_num_threads`` before our first call or since our last one: kept.
    Without an environment variable torch starts its intra-op pool at the size of its inter-op
    pool (one thread per physical core), and that is how a user's count is told apart: a count
-   equal to torch's start-up count cannot be (set ``MPG_TORCH_THREADS`` to keep it), and where the
+   equal to torch's start-up count cannot be (set ``MPG_TORCH_THREADS`` to keep it) -- TorchRL's
+   ``SerialEnv.close()`` restores that count, and our next call sets ours again -- and where the
    two pools start at different sizes (some MKL builds in a container restricted to a few cores)
    torch's count is left as it is.
 
@@ -86,10 +87,11 @@ def torch_threads(n: int = 1) -> int:
         target = asked
     elif any(os.environ.get(v, "").strip() for v in _STANDARD_VARS):
         return current
-    elif current != (torch.get_num_interop_threads() if _ours is None else _ours):
+    elif current not in (torch.get_num_interop_threads(), _ours):
         # without an environment variable torch starts its intra-op pool at the size of its
         # inter-op pool (one thread per physical core); any other count, or a change since we set
-        # ours, was set by the user
+        # ours, was set by the user -- except a return to the start-up count, which libraries do
+        # (TorchRL's SerialEnv.close() restores the count torch had when torchrl was imported)
         return current
     else:
         target = n

@@ -151,6 +151,17 @@ def test_the_users_choice_wins(tmp_path):
             print("refused", bad, "1")
     del os.environ["MPG_TORCH_THREADS"]
     fresh(); T.torch_threads(4); show("n=4")
+    # a library restoring torch's start-up count is not the user's choice: ours again
+    fresh(); T.torch_threads(); torch.set_num_threads(3); T.torch_threads(); show("start-up count restored")
+    try:  # the library that does it: TorchRL's SerialEnv.close()
+        from torchrl.envs import SerialEnv
+        from baselines.torchrl_envs import make_torchrl_env
+    except ImportError:
+        print("after SerialEnv.close 1")
+    else:
+        fresh(); T.torch_threads()
+        env = SerialEnv(2, lambda: make_torchrl_env("mpg/Coordination-v0", n_agents=2))
+        env.rollout(3); env.close(); T.torch_threads(); show("after SerialEnv.close")
     """
     got = _run(code, tmp_path)
     assert got == {
@@ -165,6 +176,8 @@ def test_the_users_choice_wins(tmp_path):
         "refused two": 1,
         "refused -1": 1,
         "n=4": 4,
+        "start-up count restored": 1,
+        "after SerialEnv.close": 1,
     }
 
 
