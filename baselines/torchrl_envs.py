@@ -77,7 +77,7 @@ import numpy as np
 
 from mpg_envs import _validate as V
 
-__all__ = ["make_torchrl_env", "TorchRLExactMetrics", "exact_metrics"]
+__all__ = ["make_torchrl_env", "TorchRLExactMetrics", "exact_metrics", "ppo_loss"]
 
 
 @functools.cache
@@ -610,6 +610,42 @@ class TorchRLExactMetrics:
     def __call__(self, policy: Any) -> dict[str, float]:
         """The exact metrics of ``policy`` (``ExactMetrics.__call__`` on :meth:`probs`)."""
         return self.metrics(self.probs(policy))
+
+
+def ppo_loss(
+    actor: Any, critic: Any, *, gamma: float = 0.95, lmbda: float = 0.95, group: str = "agent", **kwargs: Any
+):
+    """TorchRL's ``ClipPPOLoss`` with GAE on our envs' keys: every key of the loss and of its value
+    estimator under ``group`` (``reward``, ``done``, ``terminated``, ``action``, ``sample_log_prob``,
+    ``state_value``, ``advantage``, ``value_target``) -- the eight keys every multi-agent TorchRL
+    PPO loop sets by hand.
+
+    Args:
+        actor: A ``ProbabilisticActor`` writing ``(group, "action")`` and
+            ``(group, "sample_log_prob")``.
+        critic: A module writing ``(group, "state_value")``.
+        gamma, lmbda: The discount and the GAE lambda.
+        group: The agents' group (``"agent"`` for our envs).
+        **kwargs: ``ClipPPOLoss``'s own options (``clip_epsilon``, ``entropy_coeff``,
+            ``normalize_advantage``, ...).
+    """
+    from torchrl.objectives import ClipPPOLoss, ValueEstimators
+
+    gamma = V.finite_real("gamma", gamma)
+    lmbda = V.finite_real("lmbda", lmbda)
+    loss = ClipPPOLoss(actor, critic, **kwargs)
+    loss.set_keys(
+        reward=(group, "reward"),
+        action=(group, "action"),
+        sample_log_prob=(group, "sample_log_prob"),
+        value=(group, "state_value"),
+        done=(group, "done"),
+        terminated=(group, "terminated"),
+        advantage=(group, "advantage"),
+        value_target=(group, "value_target"),
+    )
+    loss.make_value_estimator(ValueEstimators.GAE, gamma=gamma, lmbda=lmbda)
+    return loss
 
 
 def _parallel_env_of(env: Any) -> Any:

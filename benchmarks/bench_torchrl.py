@@ -76,21 +76,9 @@ def _modules(n_features: int, n_actions: int, seed: int = 0):
 
 
 def _loss(actor, critic, gamma: float):
-    from torchrl.objectives import ClipPPOLoss, ValueEstimators
+    from baselines.torchrl_envs import ppo_loss
 
-    loss = ClipPPOLoss(actor, critic, normalize_advantage=False)
-    loss.set_keys(
-        reward=(G, "reward"),
-        action=(G, "action"),
-        sample_log_prob=(G, "sample_log_prob"),
-        value=(G, "state_value"),
-        done=(G, "done"),
-        terminated=(G, "terminated"),
-        advantage=(G, "advantage"),
-        value_target=(G, "value_target"),
-    )
-    loss.make_value_estimator(ValueEstimators.GAE, gamma=gamma, lmbda=0.95)
-    return loss
+    return ppo_loss(actor, critic, gamma=gamma, lmbda=0.95, group=G, normalize_advantage=False)
 
 
 def run(env, batches: int, train: bool, gamma: float = 0.95, copies: int = COPIES) -> float:

@@ -365,7 +365,8 @@ def _by_hand(actor, observations, em):
 def _ppo(env, actor, iterations, frames):
     from tensordict.nn import TensorDictModule
     from torchrl.modules import MLP
-    from torchrl.objectives import ClipPPOLoss, ValueEstimators
+
+    from baselines.torchrl_envs import ppo_loss
 
     n_features = env.observation_spec[G, "observation"].shape[-1]
     critic = TensorDictModule(
@@ -373,18 +374,7 @@ def _ppo(env, actor, iterations, frames):
         in_keys=[(G, "observation")],
         out_keys=[(G, "state_value")],
     )
-    loss = ClipPPOLoss(actor, critic, normalize_advantage=False)
-    loss.set_keys(
-        reward=(G, "reward"),
-        action=(G, "action"),
-        sample_log_prob=(G, "sample_log_prob"),
-        value=(G, "state_value"),
-        done=(G, "done"),
-        terminated=(G, "terminated"),
-        advantage=(G, "advantage"),
-        value_target=(G, "value_target"),
-    )
-    loss.make_value_estimator(ValueEstimators.GAE, gamma=0.95, lmbda=0.95)
+    loss = ppo_loss(actor, critic, gamma=0.95, lmbda=0.95, group=G, normalize_advantage=False)
     opt = torch.optim.Adam(loss.parameters(), lr=3e-3)
     collector = _collector_class()(env, actor, frames_per_batch=frames, total_frames=frames * iterations)
     before = [p.detach().clone() for p in actor.parameters()]
@@ -500,3 +490,21 @@ def test_helper_takes_transformed_envs_and_refuses_others():
         TorchRLExactMetrics(SerialEnv(2, lambda: make_torchrl_env("mpg/Coordination-v0")))
     with pytest.raises(ValueError, match="env_kwargs go with a registered id"):
         TorchRLExactMetrics(env, n_agents=2)
+
+
+def test_ppo_loss_sets_every_key_under_the_group_and_checks_its_numbers():
+    from torchrl.modules import MLP, ValueOperator
+
+    from baselines.torchrl_envs import ppo_loss
+
+    actor = _actor(4, 2)
+    critic = ValueOperator(
+        MLP(in_features=4, out_features=1, num_cells=[8]), [(G, "observation")], [(G, "state_value")]
+    )
+    loss = ppo_loss(actor, critic, gamma=0.9, lmbda=0.8)
+    for key in ("reward", "done", "terminated", "value", "advantage", "value_target"):
+        assert getattr(loss.tensor_keys, key)[0] == G, key
+    assert float(loss.value_estimator.gamma) == pytest.approx(0.9)
+    for bad in (dict(gamma=float("nan")), dict(lmbda=float("inf"))):
+        with pytest.raises(ValueError, match=next(iter(bad))):
+            ppo_loss(actor, critic, **bad)
