@@ -43,7 +43,7 @@ from baselines.estimators import Estimate
 from mpg_envs import _kernel, exact
 from mpg_envs import _validate as V
 from mpg_envs._repr import concise_repr
-from mpg_envs.core import Dynamics, sample_step
+from mpg_envs.core import Dynamics, _sample_step, sample_step
 from mpg_envs.exact import check_policy_table
 from mpg_envs.model import TabularModel
 
@@ -191,6 +191,7 @@ class BatchSampler:
         self.rng = _generator(rng)
         self.observe = observe
         self._sizes = tuple(int(k) for k in dynamics.action_sizes)
+        self._agent_range = np.arange(dynamics.n_agents)
         self._term_table: np.ndarray | None = None
         self._can_terminate = True
         if dynamics.n_states <= TERMINAL_TABLE_MAX_STATES:
@@ -242,15 +243,16 @@ class BatchSampler:
         B, N = len(idx), self.dynamics.n_agents
         u = self.rng.random((B, N))
         if self.observe is None:
-            c = np.take(cdf, idx, axis=0)  # (B, N, K1): each state's row of every agent
+            c = cdf[idx]  # (B, N, K1): each state's row of every agent
         else:
             rows = np.asarray(self.observe(states), dtype=np.int64)
-            c = np.take(cdf.reshape(-1, cdf.shape[2]), rows * N + np.arange(N), axis=0)
-        a = np.empty((B, N), np.int64)
-        np.greater_equal(u, c[:, :, 0], out=a, casting="unsafe")
-        for k in range(1, cdf.shape[2]):  # K_max - 2 extra comparisons (0 for two actions)
-            a += u >= c[:, :, k]
-        return a
+            c = cdf.reshape(-1, cdf.shape[2])[rows * N + self._agent_range]
+        if c.shape[2] == 1:  # two actions: one comparison
+            a = np.empty((B, N), np.int64)
+            np.greater_equal(u, c[:, :, 0], out=a, casting="unsafe")
+            return a
+        # the number of CDF columns u reaches, in one comparison and one count (bools sum to int64)
+        return np.count_nonzero(u[:, :, None] >= c, axis=2).astype(np.int64, copy=False)
 
     def check_policy_rollout(self, n_episodes: int, horizon: int, obs_mode: str) -> None:
         """Refuse, before sampling, :meth:`rollout_policy` episodes that would not fit in memory
@@ -361,7 +363,13 @@ class BatchSampler:
                     break
                 np.logical_not(term, out=alive[:, t])
             a = self.draw_actions(cdf, st, idx)
-            st, r = sample_step(dyn, st, a, rng)
+            # the actions are in range by construction and the states come from the dynamics:
+            # step without sample_step's argument checks (a fifth of a step's cost)
+            try:
+                st, r = _sample_step(dyn, st, a, rng)
+            except IndexError:  # a state outside the enumeration: sample_step says which one
+                sample_step(dyn, st, a, rng)
+                raise
             actions[:, t] = a
             rewards[:, t] = r
             idx = dyn.index(st)
