@@ -229,6 +229,30 @@ class BatchSampler:
             cdf[: p.shape[0], i, : k - 1] = np.cumsum(p[:, : k - 1], axis=1)
         return cdf
 
+    def _trusted_cdf_table(self, policies: Sequence[np.ndarray]) -> np.ndarray:
+        """:meth:`_cdf_table` for tables an algorithm of this package made: float64 tables of the
+        right shapes skip the validation of every entry; a NaN (a diverged policy) or anything
+        else goes through the validating path, which names the bad entry."""
+        N, sizes = self.dynamics.n_agents, self._sizes
+        rows = self.dynamics.n_states
+        if (
+            self.observe is not None
+            or not isinstance(policies, (list, tuple))
+            or len(policies) != N
+            or not all(
+                type(p) is np.ndarray and p.dtype == np.float64 and p.shape == (rows, k)
+                for p, k in zip(policies, sizes)
+            )
+        ):
+            return self._cdf_table(policies)
+        K1 = max(sizes) - 1
+        cdf = np.full((rows, N, max(K1, 1)), np.inf)
+        for i, (p, k) in enumerate(zip(policies, sizes)):
+            cdf[:, i, : k - 1] = np.cumsum(p[:, : k - 1], axis=1)
+        if np.isnan(cdf).any():
+            return self._cdf_table(policies)
+        return cdf
+
     def draw_actions(self, cdf: np.ndarray, states: np.ndarray, idx: np.ndarray) -> np.ndarray:
         """Every agent's action in a batch of states, by inverse CDF (one uniform per agent).
 
@@ -321,13 +345,17 @@ class BatchSampler:
         """
         B = _positive_int("n_episodes", n_episodes)
         T = _positive_int("horizon", horizon)
-        dyn, rng, N = self.dynamics, self.rng, self.dynamics.n_agents
+        dyn, N = self.dynamics, self.dynamics.n_agents
         _check_size(
             f"rollouts of (episodes, steps, agents) = ({B:,}, {T:,}, {N:,})",
             _rollout_bytes(dyn, B, T),
             "sample fewer or shorter episodes",
         )
-        cdf = self._cdf_table(policies)
+        return self._rollout(self._cdf_table(policies), B, T, start)
+
+    def _rollout(self, cdf: np.ndarray, B: int, T: int, start: np.ndarray | None) -> Rollouts:
+        """:meth:`rollout` from the policies' CDF table (sizes already checked)."""
+        dyn, rng, N = self.dynamics, self.rng, self.dynamics.n_agents
         term_table, can_terminate = self._term_table, self._can_terminate
 
         states = np.empty((B, T + 1), np.int64)
@@ -562,6 +590,15 @@ class SampledEstimator(_RandomEstimator):
     def estimate(self, policies: Sequence[np.ndarray]) -> Estimate:
         """Estimate for ``policies`` (N arrays (S, |A_i|)) from one fresh batch of episodes."""
         ro = self.sampler.rollout(policies, self.batch, self.horizon + self.tail)
+        return estimate_from_rollouts(
+            ro, self.gamma, self.dynamics.n_states, self.dynamics.action_sizes, horizon=self.horizon
+        )
+
+    def estimate_trusted(self, policies: Sequence[np.ndarray]) -> Estimate:
+        """:meth:`estimate` without validating the entries of tables an algorithm of this package
+        made (see :func:`baselines.estimators.estimate_own`); the same draws and result."""
+        cdf = self.sampler._trusted_cdf_table(policies)
+        ro = self.sampler._rollout(cdf, self.batch, self.horizon + self.tail, None)
         return estimate_from_rollouts(
             ro, self.gamma, self.dynamics.n_states, self.dynamics.action_sizes, horizon=self.horizon
         )
