@@ -439,12 +439,16 @@ class _Plan:
     * products with a dense array against a dense LU: GMRES only if it closes within about what
       the LU costs, n / ``_LU_PRODUCTS`` products (on a 5x5 two-task grid 32 failed products cost
       12 ms against 5 ms for the LU; on the congestion game every solve closes after <= 7);
-    * sparse products against a dense or large sparse LU: always tried (a failed attempt costs a
-      fraction of the factorisation; best responses on the multi-task grid close in 9-33).
+    * sparse products against a dense or large sparse LU: GMRES for values and occupancies if it
+      closes within the budget (on a 6x6 two-task grid with slip, 1,296 states, a failed attempt
+      cost 8 ms against 22 ms for SuperLU); always tried for best responses and the team MDP,
+      whose systems close or not depending on the actual deterministic policy (best responses on
+      the multi-task grid close in 9-33 products, some not at all), which no generic one stands
+      for, and where a failure costs a fraction of the factorisation.
 
-    The first two are measured by one GMRES solve on a *generic* member of the family -- random
-    full-support tables for the stochastic policies, the greedy action of the responding agent for
-    best responses, random actions for the team MDP, all from a fixed seed, with the family's
+    The probes are one GMRES solve on a *generic* member of the family -- random full-support
+    tables for the stochastic policies, the greedy action of the responding agent for best
+    responses, random actions for the team MDP, all from a fixed seed, with the family's
     right-hand sides from the model's rewards (or mu). Every decision depends on the model only,
     never on earlier calls: the same (model, policy) gives the same result whatever was computed
     before, and either path is exact up to round-off. ``_PROBE = False`` turns the probes off
@@ -479,9 +483,11 @@ class _Plan:
             quick = _QUICK_PRODUCTS
         elif dense_products and n <= _DENSE_MAX:  # a dense LU costs ~n / 40 products with dense P
             quick = n / _LU_PRODUCTS
-        else:  # sparse products against a dense or a large sparse LU: a failed GMRES costs a fraction
-            self._krylov[key] = True  # of the factorisation, so every solve may try it
-            return True
+        elif family == "policy":  # sparse products against a large LU: any solve within the budget
+            quick = np.inf
+        else:  # best responses: whether they close depends on the responding agent's actual policy,
+            self._krylov[key] = True  # which no generic one stands for; a failure costs a fraction of
+            return True  # the large LU, so every solve may try
         P, b = self._generic(family, key[1])
         P = self._restrict(P)
         if not sp.issparse(P) and np.count_nonzero(P) <= _SPARSE_DENSITY * n * n:
@@ -525,7 +531,8 @@ class _Plan:
             act = rng.integers(model.n_joint_actions, size=S)
             return kern.team_mdp().rows(act), model.R.sum(axis=0)[states, act][None]
         if family == "policy":
-            W = rng.random((S, model.n_joint_actions)) + 0.5  # in [0.5, 1.5): full support
+            W = rng.random((S, model.n_joint_actions))  # the size of any exact call's joint policy
+            W += 0.5  # in [0.5, 1.5): full support
             W /= W.sum(axis=1, keepdims=True)
             return kern.p_pi(W), (model.mu[None] if transpose else _expected_reward(model.R, W).T)
         i = family[1]
