@@ -233,10 +233,13 @@ def main() -> None:
     )
     add_output_args(ap)
     args = ap.parse_args()
-    if args.update_reference and (args.only or args.policy != "random" or args.baseline):
+    if args.update_reference and (args.quick or args.only or args.policy != "random" or args.baseline):
         raise SystemExit(
-            "error: --update-reference needs a full run with the random policy, no --only and no --baseline"
+            "error: --update-reference needs a full run with the random policy, no --quick, --only or "
+            "--baseline"
         )
+    if args.only and not any(args.only in label for label, _, _ in CASES):
+        raise SystemExit(f"error: --only {args.only!r} matches no case; cases: {[c[0] for c in CASES]}")
     baseline = exact_at(args.baseline) if args.baseline else None
     repeats = 3 if args.quick else 9
     rows, records = [], []
