@@ -76,6 +76,7 @@ HERE = Path(__file__).resolve().parent
 #: Benchmark name -> title of its README table, in README order.
 REFERENCES = {
     "spine": "Exact model and analysis (bench_spine.py)",
+    "exact_floor": "Exact evaluate and Nash gap against a plain dense-solve floor (bench_exact_floor.py)",
     "envs": "Every environment (bench_envs.py)",
     "sampler": "Batched sampler and sampled training (bench_sampler.py)",
     "baselines": "Training (bench_baselines.py)",

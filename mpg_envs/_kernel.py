@@ -251,13 +251,20 @@ class Kernel:
             if S <= DENSE_STATES_MAX:
                 self._pair = self._state * S + P.indices
         self._actions: dict[int, np.ndarray] = {}  # agent -> _agent_actions(agent)
+        #: How :mod:`mpg_envs.exact` solves this model's Bellman systems (its ``_Plan``, probed once).
+        self.solve_plan: object | None = None
 
     # -- policies
-    def p_pi(self, pi: np.ndarray) -> np.ndarray | sp.csr_matrix:
+    def p_pi(self, pi: np.ndarray, sparse: bool = False) -> np.ndarray | sp.csr_matrix:
         """P_pi[s, s'] = sum_a pi(a|s) P(s'|s, a) for a joint policy pi (S, A).
 
+        Args:
+            pi: The joint policy.
+            sparse: CSR whatever the number of states, for the sparse kind (the other kinds
+                compute a dense array anyway).
+
         Returns:
-            Dense (S, S) up to DENSE_STATES_MAX states, else CSR (S, S).
+            Dense (S, S) up to DENSE_STATES_MAX states (unless ``sparse``), else CSR (S, S).
         """
         S, A = self.n_states, self.n_actions
         if self.kind == "stateless":
@@ -265,7 +272,7 @@ class Kernel:
         if self.kind == "dense":
             return np.matmul(pi[:, None, :], self.P3)[:, 0, :]
         w = self._weigh(pi)
-        if self._pair is not None:
+        if self._pair is not None and not sparse:
             return np.bincount(self._pair, weights=w, minlength=S * S).reshape(S, S)
         M = sp.csr_matrix((w, self.P.indices.copy(), self.P.indptr[::A].copy()), shape=(S, S))
         M.sum_duplicates()  # in place, hence the copies of P's read-only index arrays

@@ -11,10 +11,12 @@ an agent's own actions, policy-iteration rounds, Krylov iterations or sampled ce
 
 How it is computed (results are exact up to round-off either way): each model gets a cached
 view of P chosen once (:mod:`mpg_envs._kernel`: state-independent, dense or sparse); Bellman
-systems of up to 384 unknowns are solved by dense LU, larger ones by GMRES first
-(:mod:`mpg_envs._krylov`, accepted only at round-off-level residual) and LU otherwise; policy
-iteration reuses a factorisation when few states change action. Calls on models with at most
-1,024 states run on one BLAS thread.
+systems of up to 384 unknowns are solved by dense LU, larger ones by GMRES
+(:mod:`mpg_envs._krylov`, accepted only at round-off-level residual) where a probe made once per
+model says its Krylov spaces close quickly enough to beat a factorisation (the congestion game),
+by LU otherwise (dense, or sparse where the factors stay sparse); policy iteration reuses a
+factorisation when few states change action. The choices depend on the model only, never on
+earlier calls. Calls on models with at most 1,024 states run on one BLAS thread.
 
 Notation (papers 001 and 003): ``V_i(s)`` values, ``Q_i(s, a_i)`` marginal Q (expectation over
 the other agents' actions), ``A_i = Q_i - V_i`` advantages, ``d_mu(s)`` discounted visitation,
@@ -105,6 +107,11 @@ _KRYLOV_STEPS = 32  # most products with P_pi a GMRES solve may take before fall
 _UPDATE_FRACTION = 8  # policy iteration reuses a factorisation while <= 1/8 of the states changed action
 _UPDATE_MIN = 64  # ... for systems of at least this many unknowns (below, factoring is as cheap)
 _TINY = 32  # systems of at most this many unknowns are solved without keeping factors
+_PROBE = True  # probe each model once (_Plan); False: decide by the size thresholds alone (tests force paths)
+_FILL_SPARSE = 0.05  # sparse LU for a dense-stored P_pi only when its factors fill <= this fraction of n^2
+_PROBE_SEED = 20_231_129  # the generic policies of the per-model probe
+_LU_PRODUCTS = 40  # a dense LU of n unknowns costs about n / 40 GMRES products with a dense P_pi
+_QUICK_PRODUCTS = 8  # ... and a sparse LU whose factors stay sparse about this many (per right-hand side)
 
 
 def _check_model(model: object, name: str = "model") -> TabularModel:
@@ -408,22 +415,184 @@ def transition_matrix(model: TabularModel, policies: Policy) -> sp.csr_matrix:
     return sp.csr_matrix(P_pi)
 
 
+#: A family of Bellman systems that share their structure: "policy" (P_pi of a joint policy with
+#: the agents' expected rewards, or transposed with mu for the occupancy), ("agent", i) (agent
+#: i's induced MDP under a deterministic policy of its own, with its reward: its best response)
+#: or "team" (the team MDP under a deterministic joint policy, with the summed reward).
+_Family = str | tuple[str, int]
+
+
+class _Plan:
+    """How the Bellman systems of one model are solved, probed once per model and family.
+
+    A GMRES attempt pays off when the Krylov space of the right-hand side closes after fewer
+    products than a factorisation costs, and a failed attempt is pure waste. Both sides are
+    properties of the model's structure, not of one policy: the space closes quickly on layered
+    or periodic chains (low-rank powers of P_pi) and where the rewards depend only on what a
+    deterministic agent controls; products are expensive when the matrix is a dense array;
+    factorisations are cheap when SuperLU's factors stay sparse. So :meth:`krylov` decides once
+    per family of systems (see ``_Family``) and direction:
+
+    * a sparse LU with sparse factors (:meth:`sparse_lu`; a random walk such as the tug of war:
+      0.2 ms against 15 ms for a dense LU at 1,001 states): GMRES only if it closes within
+      ``_QUICK_PRODUCTS`` products per right-hand side;
+    * products with a dense array against a dense LU: GMRES only if it closes within about what
+      the LU costs, n / ``_LU_PRODUCTS`` products (on a 5x5 two-task grid 32 failed products cost
+      12 ms against 5 ms for the LU; on the congestion game every solve closes after <= 7);
+    * sparse products against a dense or large sparse LU: GMRES for values and occupancies if it
+      closes within the budget (on a 6x6 two-task grid with slip, 1,296 states, a failed attempt
+      cost 8 ms against 22 ms for SuperLU); always tried for best responses and the team MDP,
+      whose systems close or not depending on the actual deterministic policy (best responses on
+      the multi-task grid close in 9-33 products, some not at all), which no generic one stands
+      for, and where a failure costs a fraction of the factorisation.
+
+    The probes are one GMRES solve on a *generic* member of the family -- random full-support
+    tables for the stochastic policies, the greedy action of the responding agent for best
+    responses, random actions for the team MDP, all from a fixed seed, with the family's
+    right-hand sides from the model's rewards (or mu). Every decision depends on the model only,
+    never on earlier calls: the same (model, policy) gives the same result whatever was computed
+    before, and either path is exact up to round-off. ``_PROBE = False`` turns the probes off
+    (sizes alone decide, as tests force each path).
+    """
+
+    def __init__(self, model: TabularModel, kern: _k.Kernel) -> None:
+        self.model, self.kern = model, kern
+        g = model.gamma
+        self.keep: slice | np.ndarray = slice(None) if g < 1.0 else np.flatnonzero(~model.terminal)
+        self.n = model.n_states if g < 1.0 else int(self.keep.size)
+        self._krylov: dict[tuple[_Family, bool], bool] = {}
+        self._sparse_lu: bool | None = None
+        self._fill_probed = False
+
+    def krylov(self, family: _Family, transpose: bool = False) -> bool:
+        """Whether the family's systems in this direction try GMRES before a factorisation."""
+        if not _PROBE:
+            return True
+        key = (family, bool(transpose) and family == "policy")
+        got = self._krylov.get(key)
+        if got is not None:
+            return got
+        S, n = self.model.n_states, self.n
+        cheap_lu = bool(self.sparse_lu())
+        # P_pi is a dense array up to DENSE_STATES_MAX states (CSR when its LU is sparse); every
+        # matrix of a dense or state-independent kernel is dense; the others are CSR.
+        dense_products = self.kern.kind != "sparse" or (
+            family == "policy" and S <= _k.DENSE_STATES_MAX and not cheap_lu
+        )
+        if cheap_lu:  # SuperLU with sparse factors: cheaper than all but the quickest GMRES
+            quick = _QUICK_PRODUCTS
+        elif dense_products and n <= _DENSE_MAX:  # a dense LU costs ~n / 40 products with dense P
+            quick = n / _LU_PRODUCTS
+        elif family == "policy":  # sparse products against a large LU: any solve within the budget
+            quick = np.inf
+        else:  # best responses: whether they close depends on the responding agent's actual policy,
+            self._krylov[key] = True  # which no generic one stands for; a failure costs a fraction of
+            return True  # the large LU, so every solve may try
+        P, b = self._generic(family, key[1])
+        P = self._restrict(P)
+        if not sp.issparse(P) and np.count_nonzero(P) <= _SPARSE_DENSITY * n * n:
+            P = sp.csr_matrix(P)  # products in O(nnz): the probe as cheap as it can be
+        if key[1]:
+            P = P.T
+        b = np.ascontiguousarray(b[:, self.keep])
+        stats: dict[str, int] = {}
+        with _one_blas_thread(0):
+            x = _krylov.gmres(
+                lambda V: P @ V if V.ndim == 1 else (P @ V.T).T, b, self.model.gamma, _KRYLOV_STEPS, stats
+            )
+        per_rhs = stats["products"] / max(1, np.count_nonzero(np.abs(b).max(axis=1)))
+        got = self._krylov[key] = x is not None and per_rhs <= quick
+        return got
+
+    def sparse_lu(self) -> bool | None:
+        """Whether a sparse, dense-stored system is factored sparsely; None: not probed for this
+        model's size (above ``_kernel.DENSE_STATES_MAX`` states or at most ``_DENSE_LU_MIN``
+        unknowns: the density rule of :meth:`_Solver._factor` decides)."""
+        if not self._fill_probed and _PROBE:
+            self._fill_probed = True
+            n = self.n
+            if _DENSE_LU_MIN < n and self.model.n_states <= _k.DENSE_STATES_MAX:
+                Pc = sp.csc_matrix(self._restrict(self._generic("policy", False)[0]))
+                Pc.sum_duplicates()
+                if Pc.nnz > _SPARSE_DENSITY * n * n:
+                    self._sparse_lu = False
+                else:
+                    lu = spla.splu((sp.identity(n, format="csc") - self.model.gamma * Pc).tocsc())
+                    self._sparse_lu = lu.L.nnz + lu.U.nnz <= _FILL_SPARSE * n * n
+        return self._sparse_lu
+
+    def _generic(self, family: _Family, transpose: bool) -> tuple[np.ndarray | sp.spmatrix, np.ndarray]:
+        """A generic member of the family (fixed seed): its matrix (S, S) and right-hand sides (k, S)."""
+        model, kern = self.model, self.kern
+        S = model.n_states
+        states = np.arange(S)
+        rng = np.random.default_rng(_PROBE_SEED)
+        if family == "team":
+            act = rng.integers(model.n_joint_actions, size=S)
+            return kern.team_mdp().rows(act), model.R.sum(axis=0)[states, act][None]
+        if family == "policy":
+            W = rng.random((S, model.n_joint_actions))  # the size of any exact call's joint policy
+            W += 0.5  # in [0.5, 1.5): full support
+            W /= W.sum(axis=1, keepdims=True)
+            return kern.p_pi(W), (model.mu[None] if transpose else _expected_reward(model.R, W).T)
+        i = family[1]
+        tables = [rng.random((S, k)) + 0.5 for k in model.action_sizes]
+        before, after = _k.sides([t / t.sum(axis=1, keepdims=True) for t in tables], i)
+        r_i = _k.marginalize(model.R[i], before, after, model.action_sizes[i])
+        act = r_i.argmax(axis=1)  # greedy, as policy iteration's start and its answer are
+        return kern.induced(i, before, after).rows(act), r_i[states, act][None]
+
+    def _restrict(self, P: np.ndarray | sp.spmatrix) -> np.ndarray | sp.spmatrix:
+        if isinstance(self.keep, slice):
+            return P
+        return P[self.keep][:, self.keep] if sp.issparse(P) else P[np.ix_(self.keep, self.keep)]
+
+
+def _plan(model: TabularModel) -> _Plan:
+    """The model's :class:`_Plan`, cached with the model's kernel."""
+    kern = _k.kernel(model)
+    plan = kern.solve_plan
+    if plan is None:
+        plan = kern.solve_plan = _Plan(model, kern)
+    return plan
+
+
+def _p_pi(model: TabularModel, pij: np.ndarray) -> np.ndarray | sp.spmatrix:
+    """P_pi for a joint policy pij (S, A), stored as its solve will use it.
+
+    A sparse kernel gives a dense (S, S) array up to ``_kernel.DENSE_STATES_MAX`` states; when the
+    model's factors stay sparse (:meth:`_Plan.sparse_lu`), a CSR matrix is built instead: its
+    GMRES products are cheaper, and converting the dense one would cost more than its sparse
+    factorisation (3 ms against 0.2 ms on the 1,001-state tug of war).
+    """
+    kern = _k.kernel(model)
+    if kern.kind == "sparse" and model.n_states > _DIRECT_MAX:
+        plan = _plan(model)
+        if plan.n > _DIRECT_MAX and plan.sparse_lu():
+            return kern.p_pi(pij, sparse=True)
+    return kern.p_pi(pij)
+
+
 class _Solver:
     """Solves with (I - gamma P_pi) restricted to the states whose value is unknown.
 
     For gamma < 1 the full system is solved (terminal rows give x = 0 automatically). For
     gamma = 1 only the non-terminal block is, and terminal entries of solutions are 0.
 
-    Up to ``_DIRECT_MAX`` unknowns the matrix is factored at once. Above, each solve first tries
-    GMRES (:mod:`mpg_envs._krylov`, at most ``_KRYLOV_STEPS`` products with P_pi, accepted only
-    at round-off-level residual): on layered or periodic chains the Krylov space closes after a
-    few products, far cheaper than a factorisation of a few hundred states or more. Otherwise
-    the matrix is factored (once) and every later solve uses the factors: sparse LU (SuperLU,
-    COLAMD) when P_pi is large, or sparse with more than 384 states; dense LU otherwise. P_pi
-    may be a dense array or a sparse matrix (whose rows may repeat a column; these add up).
+    Up to ``_DIRECT_MAX`` unknowns the matrix is factored at once. Above, the model's
+    :class:`_Plan` says, per family of systems, whether a solve first tries GMRES
+    (:mod:`mpg_envs._krylov`, at most ``_KRYLOV_STEPS`` products with P_pi, accepted only at
+    round-off-level residual): on layered or periodic chains the Krylov space closes after a few
+    products, far cheaper than a factorisation of a few hundred states or more. Otherwise the
+    matrix is factored (once) and every later solve uses the factors: sparse LU (SuperLU, COLAMD)
+    when P_pi is large, or sparse with more than 384 states and factors that stay sparse (the
+    plan's probe); dense LU otherwise. P_pi may be a dense array or a sparse matrix (whose rows
+    may repeat a column; these add up).
     """
 
-    def __init__(self, model: TabularModel, P_pi: np.ndarray | sp.spmatrix) -> None:
+    def __init__(
+        self, model: TabularModel, P_pi: np.ndarray | sp.spmatrix, family: _Family = "policy"
+    ) -> None:
         g = self.gamma = model.gamma
         if g < 1.0:
             self.keep: slice | np.ndarray = slice(None)
@@ -434,27 +603,38 @@ class _Solver:
         self.P = Pk
         self.n = n = Pk.shape[0]
         self.empty = n == 0
+        self.family = family
+        self.factored = False
         self.lu: Any = None
         self.tiny: np.ndarray | None = None  # I - gamma P_pi itself when it has <= _TINY unknowns
-        self.krylov = n > _DIRECT_MAX
-        if not self.empty and not self.krylov:
+        self.plan = _plan(model) if n > _DIRECT_MAX else None
+        if not self.empty and self.plan is None:
             self._factor()
 
     def _factor(self) -> None:
         Pk, n, g = self.P, self.n, self.gamma
-        nnz = Pk.nnz if sp.issparse(Pk) else np.count_nonzero(Pk)
-        self.sparse = n > _DENSE_MAX or (n > _DENSE_LU_MIN and nnz <= _SPARSE_DENSITY * n * n)
+        hint = self.plan.sparse_lu() if self.plan is not None and n <= _DENSE_MAX else None
+        if hint is not None:
+            self.sparse = hint  # the model's probe measured the fill of the factors
+        else:
+            nnz = Pk.nnz if sp.issparse(Pk) else np.count_nonzero(Pk)
+            self.sparse = n > _DENSE_MAX or (n > _DENSE_LU_MIN and nnz <= _SPARSE_DENSITY * n * n)
+        self.factored = True
         if self.sparse:
             Pc = sp.csc_matrix(Pk)
             Pc.sum_duplicates()  # rows of a kernel view may repeat a column
             self.lu = spla.splu((sp.identity(n, format="csc") - g * Pc).tocsc())
             return
-        M = np.eye(n) - g * (Pk.toarray() if sp.issparse(Pk) else Pk)
+        # I - gamma P in one fresh array (np.eye(n) - g * P allocates three: at 625 unknowns their
+        # page faults cost a third of the LU)
+        M = Pk.toarray() if sp.issparse(Pk) else np.array(Pk, dtype=float)
+        M *= -g
+        M.flat[:: n + 1] += 1.0
         if n <= _TINY:  # numpy's solve has less call overhead than scipy's factor-then-solve
             self.tiny = M
             return
-        with _one_blas_thread(n):
-            self.lu = scipy.linalg.lu_factor(M, check_finite=False)
+        with _one_blas_thread(n):  # LAPACK factors M^T in place: M.T is Fortran-ordered, no copy
+            self.lu = scipy.linalg.lu_factor(M.T, overwrite_a=True, check_finite=False)
 
     def solve(self, rhs: np.ndarray, transpose: bool = False) -> np.ndarray:
         """x with (I - gamma P_pi) x = rhs (transpose: x^T (I - gamma P_pi) = rhs^T); rhs (S,) or (S, k)."""
@@ -462,7 +642,7 @@ class _Solver:
         if self.empty:
             return x
         b = np.ascontiguousarray(rhs[self.keep])
-        if self.krylov:
+        if not self.factored and self.plan.krylov(self.family, transpose):
             P = self.P.T if transpose else self.P
 
             def matvec(V: np.ndarray) -> np.ndarray:  # P @ v for a vector, P @ v_j for each row v_j
@@ -473,7 +653,7 @@ class _Solver:
             if sol is not None:
                 x[self.keep] = sol.T.reshape(b.shape)
                 return x
-            self.krylov = False  # the space did not close: factor once, for this and later solves
+        if not self.factored:  # no GMRES, or its space did not close: factor once, for every solve
             self._factor()
         x[self.keep] = self._lu_solve(b, transpose)
         return x
@@ -484,8 +664,8 @@ class _Solver:
             return self.lu.solve(b, trans="T" if transpose else "N")
         if self.tiny is not None:
             return np.linalg.solve(self.tiny.T if transpose else self.tiny, b)
-        with _one_blas_thread(len(b)):
-            return scipy.linalg.lu_solve(self.lu, b, trans=1 if transpose else 0, check_finite=False)
+        with _one_blas_thread(len(b)):  # the factors are those of M^T: transposed solves are plain
+            return scipy.linalg.lu_solve(self.lu, b, trans=0 if transpose else 1, check_finite=False)
 
     def solve_with_rows(self, states: np.ndarray, rows: np.ndarray, rhs: np.ndarray) -> np.ndarray | None:
         """x with (I - gamma P') x = rhs, where P' is P_pi with the rows of ``states`` replaced.
@@ -500,7 +680,7 @@ class _Solver:
             rows: (r, S) their new rows of P'.
             rhs: (S,).
         """
-        if self.empty or self.krylov or (self.lu is None and self.tiny is None):
+        if self.empty or not self.factored:
             return None
         g, P = self.gamma, self.P
         pos = states if isinstance(self.keep, slice) else np.searchsorted(self.keep, states)
@@ -544,7 +724,7 @@ def _evaluate(
     pij = _joint(pol)
     rewards = model.R if rewards is None else rewards
     r_pi = _expected_reward(rewards, pij)
-    return _solve(model, _k.kernel(model).p_pi(pij), r_pi).T
+    return _solve(model, _p_pi(model, pij), r_pi).T
 
 
 def _expected_reward(rewards: np.ndarray, pi: np.ndarray) -> np.ndarray:
@@ -579,7 +759,7 @@ def _values_and_q(
     kern = _k.kernel(model)
     before, after = _k.others(pol)
     pij = _k.outer(pol[0], after[0])
-    solver = _Solver(model, kern.p_pi(pij))
+    solver = _Solver(model, _p_pi(model, pij))
     V = solver.solve(_expected_reward(model.R, pij)).T
     Q = model.R + model.gamma * kern.expect(V)
     sizes = model.action_sizes
@@ -613,7 +793,7 @@ def occupancy(model: TabularModel, policies: Policy, mu: np.ndarray | None = Non
     """
     pol = check_policy(model, policies)
     mu = model.mu if mu is None else chk.distribution("mu", mu, model.n_states)
-    return _solve(model, _k.kernel(model).p_pi(_joint(pol)), mu, transpose=True)
+    return _solve(model, _p_pi(model, _joint(pol)), mu, transpose=True)
 
 
 def visitation(model: TabularModel, policies: Policy, mu: np.ndarray | None = None) -> np.ndarray:
@@ -777,13 +957,18 @@ class BestResponse:
 
 
 def _policy_iteration(
-    model: TabularModel, mdp: _k.MDP, r_sa: np.ndarray, start: np.ndarray, max_iter: int = 10_000
+    model: TabularModel,
+    mdp: _k.MDP,
+    r_sa: np.ndarray,
+    start: np.ndarray,
+    family: _Family,
+    max_iter: int = 10_000,
 ) -> tuple[np.ndarray, np.ndarray, int]:
     """Policy iteration on a single-agent MDP with K actions.
 
     Args:
         mdp: Its transitions (a view from :mod:`mpg_envs._kernel`); r_sa: (S, K) rewards;
-            start: (S,) initial actions.
+            start: (S,) initial actions; family: which systems these are (see :class:`_Plan`).
 
     Returns:
         (actions (S,), values (S,), iterations).
@@ -802,7 +987,7 @@ def _policy_iteration(
             rows = P_det[changed]
             V = base.solve_with_rows(changed, rows.toarray() if sp.issparse(rows) else rows, rhs)
         if V is None:
-            base, base_act = _Solver(model, P_det), act
+            base, base_act = _Solver(model, P_det, family), act
             V = base.solve(rhs)
         if last is not None and np.all(V[last[1]] - last[0][last[1]] < 0.5 * last[2]):
             # A switch raises the value of each switched state by at least its gain; none rose so:
@@ -852,7 +1037,7 @@ def _best_response(
         start = pol[i].argmax(axis=1)
     else:
         start = (r_i + model.gamma * mdp.expect(v_i)).argmax(axis=1)
-    act, V, it = _policy_iteration(model, mdp, r_i, start)
+    act, V, it = _policy_iteration(model, mdp, r_i, start, ("agent", i))
     return BestResponse(i, np.eye(k)[act], V, it)
 
 
@@ -945,7 +1130,7 @@ def social_optimum(model: TabularModel) -> SocialOptimum:
     """
     model = _check_model(model)
     r = model.R.sum(axis=0)
-    act, V, _ = _policy_iteration(model, _k.kernel(model).team_mdp(), r, r.argmax(axis=1))
+    act, V, _ = _policy_iteration(model, _k.kernel(model).team_mdp(), r, r.argmax(axis=1), "team")
     per_agent = model.joint_actions[act]  # (S, N)
     pols = [np.eye(k)[per_agent[:, i]] for i, k in enumerate(model.action_sizes)]
     return SocialOptimum(pols, V, float(V @ model.mu))

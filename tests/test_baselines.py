@@ -279,3 +279,72 @@ def test_a_diverging_run_is_refused_with_its_iteration(tmp_path):
     msg = r"iteration 1: the policy is not finite .*lower the step size.*keeps"
     with pytest.raises(ValueError, match=msg):
         train(cfg, progress=False, plot=False)
+
+
+# ------------------------------------------------------------------------------ validate once
+def _same_estimate(a, b) -> bool:
+    return (
+        np.array_equal(a.v, b.v)
+        and np.array_equal(a.occupancy, b.occupancy)
+        and np.array_equal(a.mu_values, b.mu_values)
+        and all(np.array_equal(x, y) for x, y in zip(a.q, b.q))
+    )
+
+
+def _estimators(seed: int):
+    from baselines.estimators import TaskwiseExactEstimator
+    from baselines.sampler import SampledEstimator
+    from mpg_envs import multitask_gridworld_v0
+
+    env = coordination_v0.parallel_env(n_agents=3)
+    model = env.model()
+    tasks = multitask_gridworld_v0.parallel_env(layout="no_conflict").task_models()
+    return [
+        (ExactEstimator(model), exact.random_policy(model, seed)),
+        (TaskwiseExactEstimator(tasks), [exact.random_policy(m, seed + i)[0] for i, m in enumerate(tasks)]),
+        (SampledEstimator(env.dynamics, model.gamma, rng=seed), exact.random_policy(model, seed)),
+    ]
+
+
+def test_estimate_own_skips_the_validation_with_the_same_result(monkeypatch):
+    """Our algorithms' tables are valid by construction: estimate_own gives estimate's result
+    (bit for bit; the sampled estimator with the same draws) without validating every entry."""
+    from baselines import sampler as sampler_module
+    from baselines.estimators import estimate_own
+
+    want = [est.estimate(pol) for est, pol in _estimators(0)]
+    checked = []
+
+    def spy(*args, **kwargs):
+        checked.append(1)
+        raise AssertionError("validated a trusted table")
+
+    monkeypatch.setattr(exact, "check_policy", spy)
+    monkeypatch.setattr(exact, "check_policy_table", spy)
+    monkeypatch.setattr(sampler_module, "check_policy_table", spy)
+    got = [estimate_own(est, pol) for est, pol in _estimators(0)]
+    assert checked == []
+    for a, b in zip(got, want):
+        assert _same_estimate(a, b)
+
+
+@pytest.mark.parametrize("bad", ["nan", "float32", "shape"])
+def test_estimate_own_falls_back_to_the_validating_path(bad):
+    """A diverged (NaN) table still ends with the validation's error; other dtypes and shapes go
+    through estimate() as before."""
+    from baselines.estimators import estimate_own
+
+    for est, pol in _estimators(1):
+        pol = [p.copy() for p in pol]
+        if bad == "nan":
+            pol[0][1, 0] = np.nan
+            with pytest.raises(ValueError, match="NaN"):
+                estimate_own(est, pol)
+        elif bad == "float32":
+            pol32 = [p.astype(np.float32) for p in pol]
+            got, want = estimate_own(est, pol32), est.estimate(pol32)
+            if not hasattr(est, "sampler"):
+                assert _same_estimate(got, want)
+        else:
+            with pytest.raises(ValueError, match="shape"):
+                estimate_own(est, [p[:-1] for p in pol])

@@ -19,11 +19,13 @@ from helpers import random_game
 
 from mpg_envs import (
     _kernel,
+    _krylov,
     congestion_v0,
     coordination_v0,
     distancing_v0,
     exact,
     multitask_gridworld_v0,
+    tugofwar_v0,
 )
 from mpg_envs.model import TabularModel
 
@@ -263,11 +265,17 @@ def test_random_games_cover_every_kernel_kind():
     assert kinds["sparse 3 per row (2, 3)"] == "sparse"
 
 
-SOLVER_PATHS = {
+SOLVER_PATHS = {  # _PROBE False: GMRES is tried wherever the sizes allow (no per-model plan vetoes it)
     "direct LU": {},
-    "Krylov": {"_DIRECT_MAX": 0},
-    "Krylov falling back to dense LU": {"_DIRECT_MAX": 0, "_KRYLOV_STEPS": 1, "_SPARSE_DENSITY": -1.0},
+    "Krylov": {"_DIRECT_MAX": 0, "_PROBE": False},
+    "Krylov falling back to dense LU": {
+        "_DIRECT_MAX": 0,
+        "_KRYLOV_STEPS": 1,
+        "_SPARSE_DENSITY": -1.0,
+        "_PROBE": False,
+    },
     "Krylov falling back to sparse LU": {
+        "_PROBE": False,
         "_DIRECT_MAX": 0,
         "_KRYLOV_STEPS": 1,
         "_SPARSE_DENSITY": 2.0,
@@ -281,6 +289,7 @@ def test_sparse_state_matrices_match_reference(monkeypatch, name):
     """Above DENSE_STATES_MAX states P_pi and deterministic-policy rows are CSR matrices (with
     repeated columns before summing); lower the threshold to compare that path on small games."""
     monkeypatch.setattr(_kernel, "DENSE_STATES_MAX", 8)
+    monkeypatch.setattr(exact, "_PROBE", False)
     rng = np.random.default_rng(sum(map(ord, name)))
     model = RANDOM_GAMES[name](rng)
     assert _kernel.kernel(model).kind == "sparse"
@@ -307,6 +316,7 @@ def test_krylov_solves_congestion_without_factorising(monkeypatch):
     """On the congestion game's layered chain the Krylov space closes: no LU is ever needed."""
     model = congestion_v0.parallel_env(n_agents=5).model()  # 66 states
     monkeypatch.setattr(exact, "_DIRECT_MAX", 0)
+    monkeypatch.setattr(exact, "_PROBE", False)  # at 66 states the plan would rather factor
 
     def no_factor(self):
         raise AssertionError("factorised although the Krylov solve should have succeeded")
@@ -385,3 +395,106 @@ def test_registered_envs_match_reference(name):
     model = ENVS[name]()
     for pol in policies(model, 4):
         assert_matches_reference(model, pol)
+
+
+# ---------------------------------------------------------------------------- the per-model solve plan
+GRID_5X5 = ["S..../...../..#../...../....G", "....G/...../.#.../...../S...."]  # 625 joint states
+
+
+def grid_5x5() -> TabularModel:
+    return multitask_gridworld_v0.parallel_env(layout=GRID_5X5).model()
+
+
+def tug_501() -> TabularModel:
+    return tugofwar_v0.parallel_env(n_positions=501).model()
+
+
+def dense_values(model: TabularModel, pol: list[np.ndarray]) -> np.ndarray:
+    """V (N, S) by one dense solve of the plain P_pi."""
+    P_pi = exact.transition_matrix(model, pol).toarray()
+    pij = exact.joint_policy(model, pol)
+    return ref_solve(model, P_pi, np.einsum("nsa,sa->sn", model.R, pij)).T
+
+
+def spy_gmres(monkeypatch) -> list[int]:
+    calls: list[int] = []
+    real = _krylov.gmres
+
+    def spy(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(_krylov, "gmres", spy)
+    return calls
+
+
+@pytest.mark.parametrize("make", [grid_5x5, tug_501], ids=["grid 5x5 two tasks", "tug of war K=501"])
+def test_plan_factors_at_once_where_gmres_does_not_close(monkeypatch, make):
+    """Value evaluation on grids and random walks: the Krylov space does not close within the budget,
+    so after the model's one probe no solve tries GMRES (each failed attempt cost more than the LU)."""
+    model = make()
+    pol = exact.random_policy(model, 0)
+    first = exact.evaluate(model, pol)  # probes the model's plan (values, then the occupancy's transpose)
+    first_occ = exact.occupancy(model, pol)
+    calls = spy_gmres(monkeypatch)
+    V = exact.evaluate(model, pol)
+    occ = exact.occupancy(model, pol)
+    np.testing.assert_array_equal(occ, first_occ)
+    v, q, occ2 = exact.values_q_occupancy(model, pol)
+    assert calls == []
+    np.testing.assert_array_equal(V, first)
+    np.testing.assert_array_equal(v, V)
+    np.testing.assert_array_equal(occ2, occ)
+    want = dense_values(model, pol)
+    np.testing.assert_allclose(V, want, rtol=0, atol=REL * max(1.0, np.abs(want).max()))
+
+
+def test_plan_factors_random_walks_sparsely(monkeypatch):
+    """The tug of war's tridiagonal P_pi: SuperLU (its factors stay sparse), never a dense LU, and
+    P_pi built as CSR (no dense (S, S) array to convert)."""
+    model = tug_501()
+    pol = exact.random_policy(model, 1)
+    want = dense_values(model, pol)
+
+    def no_dense_lu(*args, **kwargs):
+        raise AssertionError("dense LU of a tridiagonal system")
+
+    monkeypatch.setattr(exact.scipy.linalg, "lu_factor", no_dense_lu)
+    assert sp.issparse(exact._p_pi(model, exact.joint_policy(model, pol)))
+    V = exact.evaluate(model, pol)
+    np.testing.assert_allclose(V, want, rtol=0, atol=REL * max(1.0, np.abs(want).max()))
+    gap = exact.nash_gap(model, pol, values=V)
+    assert gap.gap > 0
+
+
+def test_plan_keeps_gmres_where_it_closes(monkeypatch):
+    """The congestion game (514 states): every solve closes by GMRES, nothing is factored."""
+    model = congestion_v0.parallel_env(n_agents=8).model()
+    pol = exact.random_policy(model, 2)
+    with monkeypatch.context() as m:
+        m.setattr(exact, "_DIRECT_MAX", 10_000)  # LU everywhere, for the expected values
+        want_v, want_gap = exact.evaluate(model, pol), exact.nash_gap(model, pol).per_state
+
+    def no_factor(self):
+        raise AssertionError("factorised although the Krylov solve should have succeeded")
+
+    monkeypatch.setattr(exact._Solver, "_factor", no_factor)
+    fresh = congestion_v0.parallel_env(n_agents=8).model()  # its own plan, probed here
+    V = exact.evaluate(fresh, pol)
+    gap = exact.nash_gap(fresh, pol).per_state
+    scale = max(1.0, np.abs(want_v).max())
+    np.testing.assert_allclose(V, want_v, rtol=0, atol=REL * scale)
+    np.testing.assert_allclose(gap, want_gap, rtol=0, atol=REL * scale)
+
+
+@pytest.mark.parametrize("make", [grid_5x5, tug_501], ids=["grid 5x5 two tasks", "tug of war K=501"])
+def test_plan_does_not_depend_on_earlier_calls(make):
+    """The plan is a function of the model: the same policy gives bit-identical results whatever
+    was computed on the model before (training runs resume bit for bit in a fresh process)."""
+    a, b = make(), make()
+    pol = exact.random_policy(a, 3)
+    other = exact.random_policy(a, 4)
+    exact.nash_gap(a, other)
+    exact.occupancy(a, other)
+    np.testing.assert_array_equal(exact.evaluate(a, pol), exact.evaluate(b, pol))
+    np.testing.assert_array_equal(exact.nash_gap(a, pol).per_state, exact.nash_gap(b, pol).per_state)

@@ -85,6 +85,88 @@ def test_determinism_and_seeds():
     assert not _same(sampler.rollout(pol, 50, 12), sampler.rollout(pol, 50, 12))
 
 
+def reference_rollout(sampler: BatchSampler, policies, B: int, T: int, start=None) -> Rollouts:
+    """The rollout loop as it was before its hot loop was trimmed: one comparison per CDF column,
+    every step through the checked :func:`mpg_envs.core.sample_step` (the same draws, in order)."""
+    from mpg_envs.core import sample_step
+
+    dyn, rng, N = sampler.dynamics, sampler.rng, sampler.dynamics.n_agents
+    cdf = sampler._cdf_table(policies)
+    states = np.empty((B, T + 1), np.int64)
+    actions = np.empty((B, T, N), np.int64)
+    rewards = np.empty((B, T, N), np.float64)
+    alive = np.ones((B, T), bool)
+    if start is None:
+        st = dyn.sample_initial(B, rng)
+        idx = dyn.index(st)
+    else:
+        idx = np.asarray(start, np.int64)
+        st = dyn.decode(idx)
+    states[:, 0] = idx
+    term_table = np.asarray(dyn.terminal(dyn.states()), dtype=bool)
+    for t in range(T):
+        term = term_table[idx]
+        if term.all():
+            states[:, t + 1 :] = idx[:, None]
+            actions[:, t:] = 0
+            rewards[:, t:] = 0.0
+            alive[:, t:] = False
+            break
+        alive[:, t] = ~term
+        u = rng.random((B, N))
+        if sampler.observe is None:
+            c = np.take(cdf, idx, axis=0)
+        else:
+            rows = np.asarray(sampler.observe(st), dtype=np.int64)
+            c = np.take(cdf.reshape(-1, cdf.shape[2]), rows * N + np.arange(N), axis=0)
+        a = np.empty((B, N), np.int64)
+        np.greater_equal(u, c[:, :, 0], out=a, casting="unsafe")
+        for k in range(1, cdf.shape[2]):
+            a += u >= c[:, :, k]
+        st, r = sample_step(dyn, st, a, rng)
+        actions[:, t], rewards[:, t] = a, r
+        idx = dyn.index(st)
+        states[:, t + 1] = idx
+    dead = ~alive
+    actions[dead], rewards[dead] = 0, 0.0
+    return Rollouts(states=states, actions=actions, rewards=rewards, alive=alive)
+
+
+BIT_CASES = [
+    ("mpg/Distancing-v0", {}),
+    ("mpg/Congestion-v0", {"n_agents": 4, "slip": 0.2}),
+    ("mpg/Congestion-v0", {"at_sink": "terminate", "gamma": 1.0}),
+    ("mpg/Coordination-v0", {"n_agents": 3}),
+    ("mpg/MultiTaskGridWorld-v0", {"layout": "chain_slip", "slip": 0.1}),
+    ("mpg/TugOfWar-v0", {}),
+]
+
+
+@pytest.mark.parametrize(("env_id", "kw"), BIT_CASES, ids=lambda x: str(x).split("/")[-1])
+def test_rollouts_are_bit_identical_to_the_reference_loop(env_id, kw):
+    """Same seed, same rollouts, bit for bit, as the loop before the per-step checks were dropped
+    (every env, 4-action agents included); also with given start states and own-cell observations."""
+    env = make(env_id, **kw)
+    model = env.model()
+    pol = exact.random_policy(model, np.random.default_rng(5))
+    for seed in (0, 1):
+        got = BatchSampler(env.dynamics, seed).rollout(pol, 37, 15)
+        want = reference_rollout(BatchSampler(env.dynamics, seed), pol, 37, 15)
+        assert _same(got, want)
+    start = np.arange(37) % model.n_states
+    got = BatchSampler(env.dynamics, 3).rollout(pol, 37, 9, start=start)
+    assert _same(got, reference_rollout(BatchSampler(env.dynamics, 3), pol, 37, 9, start=start))
+
+
+def test_observed_rollouts_are_bit_identical_to_the_reference_loop():
+    env = make("mpg/MultiTaskGridWorld-v0", slip=0.2)  # 4 tasks on 10x10 grids: own-cell tables
+    rng = np.random.default_rng(0)
+    pol = [rng.dirichlet(np.ones(4), size=env.own_observation_size) for _ in range(4)]
+    got = BatchSampler(env.dynamics, 7, observe=env.own_observation).rollout(pol, 25, 30)
+    want = reference_rollout(BatchSampler(env.dynamics, 7, observe=env.own_observation), pol, 25, 30)
+    assert _same(got, want)
+
+
 def test_congestion_terminates_after_three_steps():
     env = make("mpg/Congestion-v0", at_sink="terminate", gamma=1.0)
     model = env.model()

@@ -27,7 +27,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from baselines.algorithms.base import Algorithm, check_eta, check_lambda
-from baselines.estimators import Estimate, Estimator
+from baselines.estimators import Estimate, Estimator, estimate_own
 from baselines.policies.neural import TorchSoftmaxPolicy, parse_hidden
 
 __all__ = ["NeuralPG", "Reinforce"]
@@ -163,7 +163,7 @@ class NeuralPG(_NeuralBase):
             tables_t = policy.torch_tables()
             logs_t = [None] * len(tables_t)
         tables = [t.detach().numpy() for t in tables_t]
-        est = estimator.estimate(tables)
+        est = estimate_own(estimator, tables)
         objective = 0.0
         for t, lt, g in zip(tables_t, logs_t, est.direct_gradients()):
             objective = objective + (torch.as_tensor(g) * t).sum()

@@ -6,7 +6,7 @@ import dataclasses
 from typing import ClassVar
 
 from baselines.algorithms.base import TabularAlgorithm
-from baselines.estimators import Estimate, Estimator
+from baselines.estimators import Estimate, Estimator, estimate_own
 from baselines.policies import TabularSoftmaxPolicy
 
 __all__ = ["INPG", "npg_step"]
@@ -29,7 +29,7 @@ class INPG(TabularAlgorithm):
 
     def update(self, policy: TabularSoftmaxPolicy, estimator: Estimator) -> Estimate:
         pol = policy.tables()
-        est = estimator.estimate(pol)
+        est = estimate_own(estimator, pol)
         step = npg_step(self.eta, estimator.gamma)
         reg = self._barrier(pol)
         policy.logits = [

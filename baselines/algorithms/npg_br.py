@@ -9,7 +9,7 @@ import numpy as np
 
 from baselines.algorithms.base import TabularAlgorithm
 from baselines.algorithms.npg import npg_step
-from baselines.estimators import Estimate, Estimator
+from baselines.estimators import Estimate, Estimator, estimate_own
 from baselines.policies import TabularSoftmaxPolicy
 from baselines.policies.tabular import softmax_rows
 
@@ -48,7 +48,7 @@ class NPGBestResponse(TabularAlgorithm):
 
     def update(self, policy: TabularSoftmaxPolicy, estimator: Estimator) -> Estimate:
         params = policy.logits
-        est0 = estimator.estimate([softmax_rows(th) for th in params])
+        est0 = estimate_own(estimator, [softmax_rows(th) for th in params])
         step = npg_step(self.eta, estimator.gamma)
         best_gain, best_i, best_theta = -np.inf, 0, params[0]
         for i in range(len(params)):
@@ -57,14 +57,14 @@ class NPGBestResponse(TabularAlgorithm):
             for _ in range(self.inner_steps):
                 trial[i] = th
                 p = [softmax_rows(t) for t in trial]
-                est = estimator.estimate(p)
+                est = estimate_own(estimator, p)
                 th = th + step * est.advantages()[i] + self.eta * self._barrier([p[i]])[0]
                 if not np.isfinite(th).all():
                     raise FloatingPointError(
                         f"the inner NPG steps of agent {i} overflowed (eta {self.eta:g})"
                     )
             trial[i] = th
-            gain = estimator.estimate([softmax_rows(t) for t in trial]).mu_values[i] - est0.mu_values[i]
+            gain = estimate_own(estimator, [softmax_rows(t) for t in trial]).mu_values[i] - est0.mu_values[i]
             if gain > best_gain:
                 best_gain, best_i, best_theta = gain, i, th
         new = list(params)

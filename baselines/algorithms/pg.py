@@ -6,7 +6,7 @@ import dataclasses
 from typing import ClassVar
 
 from baselines.algorithms.base import TabularAlgorithm
-from baselines.estimators import Estimate, Estimator
+from baselines.estimators import Estimate, Estimator, estimate_own
 from baselines.policies import TabularSoftmaxPolicy
 
 __all__ = ["IPG"]
@@ -21,7 +21,7 @@ class IPG(TabularAlgorithm):
 
     def update(self, policy: TabularSoftmaxPolicy, estimator: Estimator) -> Estimate:
         pol = policy.tables()
-        est = estimator.estimate(pol)
+        est = estimate_own(estimator, pol)
         grads = est.softmax_gradients(pol)
         reg = self._barrier(pol)
         policy.logits = [th + self.eta * (g + b) for th, g, b in zip(policy.logits, grads, reg)]

@@ -9,7 +9,7 @@ from typing import ClassVar
 import numpy as np
 
 from baselines.algorithms.base import Algorithm, check_eta
-from baselines.estimators import Estimate, Estimator
+from baselines.estimators import Estimate, Estimator, estimate_own
 from baselines.policies import TabularDirectPolicy
 
 __all__ = ["ProjectedPG", "project_simplex"]
@@ -46,6 +46,6 @@ class ProjectedPG(Algorithm):
 
     def update(self, policy: TabularDirectPolicy, estimator: Estimator) -> Estimate:
         pol = policy.tables()
-        est = estimator.estimate(pol)
+        est = estimate_own(estimator, pol)
         policy.set_tables([project_simplex(p + self.eta * g) for p, g in zip(pol, est.direct_gradients())])
         return est
