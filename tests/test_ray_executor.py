@@ -383,6 +383,18 @@ def test_a_failing_run_raises_its_own_error_and_cancels_the_rest(tmp_path, local
     assert type(err.value) is ValueError  # the run's own error, not Ray's wrapper
 
 
+def _no_package(_cfg):
+    raise ModuleNotFoundError("No module named 'baselines'")
+
+
+@needs_ray
+def test_a_node_without_the_package_is_refused_saying_what_to_install(local_ray):
+    """A cluster node that cannot import the run's code (not installed there, or another version)."""
+    message = r"cannot import the run's code \(No module named 'baselines'\): install this package"
+    with pytest.raises(ValueError, match=message):
+        map_runs(_no_package, [0], 1, lambda *a: None, "ray")
+
+
 def _wait_unlocked(folders: list[Path], timeout: float = 60.0) -> None:
     """Wait until no killed writer holds a run folder's lock (its process is gone)."""
     deadline = time.monotonic() + timeout

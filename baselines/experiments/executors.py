@@ -352,6 +352,13 @@ def map_ray(
                 outcome, host = ray.get(ref)
             except ray.exceptions.RayTaskError as err:
                 cause = getattr(err, "cause", None)
+                if isinstance(cause, ImportError) or "failed to import on the worker" in str(cause):
+                    lines = str(cause).strip().splitlines() or [repr(cause)]
+                    why = lines[-1][:300]  # Ray's message ends with the worker's ImportError
+                    raise ValueError(
+                        f"a Ray worker cannot import the run's code ({why}): install this package, "
+                        "the same version as here, with its dependencies on every node of the cluster"
+                    ) from None
                 if isinstance(cause, Exception):
                     raise cause from None
                 raise
