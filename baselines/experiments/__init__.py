@@ -1,9 +1,10 @@
 """Reproductions of the papers' headline experiments (``python -m baselines reproduce NAME``).
 
-Each reproduction trains a grid of :func:`baselines.train.train` runs -- in parallel processes,
-reusing finished runs and resuming interrupted ones, so a killed reproduction continues where it
-stopped -- then writes figures like the paper's (PNG), the curves (CSV) and ``summary.json`` into
-``<out>/<name>/`` and prints its table.
+Each reproduction trains a grid of :func:`baselines.train.train` runs -- in parallel processes
+(or as Ray tasks, ``executor="ray"``: :mod:`baselines.experiments.executors`), reusing finished
+runs and resuming interrupted ones, so a killed reproduction continues where it stopped -- then
+writes figures like the paper's (PNG), the curves (CSV) and ``summary.json`` into ``<out>/<name>/``
+and prints its table.
 
 * ``fox2022-distancing`` -- paper 001 Figs. 2-3 (:class:`~baselines.experiments.fox2022.Distancing`);
 * ``fox2022-congestion`` -- paper 001 Figs. 4-6 (:class:`~baselines.experiments.fox2022.Congestion`);

@@ -1,5 +1,5 @@
-"""Machinery shared by the reproductions: a grid of runs (in parallel processes, reusing finished
-runs), per-run summaries, curves, tables, and the generated documentation.
+"""Machinery shared by the reproductions: a grid of runs (in parallel processes or as Ray tasks,
+reusing finished runs), per-run summaries, curves, tables, and the generated documentation.
 
 A reproduction is a module with ``TITLE``, ``PAPER``, ``DESCRIPTION`` (markdown) and three
 functions: ``run(ctx) -> results`` (trains its grid and draws its figures, returns a JSON-able

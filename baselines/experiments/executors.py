@@ -283,7 +283,9 @@ def _in_flight(ray, workers: int | None) -> int:
 def _run_task(fn: Callable[[Any], Outcome], cfg: Any, cwd: str) -> tuple[Outcome, str]:
     """One run in a Ray worker, in the driver's working folder (run folders are relative to it)."""
     host = socket.gethostname()
-    one_thread_per_worker()
+    if not _WORKER_READY:  # once per worker process (threadpoolctl scans the loaded libraries)
+        one_thread_per_worker()
+        _WORKER_READY.append(True)
     before = os.getcwd()
     try:
         os.chdir(cwd)
@@ -299,6 +301,7 @@ def _run_task(fn: Callable[[Any], Outcome], cfg: Any, cwd: str) -> tuple[Outcome
 
 
 _REMOTE: dict[str, Any] = {}
+_WORKER_READY: list[bool] = []
 
 
 def _remote(ray):
