@@ -164,7 +164,22 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: the paper's number of runs, seeds 0, 1, ...)",
     )
     rp.add_argument("--out", default="results", help="output folder (default: results)")
-    rp.add_argument("--workers", type=int, default=None, help="parallel worker processes (default: the CPUs)")
+    rp.add_argument(
+        "--workers", type=int, default=None,
+        help="parallel worker processes (default: the CPUs); with --executor ray, the runs in flight "
+        "(default: the cluster's CPUs) and the CPUs of a local Ray instance",
+    )  # fmt: skip
+    rp.add_argument(
+        "--executor", choices=("process", "ray"), default="process",
+        help="where the runs train: a pool of local processes (default), or Ray tasks on a local "
+        'instance or the cluster of --address (needs pip install "mpg-envs[ray]"); same results',
+    )  # fmt: skip
+    rp.add_argument(
+        "--address", default=None, metavar="ADDR",
+        help="the Ray cluster for --executor ray: HOST:PORT of its head, ray://HOST:PORT or auto "
+        "(default: RAY_ADDRESS, else a local Ray instance for this command); --out must be on a "
+        "filesystem every node mounts at the same path",
+    )  # fmt: skip
     rp.add_argument(
         "--docs",
         nargs="?",
@@ -459,6 +474,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 progress=not args.no_progress,
                 workers=args.workers,
                 docs=args.docs,
+                executor=args.executor,
+                address=args.address,
             )
         except ValueError as err:
             print(f"error: {err}", file=sys.stderr)

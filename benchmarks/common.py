@@ -90,6 +90,7 @@ REFERENCES = {
     "rllib": "RLlib, optional extra in its own environment (bench_rllib.py)",
     "benchmarl": "BenchMARL, optional extra in its own environment (bench_benchmarl.py)",
     "torchrl": "TorchRL: batched env vs SerialEnv, exact metrics (bench_torchrl.py)",
+    "executor": "Grids of runs: process pool vs Ray, ray extra (bench_executor.py)",
 }
 README_START = "<!-- benchmarks:start (generated from benchmarks/results/*.json) -->"
 README_END = "<!-- benchmarks:end -->"

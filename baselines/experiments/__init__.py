@@ -1,9 +1,10 @@
 """Reproductions of the papers' headline experiments (``python -m baselines reproduce NAME``).
 
-Each reproduction trains a grid of :func:`baselines.train.train` runs -- in parallel processes,
-reusing finished runs and resuming interrupted ones, so a killed reproduction continues where it
-stopped -- then writes figures like the paper's (PNG), the curves (CSV) and ``summary.json`` into
-``<out>/<name>/`` and prints its table.
+Each reproduction trains a grid of :func:`baselines.train.train` runs -- in parallel processes
+(or as Ray tasks, ``executor="ray"``: :mod:`baselines.experiments.executors`), reusing finished
+runs and resuming interrupted ones, so a killed reproduction continues where it stopped -- then
+writes figures like the paper's (PNG), the curves (CSV) and ``summary.json`` into ``<out>/<name>/``
+and prints its table.
 
 * ``fox2022-distancing`` -- paper 001 Figs. 2-3 (:class:`~baselines.experiments.fox2022.Distancing`);
 * ``fox2022-congestion`` -- paper 001 Figs. 4-6 (:class:`~baselines.experiments.fox2022.Congestion`);
@@ -40,6 +41,7 @@ from collections.abc import Sequence
 from numbers import Integral
 from pathlib import Path
 
+from baselines.experiments import executors
 from baselines.experiments.chen2022 import Coordination
 from baselines.experiments.chen2022_nn import CoordinationNN
 from baselines.experiments.common import Context, markdown_table, print_table
@@ -104,6 +106,8 @@ def reproduce(
     workers: int | None = None,
     docs: str | Path | None = None,
     max_iters: int | None = None,
+    executor: str = "process",
+    address: str | None = None,
 ) -> dict[str, dict]:
     """Run one reproduction (or ``"all"``) and write ``<out>/<name>/summary.json``.
 
@@ -114,10 +118,16 @@ def reproduce(
         seeds: Seeds to run, as in ``train --seeds`` (default: the paper's number of runs,
             seeds 0, 1, ...).
         progress: Print a line per finished run ("[k/n] ...") and the final table.
-        workers: Parallel worker processes (default: the number of CPUs).
+        workers: Parallel worker processes (default: the number of CPUs); with Ray, the runs in
+            flight (default: the cluster's CPUs) and the CPUs of a local Ray instance.
         docs: Repository root whose ``docs/`` and ``README.md`` to regenerate (needs ``full``).
         max_iters: Cap every run at this many iterations (a quick look or a smoke test; not the
             paper's protocol, and refused with ``docs``).
+        executor: ``"process"`` (a pool of local worker processes) or ``"ray"`` (Ray tasks on a
+            local instance or a cluster; needs ``pip install "mpg-envs[ray]"``). The summaries and
+            run folders are the same either way (:mod:`baselines.experiments.executors`).
+        address: The Ray cluster to use (``HOST:PORT``, ``ray://HOST:PORT`` or ``auto``; only with
+            ``executor="ray"``); default: ``RAY_ADDRESS``, else a local instance for this call.
 
     Returns:
         name -> its summary (what ``summary.json`` holds).
@@ -127,7 +137,8 @@ def reproduce(
 
     Raises:
         ValueError: Unknown name, a named reproduction that cannot run here, bad seeds or workers,
-            ``docs`` without ``full`` or without a README.md (before any work starts).
+            ``docs`` without ``full`` or without a README.md, an unknown executor, Ray not
+            installed, an unreachable address (before any work starts and any folder is made).
     """
     names = list(REPRODUCTIONS) if name == "all" else [name]
     for n in names:
@@ -137,10 +148,11 @@ def reproduce(
     if name != "all" and skipped:
         raise ValueError(f"reproduction {name!r} cannot run here: {skipped[name]}")
     seeds_t = _check_seeds(seeds)
-    if workers is None:
-        workers = os.cpu_count() or 1
-    if isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1:
+    if workers is not None and (
+        isinstance(workers, bool) or not isinstance(workers, Integral) or workers < 1
+    ):
         raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
+    executors.check_executor(executor, address)
     if max_iters is not None and (
         isinstance(max_iters, bool) or not isinstance(max_iters, Integral) or max_iters < 1
     ):
@@ -155,6 +167,24 @@ def reproduce(
             raise ValueError(f"docs must be the repository root (with README.md), got {str(docs)!r}")
     if not isinstance(out, (str, os.PathLike)):
         raise ValueError(f"out must be a folder path, got {out!r}")
+    w = None if workers is None else int(workers)
+    with executors.session(executor, address, w, progress) as in_flight:
+        return _reproduce(names, skipped, out, full, seeds_t, progress, in_flight, docs, max_iters, executor)
+
+
+def _reproduce(
+    names: list[str],
+    skipped: dict[str, str],
+    out: str | os.PathLike,
+    full: bool,
+    seeds_t: tuple[int, ...] | None,
+    progress: bool,
+    workers: int,
+    docs: str | Path | None,
+    max_iters: int | None,
+    executor: str,
+) -> dict[str, dict]:
+    """:func:`reproduce` after its checks, with the executor connected."""
     for n in names:  # every output folder exists and takes files before any work starts
         if n not in skipped:
             _check_writable(out, Path(out) / n)
@@ -166,8 +196,9 @@ def reproduce(
             continue
         folder = Path(out) / n
         ctx = Context(
-            out=folder, full=full, seeds=seeds_t, progress=progress, workers=int(workers), max_iters=max_iters
-        )
+            out=folder, full=full, seeds=seeds_t, progress=progress, workers=workers, max_iters=max_iters,
+            executor=executor,
+        )  # fmt: skip
         rep = REPRODUCTIONS[n]
         results = rep.run(ctx)
         summary = {

@@ -1,5 +1,5 @@
-"""Machinery shared by the reproductions: a grid of runs (in parallel processes, reusing finished
-runs), per-run summaries, curves, tables, and the generated documentation.
+"""Machinery shared by the reproductions: a grid of runs (in parallel processes or as Ray tasks,
+reusing finished runs), per-run summaries, curves, tables, and the generated documentation.
 
 A reproduction is a module with ``TITLE``, ``PAPER``, ``DESCRIPTION`` (markdown) and three
 functions: ``run(ctx) -> results`` (trains its grid and draws its figures, returns a JSON-able
@@ -15,7 +15,6 @@ import csv
 import json
 import math
 import multiprocessing
-import os
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -26,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from baselines import console, runs
+from baselines.experiments import executors
 from baselines.train import RunResult, TrainConfig, config_dict, l1_accuracy, train
 
 __all__ = [
@@ -69,8 +69,11 @@ class Context:
         full: The papers' sizes (else the short version).
         seeds: Seeds to run (None: the paper's number of runs, seeds 0, 1, ...).
         progress: Print one line per finished run.
-        workers: Parallel worker processes (1: train in this process).
+        workers: Parallel worker processes (1: train in this process); with Ray, the runs in
+            flight.
         max_iters: Cap on every run's iterations (a quick look, not the paper's protocol).
+        executor: Where the runs train: ``"process"`` (a pool of local processes) or ``"ray"``
+            (Ray tasks; see :mod:`baselines.experiments.executors`). Same results either way.
     """
 
     out: Path
@@ -79,6 +82,7 @@ class Context:
     progress: bool = True
     workers: int = 1
     max_iters: int | None = None
+    executor: str = "process"
 
     def seed_list(self, paper: int, short: int) -> list[int]:
         """The seeds to run: the user's, else ``range(paper)`` (full) or ``range(short)``."""
@@ -129,13 +133,9 @@ def run_one(cfg: TrainConfig, progress: bool = False) -> tuple[str, bool, float]
     return str(res.run_dir), False, time.perf_counter() - t0
 
 
-def _worker_init() -> None:
-    for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
-        os.environ[var] = "1"
-
-
 def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list[RunResult]]:
-    """Train every config of every curve (``ctx.workers`` processes), reusing finished runs.
+    """Train every config of every curve (``ctx.workers`` processes, or Ray tasks when
+    ``ctx.executor`` is ``"ray"``), reusing finished runs.
 
     Prints ``[k/n] <name>: <label>, seed s -> ...`` as runs finish (when ``ctx.progress``).
 
@@ -179,19 +179,32 @@ def run_grid(name: str, curves: Sequence[Curve], ctx: Context) -> dict[str, list
             dirs[user] = result[0]
         report(k, label, cfg, *result)
 
-    map_runs(run_one, [cfg for _, _, cfg in tasks], ctx.workers, done)
+    map_runs(run_one, [cfg for _, _, cfg in tasks], ctx.workers, done, ctx.executor)
     return {c.label: [load_run(Path(dirs[c.label, j])) for j in range(len(c.configs))] for c in curves}
 
 
-def map_runs(fn: Callable[[Any], Any], configs: Sequence[Any], workers: int, done: Callable) -> None:
+def map_runs(
+    fn: Callable[[Any], Any], configs: Sequence[Any], workers: int, done: Callable, executor: str = "process"
+) -> None:
     """``fn(cfg)`` for every config -- in ``workers`` spawned processes (one BLAS thread each), or
-    here when ``workers <= 1`` -- calling ``done(k, i, result)`` as the k-th finishes (i: its index)."""
+    here when ``workers <= 1`` -- calling ``done(k, i, result)`` as the k-th finishes (i: its index).
+
+    ``executor="ray"``: as Ray tasks instead, at most ``workers`` in flight
+    (:func:`baselines.experiments.executors.map_ray`; ``fn`` returns ``(run folder, reused,
+    seconds)``).
+    """
+    if executor == "ray":
+        executors.map_ray(fn, configs, workers, done)
+        return
+    if executor != "process":
+        raise ValueError(f"executor must be one of {list(executors.EXECUTORS)}, got {executor!r}")
     if workers <= 1 or len(configs) <= 1:
         for k, cfg in enumerate(configs, 1):
             done(k, k - 1, fn(cfg))
         return
     mp = multiprocessing.get_context("spawn")
-    with ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=_worker_init) as pool:
+    init = executors.one_thread_per_worker
+    with ProcessPoolExecutor(max_workers=workers, mp_context=mp, initializer=init) as pool:
         futures = {pool.submit(fn, cfg): i for i, cfg in enumerate(configs)}
         for k, fut in enumerate(as_completed(futures), 1):
             done(k, futures[fut], fut.result())

@@ -117,7 +117,8 @@ def load_dcpg_run(run_dir: Path, cfg: Any) -> DCPGRun:
 
 
 def run_dcpg_grid(name: str, configs: Sequence[Any], ctx: Context) -> list[DCPGRun]:
-    """Run every config (``ctx.workers`` processes), reusing finished runs; results in config order.
+    """Run every config (``ctx.workers`` processes, or Ray tasks when ``ctx.executor`` is ``"ray"``),
+    reusing finished runs; results in config order.
 
     ``configs`` may mix :class:`~baselines.consensus.dcpg.DCPGConfig` and
     :class:`~baselines.consensus.envtasks.EnvDCPGConfig` (each runs with its own trainer).
@@ -144,5 +145,5 @@ def run_dcpg_grid(name: str, configs: Sequence[Any], ctx: Context) -> list[DCPGR
                 flush=True,
             )
 
-    map_runs(run_one, configs, ctx.workers, lambda k, j, result: report(k, j, *result))
+    map_runs(run_one, configs, ctx.workers, lambda k, j, result: report(k, j, *result), ctx.executor)
     return [load_dcpg_run(Path(dirs[j]), configs[j]) for j in range(n)]
