@@ -36,14 +36,13 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import time
 import types
 from collections.abc import Callable
 
 import numpy as np
 import scipy.sparse as sp
 from bench_spine import exact_at
-from common import add_output_args, report, save_results
+from common import add_output_args, best_of_interleaved, report, save_results
 
 from mpg_envs import congestion_v0, coordination_v0, distancing_v0, exact, multitask_gridworld_v0, tugofwar_v0
 from mpg_envs.model import TabularModel
@@ -146,17 +145,6 @@ def floor_nash_gap(model: TabularModel, pol: list[np.ndarray]) -> np.ndarray:
 
 
 # ---------------------------------------------------------------------------- timing
-def best_of_interleaved(fns: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Minimum wall time of each function over ``repeats`` rounds that call them in turn, seconds."""
-    times: list[list[float]] = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, t in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
-    return [min(t) for t in times]
-
-
 def _policy(model: TabularModel, kind: str) -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     if kind == "random":

@@ -25,13 +25,12 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
-import time
 import types
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
-from common import add_output_args, best_of, report, save_results, step_throughput
+from common import add_output_args, best_of, best_of_interleaved, report, save_results, step_throughput
 
 from mpg_envs import congestion_v0, coordination_v0, distancing_v0, exact
 
@@ -55,17 +54,6 @@ def exact_at(rev: str) -> types.ModuleType:
     sys.modules[name] = module  # dataclasses look their module up while the code runs
     exec(compile(src.stdout, module.__file__, "exec"), module.__dict__)
     return module
-
-
-def best_of_interleaved(fns: list[Callable[[], object]], repeats: int) -> list[float]:
-    """Minimum wall time of each function over ``repeats`` rounds that call them in turn, seconds."""
-    times = [[] for _ in fns]
-    for _ in range(repeats):
-        for fn, t in zip(fns, times):
-            t0 = time.perf_counter()
-            fn()
-            t.append(time.perf_counter() - t0)
-    return [min(t) for t in times]
 
 
 def _calls(mod: types.ModuleType, model, pol, reuse: bool) -> dict[str, Callable[[], object]]:

@@ -19,6 +19,17 @@ from pathlib import Path
 import numpy as np
 
 
+def best_of_interleaved(fns: list[Callable[[], object]], repeats: int) -> list[float]:
+    """Minimum wall time of each function over ``repeats`` rounds that call them in turn, seconds."""
+    times: list[list[float]] = [[] for _ in fns]
+    for _ in range(repeats):
+        for fn, t in zip(fns, times):
+            t0 = time.perf_counter()
+            fn()
+            t.append(time.perf_counter() - t0)
+    return [min(t) for t in times]
+
+
 def best_of(fn: Callable[[], object], repeats: int) -> float:
     """Minimum wall time of ``repeats`` calls, seconds."""
     times = []
