@@ -500,9 +500,18 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
         env: One parallel env of the kind SB3 trains on (its exact model is built once).
         every: Environment steps (``model.num_timesteps``) between evaluations.
         csv_path: Where to append the rows (None: logger only).
+        metrics: ``ExactMetrics(env)`` if already built (None: built here).
     """
 
-    def __init__(self, env: Any, every: int = 2048, csv_path: str | Path | None = None, verbose: int = 0):
+    def __init__(
+        self,
+        env: Any,
+        every: int = 2048,
+        csv_path: str | Path | None = None,
+        verbose: int = 0,
+        *,
+        metrics: ExactMetrics | None = None,
+    ):
         super().__init__(verbose)
         from mpg_envs.core import MPGParallelEnv
 
@@ -518,7 +527,10 @@ class ExactMetricsCallback(_callback_base()):  # type: ignore[misc]
             )
         torch_threads()  # before SB3 trains: one thread unless the user chose (baselines.threads)
         self.penv = env.unwrapped
-        self.metrics = ExactMetrics(env)  # the joint model, or one per task (MultiTaskGridWorld, "own")
+        if metrics is not None and (not isinstance(metrics, ExactMetrics) or metrics.env is not self.penv):
+            raise ValueError(f"metrics must be ExactMetrics of this env, got {V.show(metrics)}")
+        # the joint model, or one per task (MultiTaskGridWorld, "own")
+        self.metrics = ExactMetrics(env) if metrics is None else metrics
         self.rows: list[dict[str, float]] = []
         self._next = 0
 
@@ -979,7 +991,9 @@ class _Setup:
                     )
                 return row
 
-        cb = _Save(self.one, every=cfg["eval_every"], csv_path=folder.path / "exact.csv")
+        cb = _Save(
+            self.one, every=cfg["eval_every"], csv_path=folder.path / "exact.csv", metrics=self.metrics
+        )
         remaining = cfg["steps"] - model.num_timesteps
         if remaining > 0:
             model.learn(remaining, callback=cb, reset_num_timesteps=False)

@@ -549,3 +549,16 @@ def test_sb3_public_functions_refuse_bad_arguments_naming_them(tmp_path):
         ValueError, match=r"obs must be a batch of the model's observations .* got shape \(4,\)"
     ):
         SB3Policy(model, (2, 2), "state").table(env.unwrapped.dynamics)
+
+
+def test_callback_reuses_given_exact_metrics_only_for_its_own_env():
+    from baselines.evaluation import ExactMetrics
+
+    env = pettingzoo.make("parallel", "mpg/Coordination-v0", n_agents=2, observation="vector")
+    em = ExactMetrics(env)
+    assert ExactMetricsCallback(env, metrics=em).metrics is em
+    other = pettingzoo.make("parallel", "mpg/Coordination-v0", n_agents=2, observation="vector")
+    with pytest.raises(ValueError, match="metrics must be ExactMetrics of this env"):
+        ExactMetricsCallback(other, metrics=em)
+    with pytest.raises(ValueError, match="metrics must be ExactMetrics of this env"):
+        ExactMetricsCallback(env, metrics="em")
