@@ -517,6 +517,7 @@ class EnvEvaluation:
         x = len(pols) if self.exact else 0  # exact values at the end of each row
         if not backend.is_main:
             return None
+        end = gathered.shape[1] - x  # the training window: the 4 entries before them
         row: dict[str, float] = {
             "objective": 0.0,
             "consensus_error": float(np.linalg.norm(everyone - everyone.mean(axis=0), axis=1).max()),
@@ -528,7 +529,7 @@ class EnvEvaluation:
                 avg = gathered[i, 3 * E : 6 * E].reshape(3, E)
                 row.update(self._stats("task", i, avg[0], avg[1], avg[2].astype(bool)))
             row["objective"] += row[f"return_{'task' if cfg.communicate else 'agent'}_{i}"]
-            dist, ret, steps, count = gathered[i, len(gathered[i]) - 4 - x : len(gathered[i]) - x]
+            dist, ret, steps, count = gathered[i, end - 4 : end]
             row[f"train_distance_agent_{i}"] = float(dist / count) if count else 0.0
             row[f"train_return_agent_{i}"] = float(ret / count) if count else 0.0
             row[f"train_length_agent_{i}"] = float(steps / count) if count else 0.0
